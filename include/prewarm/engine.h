@@ -1,0 +1,205 @@
+/*
+ * The AOT engine: WebAssembly module -> native artifact (wasm2c + the system C
+ * compiler, plus a generated shim giving every artifact one ABI) -> verified
+ * load (memfd + dlopen, RTLD_LOCAL) -> instances that run on any thread.
+ *
+ * An artifact is an ELF shared object. Its section ".prewarm_desc" holds its
+ * description (artifact ABI version, engine hash, wasm sha256) as text, so a
+ * loader can check an artifact against its cache key before any dlopen
+ * (pw_artifact_read_info). Its exported symbol `pw_artifact_shim_v1` returns the
+ * shim table (see src/engine/shim.h): instance size, instantiate/free, imports
+ * (filled by the loader from a pw_imports table) and exports with a generic
+ * invoker, so the loader never needs the module's generated header.
+ */
+#ifndef PREWARM_ENGINE_H
+#define PREWARM_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prewarm/common.h"
+#include "prewarm/util.h"
+#include "prewarm/wasm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PW_ARTIFACT_ABI_VERSION 1
+
+/* ---- the engine (a configured toolchain) ---------------------------------------------- */
+
+typedef struct pw_engine_opts {
+	const char *cc;          /* compiler command (default: measured best, see BENCHMARKS.md); env PREWARM_CC */
+	const char *opt_level;   /* "-O0".."-O3" (default measured); env PREWARM_OPT */
+	const char *extra_cflags;/* appended flags (part of the engine hash); env PREWARM_CFLAGS */
+	const char *wasm2c;      /* translator (default "wasm2c"); env PREWARM_WASM2C */
+	const char *tmp_dir;     /* where compiles happen (default $TMPDIR or /tmp) */
+	bool keep_tmp;           /* keep the build dir (debugging) */
+} pw_engine_opts;
+
+typedef struct pw_engine pw_engine;
+
+/* Probes the toolchain (wasm2c --version, cc --version, cc -dumpmachine) and
+ * computes the description and hash. Errors name the missing tool. opts may be NULL. */
+int pw_engine_new(pw_engine **out, const pw_engine_opts *opts);
+void pw_engine_free(pw_engine *e);
+/* Canonical multi-line "key: value" description; stable across runs. */
+const char *pw_engine_description(const pw_engine *e);
+/* sha256 of the description, 64 lower-case hex. */
+const char *pw_engine_hash(const pw_engine *e);
+
+typedef struct pw_compile_stats {
+	double translate_seconds;  /* wasm2c */
+	double cc_seconds;         /* C compile + link */
+	double total_seconds;
+	size_t c_bytes;            /* generated C size */
+	size_t artifact_bytes;
+} pw_compile_stats;
+
+/*
+ * Checks that the engine can compile and the host can run `wasm`:
+ * parse errors (PW_EINVALID), component model / SIMD / threads / memory64 / multi-memory /
+ * exceptions (PW_EUNSUPPORTED naming the feature), and imports that `host` does not provide
+ * (PW_EUNSUPPORTED "unknown import module.field (signature)", every one named).
+ * `host` may be NULL (no import check).
+ */
+typedef struct pw_imports pw_imports;
+int pw_engine_check(const pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host);
+
+/*
+ * Compiles `wasm` into artifact bytes (appended to *artifact). Runs pw_engine_check first.
+ * Reproducible: the same (engine, wasm) gives byte-identical artifacts. Thread-safe: several
+ * compiles may run at once. stats may be NULL.
+ */
+int pw_engine_compile(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
+                      pw_buf *artifact, pw_compile_stats *stats);
+
+/* ---- artifacts ------------------------------------------------------------------------ */
+
+typedef struct pw_artifact_info {
+	uint32_t abi_version;
+	char engine_hash[PW_SHA256_HEX_LEN + 1];
+	char wasm_sha256[PW_SHA256_HEX_LEN + 1];
+} pw_artifact_info;
+
+/* Reads the embedded description from artifact bytes without loading them (ELF parse,
+ * bounds-checked: outside input). PW_EINVALID if not an artifact. */
+int pw_artifact_read_info(const uint8_t *so, size_t len, pw_artifact_info *out);
+
+typedef struct pw_artifact pw_artifact;  /* loaded, shared by all its instances; thread-safe */
+
+/*
+ * Loads artifact bytes: checks the embedded description against `expect` (when not NULL:
+ * PW_EMISMATCH naming the field), copies the bytes into a memfd and dlopens it (so what was
+ * verified is what runs), checks the shim ABI version, binds every import from `host`
+ * (PW_EUNSUPPORTED naming an import the host lacks or whose signature differs).
+ * `host` must outlive the artifact.
+ */
+int pw_artifact_load(pw_artifact **out, const uint8_t *so, size_t len,
+                     const pw_artifact_info *expect, const pw_imports *host);
+/* Loads an artifact file (reads it whole, then as above). */
+int pw_artifact_load_file(pw_artifact **out, const char *path,
+                          const pw_artifact_info *expect, const pw_imports *host);
+void pw_artifact_free(pw_artifact *a);  /* all its instances must be freed first */
+const pw_artifact_info *pw_artifact_get_info(const pw_artifact *a);
+
+/* Exported function lookup: signature in pw_wasm_sig_string form ("ii:i"). */
+typedef struct pw_func_info {
+	const char *name;
+	const char *sig;
+	uint32_t nparams, nresults;
+} pw_func_info;
+size_t pw_artifact_export_count(const pw_artifact *a);
+/* i-th exported function (NULL past the end or if the i-th export is not a function). */
+const pw_func_info *pw_artifact_export(const pw_artifact *a, size_t i);
+const pw_func_info *pw_artifact_find_func(const pw_artifact *a, const char *name);
+/* Custom section io.kubewarden.metadata copied into the artifact (NULL if none). */
+const char *pw_artifact_kw_metadata(const pw_artifact *a, size_t *len);
+
+/* ---- host imports --------------------------------------------------------------------- */
+
+/*
+ * A host function is plain C taking the calling instance first, then the wasm params with
+ * C types u32/u64/float/double (i32/i64/f32/f64), returning the single result or void:
+ *   uint32_t my_fd_write(pw_instance *inst, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nw);
+ * registered with sig "iiii:i". A host function may trap (pw_instance_trap) or exit
+ * (pw_instance_exit); both unwind the wasm frames back to pw_instance_call.
+ */
+typedef struct pw_instance pw_instance;
+
+typedef struct pw_host_func {
+	const char *module;
+	const char *name;
+	const char *sig;
+	void (*fn)(void);   /* cast from the real C type */
+} pw_host_func;
+
+/* A set of host functions. The table is copied; strings must be static. */
+int pw_imports_new(pw_imports **out);
+void pw_imports_free(pw_imports *im);
+int pw_imports_add(pw_imports *im, const char *module, const char *name, const char *sig,
+                   void (*fn)(void));
+int pw_imports_add_all(pw_imports *im, const pw_host_func *funcs, size_t n);
+/* The entry for (module, name), or NULL. */
+const pw_host_func *pw_imports_find(const pw_imports *im, const char *module, const char *name);
+
+/* ---- instances ------------------------------------------------------------------------ */
+
+typedef struct pw_instance_opts {
+	uint64_t max_memory_bytes;  /* cap on linear memory (0 = the module's own max / 4 GiB) */
+	void *host_data;            /* for host functions: pw_instance_host_data() */
+} pw_instance_opts;
+
+/*
+ * Creates an instance (memory, tables, globals, data and element segments). Runs the wasm
+ * start function if the module has one (a trap there is PW_ETRAP). Does not run _start.
+ * An instance runs on one thread at a time; different instances run in parallel.
+ */
+int pw_instance_new(pw_instance **out, pw_artifact *a, const pw_instance_opts *opts);
+void pw_instance_free(pw_instance *inst);
+
+/* Wasm values: i32/i64 as u64 (zero-extended), f32/f64 as their bit patterns in u64. */
+typedef uint64_t pw_val;
+
+/*
+ * Calls an exported function. Returns 0; PW_ENOTFOUND (no such export); PW_EINVALID
+ * (argument count differs); PW_ETRAP (message "trap: <reason>", reason via
+ * pw_instance_trap_reason); PW_ETIMEOUT (deadline passed, see pw_instance_set_deadline);
+ * PW_EEXIT (proc_exit: code via pw_instance_exit_code). Never kills the process for a
+ * wasm fault: out-of-bounds, stack exhaustion and the like become PW_ETRAP.
+ * After a trap or timeout the instance may be inconsistent: callers should discard it.
+ */
+int pw_instance_call(pw_instance *inst, const char *name, const pw_val *args, size_t nargs,
+                     pw_val *results, size_t nresults);
+
+/* Bounds on a call: absolute monotonic time (pw_now() based) after which the running call is
+ * interrupted at the next loop head or function entry; 0 = none. Applies to later calls. */
+void pw_instance_set_deadline(pw_instance *inst, double deadline);
+/* Interrupts the instance's running call from any thread (no-op if idle). */
+void pw_instance_interrupt(pw_instance *inst);
+
+const char *pw_instance_trap_reason(const pw_instance *inst); /* "" if none */
+int pw_instance_exit_code(const pw_instance *inst);
+
+/* The instance's first linear memory (exported or not); NULL size 0 if none. The pointer
+ * may change after memory.grow: fetch it again after every call into wasm. */
+uint8_t *pw_instance_memory(pw_instance *inst, uint64_t *size);
+/* 1 when [ptr, ptr+len) lies inside the current memory. */
+bool pw_instance_mem_ok(pw_instance *inst, uint64_t ptr, uint64_t len);
+void *pw_instance_host_data(pw_instance *inst);
+pw_artifact *pw_instance_artifact(pw_instance *inst);
+
+/* From inside a host function only: unwind to pw_instance_call with PW_ETRAP / PW_EEXIT. */
+__attribute__((noreturn)) void pw_instance_trap(pw_instance *inst, const char *reason);
+__attribute__((noreturn)) void pw_instance_exit(pw_instance *inst, int code);
+
+/* Process-wide runtime setup (signal handlers); idempotent, called by pw_engine_new and
+ * pw_artifact_load. Threads that run wasm get their alternate signal stack lazily. */
+int pw_runtime_init(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
