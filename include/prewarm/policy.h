@@ -1,0 +1,142 @@
+/*
+ * Policy evaluation: runs Kubewarden policies (waPC guests and WASI commands) on loaded
+ * artifacts and shapes their answers exactly as Kubewarden's policy-server does.
+ *
+ * A pw_policy binds one loaded artifact to one policies.yml entry (settings, mode,
+ * allowedToMutate, custom message, timeout, host capabilities). It keeps one instance slot
+ * per worker thread: a worker calls pw_policy_evaluate() with its own index, so slots need
+ * no locks and different workers evaluate the same policy in parallel. Each request runs in
+ * a fresh instance (state and memory grown by one request never leak into the next, see
+ * docs/policies.md and bench/eval); a trap, a guest error or a timeout answers that request
+ * with an error (allowed false, code 500) and the policy keeps serving.
+ *
+ * The host functions every policy may import (waPC "wapc", WASI under both module names,
+ * "host.call" for WASI policies) are one process-wide table, pw_policy_host_imports(), that
+ * the engine's import check, the cache and the loader must all use.
+ */
+#ifndef PREWARM_POLICY_H
+#define PREWARM_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prewarm/common.h"
+#include "prewarm/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum pw_policy_mode {
+	PW_POLICY_PROTECT = 0,   /* the verdict is enforced (default) */
+	PW_POLICY_MONITOR,       /* always allowed, no patch; the verdict is only logged */
+} pw_policy_mode;
+
+typedef enum pw_policy_abi {
+	PW_POLICY_ABI_WAPC = 1,  /* kubewarden-wapc: __guest_call */
+	PW_POLICY_ABI_WASI,      /* wasi: _start with argv validate / validate-settings */
+} pw_policy_abi;
+
+/* Which endpoint a request came through (Kubewarden's /validate, /validate_raw, /audit). */
+typedef enum pw_eval_kind {
+	PW_EVAL_VALIDATE = 0,    /* body AdmissionReview; answer AdmissionReview */
+	PW_EVAL_VALIDATE_RAW,    /* body {"request": any}; answer {"response": {...}} */
+	PW_EVAL_AUDIT,           /* like VALIDATE, without monitor/mutation post-processing */
+} pw_eval_kind;
+
+/* A context-aware resource a policy may read (policies.yml contextAwareResources). */
+typedef struct pw_policy_resource {
+	const char *api_version;
+	const char *kind;
+} pw_policy_resource;
+
+/* What policies.yml says about one policy. Every string is copied by pw_policy_new. */
+typedef struct pw_policy_spec {
+	const char *id;                 /* policy id (logs: "policy:<id>"); required */
+	const char *settings_json;      /* JSON object text; NULL = {} */
+	pw_policy_mode mode;
+	bool allowed_to_mutate;
+	const char *message;            /* custom rejection message; NULL = the policy's own */
+	double timeout_seconds;         /* per evaluation; 0 = default 2 s; < 0 = no timeout */
+	/* Allowed host callbacks ("*", "oci/*", "kubewarden/tracing/log", "net/v1/dns_lookup_host"
+	 * ...; binding/namespace/operation with '*' matching the rest). NULL = every callback
+	 * allowed (Kubewarden's default); an empty list (n = 0, non-NULL) = none. */
+	const char *const *host_capabilities;
+	size_t nhost_capabilities;
+	const pw_policy_resource *context_aware;
+	size_t ncontext_aware;
+	unsigned workers;               /* instance slots (worker indexes 0..workers-1); 0 = 1 */
+	uint64_t max_memory_bytes;      /* per instance; 0 = the module's own limit */
+} pw_policy_spec;
+
+typedef struct pw_policy pw_policy;
+
+/*
+ * Creates a policy on a loaded artifact (borrowed: it must outlive the policy and must have
+ * been loaded with pw_policy_host_imports()). Picks the ABI from the io.kubewarden.metadata
+ * section when present (executionMode, protocolVersion), else from the exports. Errors:
+ * PW_EUNSUPPORTED for OPA / Gatekeeper ("not supported yet") or an unknown execution mode,
+ * PW_EINVALID for bad settings JSON, bad metadata, or a module that is neither waPC nor WASI.
+ * Does not run the guest: call pw_policy_validate_settings next.
+ */
+int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a);
+void pw_policy_free(pw_policy *p);
+
+const char *pw_policy_id(const pw_policy *p);
+pw_policy_abi pw_policy_get_abi(const pw_policy *p);
+const char *pw_policy_abi_name(pw_policy_abi abi);    /* "waPC", "WASI" */
+/* The io.kubewarden.metadata JSON text, or NULL if the module has none. */
+const char *pw_policy_metadata(const pw_policy *p);
+unsigned pw_policy_workers(const pw_policy *p);
+
+/*
+ * Runs the policy's validate_settings (waPC) / validate-settings (WASI) on its settings, in
+ * worker slot `worker`. Returns 0 when the settings are valid; PW_EINVALID when the policy
+ * says they are not (*message, malloc'd, holds the policy's reason, and the per-thread error
+ * names the policy); PW_ETRAP / PW_ETIMEOUT / PW_ERROR when the guest failed. message may
+ * be NULL.
+ */
+int pw_policy_validate_settings(pw_policy *p, unsigned worker, char **message);
+
+/* What happened in one evaluation (for logs and metrics). */
+typedef struct pw_eval_result {
+	bool allowed;           /* what the answer says */
+	bool policy_allowed;    /* what the policy said (differs in monitor mode) */
+	bool mutated;           /* the answer carries a patch */
+	int error;              /* 0, or the PW_E* code of a guest failure (answered with 500) */
+	int status_code;        /* status.code in the answer, 0 if none */
+	double seconds;         /* instantiate + run + shape */
+} pw_eval_result;
+
+/*
+ * Evaluates one request body (`body`, `len` bytes of JSON: an AdmissionReview for
+ * VALIDATE/AUDIT, {"request": ...} for VALIDATE_RAW) in worker slot `worker`
+ * (< pw_policy_workers; one thread per slot at a time). On 0, *response (malloc'd,
+ * NUL-terminated JSON) is the complete answer body the server sends with HTTP 200: also when
+ * the guest trapped, timed out or reported an error (then allowed false, status code 500 and
+ * result->error set). Returns PW_EINVALID (bad JSON, no "request", request not an object
+ * for VALIDATE) without an answer: the server answers 400/422. result may be NULL.
+ */
+int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t len,
+                       pw_eval_kind kind, char **response, pw_eval_result *result);
+
+/*
+ * The process-wide host function table for policies: waPC ("wapc" module), WASI preview1
+ * subset (wasi_snapshot_preview1 and wasi_unstable) and "host.call". Built once, never freed;
+ * NULL only if it could not be built (out of memory; error set).
+ */
+const pw_imports *pw_policy_host_imports(void);
+
+/* ---- pieces usable on their own (the patch differ, the answer shaper) ----------------- */
+
+/*
+ * RFC 6902 JSON Patch text turning `from_json` into `to_json` (both JSON texts), with RFC
+ * 6901 pointers (~0, ~1). *patch is malloc'd ("[]" when equal). PW_EINVALID on bad JSON.
+ */
+int pw_policy_json_patch(const char *from_json, const char *to_json, char **patch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
