@@ -59,9 +59,10 @@ typedef struct pw_policy_spec {
 	bool allowed_to_mutate;
 	const char *message;            /* custom rejection message; NULL = the policy's own */
 	double timeout_seconds;         /* per evaluation; 0 = default 2 s; < 0 = no timeout */
-	/* Allowed host callbacks ("*", "oci/*", "kubewarden/tracing/log", "net/v1/dns_lookup_host"
-	 * ...; binding/namespace/operation with '*' matching the rest). NULL = every callback
-	 * allowed (Kubewarden's default); an empty list (n = 0, non-NULL) = none. */
+	/* Allowed host callbacks, each "binding/namespace/operation" where a trailing "*"
+	 * matches the rest: "*", "oci" followed by slash-star, "kubewarden/tracing/log".
+	 * NULL = every callback allowed (Kubewarden's default); an empty list (n = 0,
+	 * non-NULL) = none. */
 	const char *const *host_capabilities;
 	size_t nhost_capabilities;
 	const pw_policy_resource *context_aware;
