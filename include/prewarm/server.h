@@ -1,0 +1,90 @@
+/*
+ * The Policy Server: Kubewarden's policies.yml, the cache-driven startup pipeline
+ * (fetch -> keys -> cache or compile -> load -> policies -> settings), the HTTP(S)
+ * endpoints (/validate, /validate_raw, /audit, readiness, /metrics) and reload.
+ *
+ * policies.yml is outside input: pw_policies_parse() checks it strictly (unknown keys,
+ * wrong types, ids with '/', unsupported module URLs, policy groups) and its errors name
+ * the policy id and the key. The `prewarm serve` command (src/cli/cmd_serve.c) fills a
+ * pw_server_opts from flags and KUBEWARDEN_* variables and runs a pw_server.
+ */
+#ifndef PREWARM_SERVER_H
+#define PREWARM_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prewarm/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- policies.yml ------------------------------------------------------------------- */
+
+typedef enum pw_policy_mode { PW_MODE_PROTECT = 0, PW_MODE_MONITOR = 1 } pw_policy_mode;
+
+typedef enum pw_module_scheme {
+	PW_MODULE_FILE = 0,      /* file:///abs/path.wasm */
+	PW_MODULE_HTTP,          /* http:// or https:// */
+	PW_MODULE_REGISTRY,      /* registry://host/repo[:tag][@sha256:...] (bare refs too) */
+} pw_module_scheme;
+
+typedef struct pw_policy_resource {
+	char *api_version;
+	char *kind;
+} pw_policy_resource;
+
+/* One policy of policies.yml. Every string is owned by the pw_policies that holds it. */
+typedef struct pw_policy_conf {
+	char *id;                   /* the map key: non-empty, no '/' */
+	char *module;               /* normalised URL: a bare "ghcr.io/x" becomes "registry://ghcr.io/x" */
+	pw_module_scheme scheme;
+	char *settings_json;        /* compact JSON object text ("{}" when absent) */
+	pw_policy_mode mode;        /* policyMode */
+	bool allowed_to_mutate;     /* allowedToMutate */
+	char *message;              /* custom rejection message, NULL if none */
+	double timeout_seconds;     /* timeoutEvalSeconds, 0 = server default */
+	size_t ncontext_resources;  /* contextAwareResources */
+	pw_policy_resource *context_resources;
+	size_t nhost_capabilities;  /* hostCapabilities */
+	char **host_capabilities;
+} pw_policy_conf;
+
+typedef struct pw_policies {
+	size_t n;
+	pw_policy_conf *items;      /* in file order */
+} pw_policies;
+
+/* Limits on outside input. */
+#define PW_POLICIES_MAX_BYTES (16u << 20)
+#define PW_POLICY_ID_MAX 253
+
+/*
+ * Parses policies.yml text. `origin` (e.g. the path) prefixes error messages.
+ * PW_EINVALID with a message naming the policy and the key (and the line for YAML syntax
+ * errors); PW_EUNSUPPORTED for policy groups. *out is the caller's (pw_policies_free).
+ */
+int pw_policies_parse(pw_policies **out, const char *yaml, size_t len, const char *origin);
+/* Reads and parses a file (at most PW_POLICIES_MAX_BYTES). Read errors (PW_ENOTFOUND, PW_EIO)
+ * name the path. */
+int pw_policies_load(pw_policies **out, const char *path);
+void pw_policies_free(pw_policies *p);
+const pw_policy_conf *pw_policies_find(const pw_policies *p, const char *id);
+/* True when two entries would build the same policy (same module, settings, mode, ...). */
+bool pw_policy_conf_equal(const pw_policy_conf *a, const pw_policy_conf *b);
+
+/*
+ * Converts a YAML document (the first one of `yaml`) into a jansson value, returned as an
+ * opaque pointer (json_t *, caller decrefs). Plain scalars become null/bool/int/real when they
+ * look like one, quoted scalars stay strings; duplicate keys and non-scalar keys are
+ * PW_EINVALID; alias expansion is bounded (PW_EINVALID "document too large").
+ * An empty document gives PW_ENOTFOUND.
+ */
+int pw_yaml_to_json(void **out, const char *yaml, size_t len, const char *origin);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,3 @@
+# Tests of the server part: policies.yml parsing (C) and the end-to-end `prewarm serve`
+# tests (bash + curl against the real binary).
+pw_add_c_test(test_server_policies ${CMAKE_CURRENT_LIST_DIR}/test_policies.c pw_server pw_util)
