@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "prewarm/common.h"
+#include "prewarm/policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,33 +24,27 @@ extern "C" {
 
 /* ---- policies.yml ------------------------------------------------------------------- */
 
-typedef enum pw_policy_mode { PW_MODE_PROTECT = 0, PW_MODE_MONITOR = 1 } pw_policy_mode;
-
 typedef enum pw_module_scheme {
 	PW_MODULE_FILE = 0,      /* file:///abs/path.wasm */
 	PW_MODULE_HTTP,          /* http:// or https:// */
 	PW_MODULE_REGISTRY,      /* registry://host/repo[:tag][@sha256:...] (bare refs too) */
 } pw_module_scheme;
 
-typedef struct pw_policy_resource {
-	char *api_version;
-	char *kind;
-} pw_policy_resource;
-
-/* One policy of policies.yml. Every string is owned by the pw_policies that holds it. */
+/* One policy of policies.yml. Every string (also those behind the const pointers of
+ * context_resources and host_capabilities) is owned by the pw_policies that holds it. */
 typedef struct pw_policy_conf {
 	char *id;                   /* the map key: non-empty, no '/' */
 	char *module;               /* normalised URL: a bare "ghcr.io/x" becomes "registry://ghcr.io/x" */
 	pw_module_scheme scheme;
 	char *settings_json;        /* compact JSON object text ("{}" when absent) */
-	pw_policy_mode mode;        /* policyMode */
+	pw_policy_mode mode;        /* policyMode: PW_POLICY_PROTECT (default) or PW_POLICY_MONITOR */
 	bool allowed_to_mutate;     /* allowedToMutate */
 	char *message;              /* custom rejection message, NULL if none */
 	double timeout_seconds;     /* timeoutEvalSeconds, 0 = server default */
 	size_t ncontext_resources;  /* contextAwareResources */
 	pw_policy_resource *context_resources;
 	size_t nhost_capabilities;  /* hostCapabilities */
-	char **host_capabilities;
+	char **host_capabilities;   /* NULL when the key is absent (all allowed), else n entries */
 } pw_policy_conf;
 
 typedef struct pw_policies {

@@ -45,8 +45,8 @@ static void conf_clear(pw_policy_conf *c)
 	free(c->settings_json);
 	free(c->message);
 	for (size_t i = 0; i < c->ncontext_resources; i++) {
-		free(c->context_resources[i].api_version);
-		free(c->context_resources[i].kind);
+		free((char *)c->context_resources[i].api_version);
+		free((char *)c->context_resources[i].kind);
 	}
 	free(c->context_resources);
 	for (size_t i = 0; i < c->nhost_capabilities; i++)
@@ -198,9 +198,9 @@ static int parse_entry(const char *origin, const char *id, json_t *e, pw_policy_
 			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"policyMode\" must be \"protect\" or \"monitor\", got %s",
 			                    origin, id, json_kind(v));
 		if (!strcmp(json_string_value(v), "protect"))
-			c->mode = PW_MODE_PROTECT;
+			c->mode = PW_POLICY_PROTECT;
 		else if (!strcmp(json_string_value(v), "monitor"))
-			c->mode = PW_MODE_MONITOR;
+			c->mode = PW_POLICY_MONITOR;
 		else
 			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"policyMode\" must be \"protect\" or \"monitor\", got \"%s\"",
 			                    origin, id, json_string_value(v));

@@ -57,7 +57,7 @@ static void test_full_entry(void)
 	CHECK_STR(c->id, "psp");
 	CHECK_STR(c->module, "registry://ghcr.io/kubewarden/policies/psp-capabilities:v0.1.9");
 	CHECK_INT(c->scheme, PW_MODULE_REGISTRY);
-	CHECK_INT(c->mode, PW_MODE_MONITOR);
+	CHECK_INT(c->mode, PW_POLICY_MONITOR);
 	CHECK(c->allowed_to_mutate);
 	CHECK_STR(c->message, "nope");
 	CHECK(c->timeout_seconds == 5);
@@ -71,7 +71,7 @@ static void test_full_entry(void)
 	CHECK_STR(c->id, "local");
 	CHECK_INT(c->scheme, PW_MODULE_FILE);
 	CHECK_STR(c->settings_json, "{}");
-	CHECK_INT(c->mode, PW_MODE_PROTECT);
+	CHECK_INT(c->mode, PW_POLICY_PROTECT);
 	CHECK(!c->allowed_to_mutate);
 	CHECK(c->message == NULL);
 	CHECK(pw_policies_find(p, "local") == c);
