@@ -1,0 +1,1150 @@
+/*
+ * The WebAssembly core spec-test runner: drives one .wast file of the official testsuite
+ * through the Prewarm engine, so the engine (wasm2c + cc + our runtime + the artifact
+ * loader) is held to the same semantics as every other WebAssembly implementation.
+ *
+ * The .wast script is first turned into JSON plus one .wasm per module by wabt's
+ * `wast2json`; this program then reads the JSON (jansson) and runs its commands in order:
+ *   module                 pw_engine_compile, pw_artifact_load, pw_instance_new
+ *   register               cross-module linking: skipped with the reason (see below)
+ *   assert_return, action  pw_instance_call, results compared bit-exactly (nan:canonical and
+ *                          nan:arithmetic by their bit patterns)
+ *   assert_trap/exhaustion PW_ETRAP with a reason of the expected family
+ *   assert_invalid, assert_malformed, assert_unlinkable, assert_uninstantiable
+ *                          the module must be refused by pw_engine_check, wasm-validate,
+ *                          pw_engine_compile, pw_artifact_load or pw_instance_new
+ * Modules are compiled up front (optionally on several threads, --jobs) at -O0 by default:
+ * the spec modules are tiny and numerous, so compile time dominates.
+ *
+ * Every command is counted exactly once as passed, failed or skipped; a skip always carries
+ * a written reason (printed in the summary), a failure its line in the .wast file. The
+ * engine supports function imports only (host functions), so modules importing globals,
+ * memories or tables (spectest.global_i32, spectest.memory, ...) and modules importing from
+ * another (registered) module are skipped together with the commands that use them.
+ *
+ * Usage: spec_runner [--opt LEVEL] [--jobs N] [--keep] [-v] (--name NAME | FILE.wast | FILE.json)
+ * --name NAME runs $PREWARM_TESTSUITE/NAME.wast and exits 77 (skipped) when PREWARM_TESTSUITE
+ * is unset. Exit status: 0 when nothing failed, 1 otherwise, 2 on usage errors.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "prewarm/common.h"
+#include "prewarm/engine.h"
+#include "prewarm/util.h"
+#include "prewarm/wasm.h"
+
+extern char **environ;
+
+/* ---- options and counters ------------------------------------------------------------- */
+
+static struct {
+	const char *opt_level;
+	unsigned jobs;
+	bool keep;
+	bool verbose;
+} g_opt = { "-O0", 1, false, false };
+
+static const char *g_file = "";   /* the .wast name used in messages */
+static unsigned g_passed, g_failed, g_skipped;
+
+#define MAX_REASONS 64
+static struct {
+	char *reason;
+	unsigned count;
+} g_reasons[MAX_REASONS];
+static unsigned g_nreasons, g_other_reasons;
+
+/* Refusals of invalid/malformed/unlinkable/uninstantiable modules, by the stage that refused. */
+enum { ST_CHECK, ST_VALIDATE, ST_COMPILE, ST_LOAD, ST_INSTANTIATE, ST_N };
+static const char *const stage_names[ST_N] = {
+	"pw_engine_check", "wasm-validate", "pw_engine_compile", "pw_artifact_load", "pw_instance_new",
+};
+static unsigned g_refused_by[ST_N];
+
+static double g_compile_seconds;   /* summed over modules (wall time of the compile phase apart) */
+static unsigned g_compiled;
+
+static void pass(void)
+{
+	g_passed++;
+}
+
+static void fail(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(int line, const char *fmt, ...)
+{
+	va_list ap;
+	g_failed++;
+	fprintf(stdout, "FAIL %s:%d: ", g_file, line);
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+}
+
+/* Counts a skip under its reason (reasons are aggregated for the summary). */
+static void skip(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void skip(int line, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	g_skipped++;
+	if (g_opt.verbose)
+		printf("skip %s:%d: %s\n", g_file, line, why);
+	for (unsigned i = 0; i < g_nreasons; i++) {
+		if (strcmp(g_reasons[i].reason, why) == 0) {
+			g_reasons[i].count++;
+			return;
+		}
+	}
+	if (g_nreasons == MAX_REASONS) {
+		g_other_reasons++;
+		return;
+	}
+	g_reasons[g_nreasons].reason = strdup(why);
+	g_reasons[g_nreasons].count = 1;
+	if (g_reasons[g_nreasons].reason)
+		g_nreasons++;
+	else
+		g_other_reasons++;
+}
+
+/* ---- subprocesses --------------------------------------------------------------------- */
+
+/* Runs argv (PATH lookup); quiet sends stdout/stderr to /dev/null. Returns the exit status,
+ * 128+signal when killed, or -1 when it could not be started (message set). */
+static int run_tool(char *const argv[], bool quiet)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st, rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (quiet) {
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	}
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		return pw_error_set_errno(PW_ERROR, "posix_spawnp %s", argv[0]), -1;
+	}
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return pw_error_set_errno(PW_ERROR, "waitpid %s", argv[0]), -1;
+	}
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* ---- values --------------------------------------------------------------------------- */
+
+typedef enum { NAN_NONE = 0, NAN_CANONICAL, NAN_ARITHMETIC } nan_kind;
+
+typedef struct spec_val {
+	uint8_t type;      /* PW_WASM_I32.. F64 */
+	nan_kind nan;
+	uint64_t bits;
+} spec_val;
+
+static uint8_t type_code(const char *t)
+{
+	if (strcmp(t, "i32") == 0) return PW_WASM_I32;
+	if (strcmp(t, "i64") == 0) return PW_WASM_I64;
+	if (strcmp(t, "f32") == 0) return PW_WASM_F32;
+	if (strcmp(t, "f64") == 0) return PW_WASM_F64;
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Parses one {"type": .., "value": ..} of the JSON. Returns 0; 1 when the value is of a
+ * kind the harness skips (v128, references: *what says which); -1 when the JSON is bad.
+ */
+static int parse_val(json_t *jv, spec_val *out, const char **what)
+{
+	const char *t = json_string_value(json_object_get(jv, "type"));
+	json_t *jval = json_object_get(jv, "value");
+	const char *v = json_string_value(jval);
+
+	memset(out, 0, sizeof *out);
+	if (!t)
+		return -1;
+	out->type = type_code(t);
+	if (!out->type) {
+		*what = strcmp(t, "v128") == 0 ? "v128" : "reference";
+		return 1;
+	}
+	if (!v)
+		return -1;
+	if (strcmp(v, "nan:canonical") == 0 && (out->type == PW_WASM_F32 || out->type == PW_WASM_F64)) {
+		out->nan = NAN_CANONICAL;
+		return 0;
+	}
+	if (strcmp(v, "nan:arithmetic") == 0 && (out->type == PW_WASM_F32 || out->type == PW_WASM_F64)) {
+		out->nan = NAN_ARITHMETIC;
+		return 0;
+	}
+	if (parse_u64(v, &out->bits) != 0)
+		return -1;
+	if ((out->type == PW_WASM_I32 || out->type == PW_WASM_F32) && out->bits > UINT32_MAX)
+		return -1;
+	return 0;
+}
+
+static const char *type_name(uint8_t t)
+{
+	switch (t) {
+	case PW_WASM_I32: return "i32";
+	case PW_WASM_I64: return "i64";
+	case PW_WASM_F32: return "f32";
+	case PW_WASM_F64: return "f64";
+	default: return "?";
+	}
+}
+
+/* "i32:0x0000002a (42)", "f32:0x3f800000 (1)" into buf. */
+static const char *fmt_val(uint8_t type, uint64_t bits, char *buf, size_t n)
+{
+	switch (type) {
+	case PW_WASM_I32:
+		snprintf(buf, n, "i32:0x%08" PRIx32 " (%" PRId32 ")", (uint32_t)bits, (int32_t)(uint32_t)bits);
+		break;
+	case PW_WASM_I64:
+		snprintf(buf, n, "i64:0x%016" PRIx64 " (%" PRId64 ")", bits, (int64_t)bits);
+		break;
+	case PW_WASM_F32: {
+		uint32_t b = (uint32_t)bits;
+		float f;
+		memcpy(&f, &b, sizeof f);
+		snprintf(buf, n, "f32:0x%08" PRIx32 " (%.9g)", b, (double)f);
+		break;
+	}
+	case PW_WASM_F64: {
+		double d;
+		memcpy(&d, &bits, sizeof d);
+		snprintf(buf, n, "f64:0x%016" PRIx64 " (%.17g)", bits, d);
+		break;
+	}
+	default:
+		snprintf(buf, n, "?:0x%" PRIx64, bits);
+	}
+	return buf;
+}
+
+static const char *fmt_expected(const spec_val *v, char *buf, size_t n)
+{
+	if (v->nan == NAN_CANONICAL)
+		snprintf(buf, n, "%s:nan:canonical", type_name(v->type));
+	else if (v->nan == NAN_ARITHMETIC)
+		snprintf(buf, n, "%s:nan:arithmetic", type_name(v->type));
+	else
+		fmt_val(v->type, v->bits, buf, n);
+	return buf;
+}
+
+/* Bit-exact comparison; NaN classes by the spec's definitions (canonical: only the top
+ * payload bit set; arithmetic: the top payload bit set, any sign). */
+static bool val_matches(const spec_val *want, pw_val got)
+{
+	switch (want->type) {
+	case PW_WASM_I32:
+		return (uint32_t)got == (uint32_t)want->bits;
+	case PW_WASM_I64:
+		return got == want->bits;
+	case PW_WASM_F32: {
+		uint32_t b = (uint32_t)got;
+		if (want->nan == NAN_CANONICAL)
+			return (b & 0x7fffffffu) == 0x7fc00000u;
+		if (want->nan == NAN_ARITHMETIC)
+			return (b & 0x7fc00000u) == 0x7fc00000u;
+		return b == (uint32_t)want->bits;
+	}
+	case PW_WASM_F64:
+		if (want->nan == NAN_CANONICAL)
+			return (got & 0x7fffffffffffffffull) == 0x7ff8000000000000ull;
+		if (want->nan == NAN_ARITHMETIC)
+			return (got & 0x7ff8000000000000ull) == 0x7ff8000000000000ull;
+		return got == want->bits;
+	}
+	return false;
+}
+
+/* ---- trap families -------------------------------------------------------------------- */
+
+/*
+ * Reason texts differ between implementations ("integer divide by zero" in the testsuite,
+ * whatever the runtime says), so both sides are mapped to a family. wasm2c 1.0.32 has a
+ * single trap code for every failed call_indirect (WASM_RT_TRAP_CALL_INDIRECT: index out
+ * of the table, null entry, signature mismatch), so those three testsuite messages form one
+ * family: the harness checks "a call_indirect trap", not which of the three.
+ */
+typedef enum {
+	TF_UNKNOWN = 0, TF_UNREACHABLE, TF_MEMORY_OOB, TF_DIV_ZERO, TF_INT_OVERFLOW,
+	TF_CONVERSION, TF_CALL_INDIRECT, TF_EXHAUSTION, TF_TABLE_OOB,
+} trap_family;
+
+static const char *const family_names[] = {
+	"unknown", "unreachable", "out of bounds memory access", "integer divide by zero",
+	"integer overflow", "invalid conversion to integer", "call_indirect (undefined/uninitialized "
+	"element or type mismatch)", "call stack exhausted", "out of bounds table access",
+};
+
+static bool has(const char *hay, const char *needle)
+{
+	return strstr(hay, needle) != NULL;
+}
+
+static trap_family trap_family_of(const char *text)
+{
+	char low[256];
+	size_t i;
+	for (i = 0; text[i] && i + 1 < sizeof low; i++)
+		low[i] = (char)tolower((unsigned char)text[i]);
+	low[i] = 0;
+	if (has(low, "exhaust") || has(low, "stack overflow"))
+		return TF_EXHAUSTION;
+	if (has(low, "unreachable"))
+		return TF_UNREACHABLE;
+	if (has(low, "indirect") || has(low, "undefined element") || has(low, "uninitialized element")
+	    || has(low, "signature mismatch"))
+		return TF_CALL_INDIRECT;
+	if (has(low, "table"))
+		return TF_TABLE_OOB;
+	if (has(low, "out of bounds") || has(low, "out-of-bounds") || has(low, "memory access"))
+		return TF_MEMORY_OOB;
+	if (has(low, "divide by zero") || has(low, "division by zero"))
+		return TF_DIV_ZERO;
+	if (has(low, "overflow"))
+		return TF_INT_OVERFLOW;
+	if (has(low, "conversion"))
+		return TF_CONVERSION;
+	return TF_UNKNOWN;
+}
+
+/* ---- the spectest host module --------------------------------------------------------- */
+
+static void st_print(pw_instance *inst)
+{
+	printf("spectest.print()\n");
+}
+
+static void st_print_i32(pw_instance *inst, uint32_t a)
+{
+	printf("spectest.print_i32(%" PRId32 ")\n", (int32_t)a);
+}
+
+static void st_print_i64(pw_instance *inst, uint64_t a)
+{
+	printf("spectest.print_i64(%" PRId64 ")\n", (int64_t)a);
+}
+
+static void st_print_f32(pw_instance *inst, float a)
+{
+	printf("spectest.print_f32(%.9g)\n", (double)a);
+}
+
+static void st_print_f64(pw_instance *inst, double a)
+{
+	printf("spectest.print_f64(%.17g)\n", a);
+}
+
+static void st_print_i32_f32(pw_instance *inst, uint32_t a, float b)
+{
+	printf("spectest.print_i32_f32(%" PRId32 ", %.9g)\n", (int32_t)a, (double)b);
+}
+
+static void st_print_f64_f64(pw_instance *inst, double a, double b)
+{
+	printf("spectest.print_f64_f64(%.17g, %.17g)\n", a, b);
+}
+
+static int spectest_imports(pw_imports **out)
+{
+	const pw_host_func funcs[] = {
+		{ "spectest", "print", ":", (void (*)(void))st_print },
+		{ "spectest", "print_i32", "i:", (void (*)(void))st_print_i32 },
+		{ "spectest", "print_i64", "I:", (void (*)(void))st_print_i64 },
+		{ "spectest", "print_f32", "f:", (void (*)(void))st_print_f32 },
+		{ "spectest", "print_f64", "F:", (void (*)(void))st_print_f64 },
+		{ "spectest", "print_i32_f32", "if:", (void (*)(void))st_print_i32_f32 },
+		{ "spectest", "print_f64_f64", "FF:", (void (*)(void))st_print_f64_f64 },
+	};
+	int rc = pw_imports_new(out);
+	if (rc < 0)
+		return rc;
+	rc = pw_imports_add_all(*out, funcs, sizeof funcs / sizeof funcs[0]);
+	if (rc < 0) {
+		pw_imports_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* ---- modules -------------------------------------------------------------------------- */
+
+typedef enum { MS_PENDING = 0, MS_READY, MS_SKIPPED, MS_FAILED } mod_state;
+
+typedef struct runner runner;
+
+typedef struct mod_slot {
+	runner *r;
+	int line;
+	const char *name;        /* "$M" or NULL (borrowed from the JSON) */
+	char *path;              /* the .wasm file */
+	pw_buf wasm;
+	mod_state state;
+	char *why;               /* skip/fail reason */
+	/* compile phase */
+	int compile_rc;
+	char *compile_err;
+	pw_buf artifact;
+	double compile_seconds;
+	/* run phase */
+	pw_artifact *art;
+	pw_instance *inst;
+} mod_slot;
+
+struct runner {
+	pw_engine *engine;
+	pw_imports *imports;
+	char *dir;               /* where the JSON and .wasm files are */
+	mod_slot *mods;
+	size_t nmods;
+	size_t nseen;            /* module commands run so far */
+	mod_slot *current;
+};
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+	if (!p) {
+		fprintf(stderr, "spec_runner: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		fprintf(stderr, "spec_runner: out of memory\n");
+		exit(1);
+	}
+	return s;
+}
+
+/*
+ * Looks at a module's imports: returns a malloc'd skip reason when the module needs
+ * something the engine does not offer (non-function imports, imports from modules other
+ * than spectest), NULL when it can be tried. Parse errors are not judged here.
+ */
+static char *unsupported_imports(const uint8_t *wasm, size_t len)
+{
+	pw_wasm_module *m = NULL;
+	char *why = NULL;
+	static const char *const kinds[] = { "function", "table", "memory", "global", "tag" };
+
+	if (pw_wasm_parse(&m, wasm, len) < 0) {
+		pw_error_clear();
+		return NULL;
+	}
+	for (uint32_t i = 0; i < m->nimports && !why; i++) {
+		const pw_wasm_import *im = &m->imports[i];
+		if (im->kind != PW_WASM_FUNC)
+			why = xasprintf("imports a %s (%s.%s): the engine supports function imports only",
+			                im->kind < 5 ? kinds[im->kind] : "?", im->module, im->name);
+		else if (strcmp(im->module, "spectest") != 0)
+			why = xasprintf("imports %s.%s from another module: cross-module linking "
+			                "(register) is not supported", im->module, im->name);
+	}
+	pw_wasm_module_free(m);
+	return why;
+}
+
+static int read_wasm(runner *r, const char *file, pw_buf *out, char **path_out)
+{
+	char *path = xasprintf("%s/%s", r->dir, file);
+	int rc = pw_file_read(path, 0, out);
+	if (path_out)
+		*path_out = path;
+	else
+		free(path);
+	return rc;
+}
+
+static void compile_slot(void *arg)
+{
+	mod_slot *s = arg;
+	double t0 = pw_now();
+	s->compile_rc = pw_engine_compile(s->r->engine, s->wasm.data, s->wasm.len, s->r->imports,
+	                                  &s->artifact, NULL);
+	s->compile_seconds = pw_now() - t0;
+	if (s->compile_rc < 0)
+		s->compile_err = xstrdup(pw_error_last());
+}
+
+/* The expected description of the artifact of `wasm` under this engine. */
+static void expected_info(runner *r, const pw_buf *wasm, pw_artifact_info *info)
+{
+	memset(info, 0, sizeof *info);
+	info->abi_version = PW_ARTIFACT_ABI_VERSION;
+	snprintf(info->engine_hash, sizeof info->engine_hash, "%s", pw_engine_hash(r->engine));
+	pw_sha256_hex(wasm->data, wasm->len, info->wasm_sha256);
+}
+
+/*
+ * Phase 1: reads every module of the script, decides which ones cannot run here (with the
+ * engine's own refusal as proof) and compiles the others, on g_opt.jobs threads.
+ */
+static int prepare_modules(runner *r, json_t *cmds)
+{
+	size_t i, n = 0;
+	json_t *c;
+
+	json_array_foreach(cmds, i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "type")) ?: "", "module") == 0)
+			n++;
+	}
+	r->mods = calloc(n ? n : 1, sizeof *r->mods);
+	if (!r->mods)
+		return pw_error_set(PW_ENOMEM, "spec_runner: out of memory");
+	json_array_foreach(cmds, i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "type")) ?: "", "module") != 0)
+			continue;
+		mod_slot *s = &r->mods[r->nmods++];
+		const char *file = json_string_value(json_object_get(c, "filename"));
+		s->r = r;
+		s->line = (int)json_integer_value(json_object_get(c, "line"));
+		s->name = json_string_value(json_object_get(c, "name"));
+		if (!file) {
+			s->state = MS_FAILED;
+			s->why = xstrdup("module command without a filename in the JSON");
+			continue;
+		}
+		if (read_wasm(r, file, &s->wasm, &s->path) < 0) {
+			s->state = MS_FAILED;
+			s->why = xstrdup(pw_error_last());
+			continue;
+		}
+		char *why = unsupported_imports(s->wasm.data, s->wasm.len);
+		if (why) {
+			int rc = pw_engine_check(r->engine, s->wasm.data, s->wasm.len, r->imports);
+			if (rc == PW_EUNSUPPORTED) {
+				s->state = MS_SKIPPED;
+				s->why = why;
+				if (g_opt.verbose)
+					printf("module %s:%d refused by the engine: %s\n", g_file, s->line,
+					       pw_error_last());
+				continue;
+			}
+			free(why);
+		}
+	}
+
+	double t0 = pw_now();
+	if (g_opt.jobs > 1) {
+		pw_pool *pool = NULL;
+		int rc = pw_pool_new(&pool, g_opt.jobs, 0);
+		if (rc < 0)
+			return rc;
+		for (i = 0; i < r->nmods; i++) {
+			if (r->mods[i].state == MS_PENDING && (rc = pw_pool_submit(pool, compile_slot, &r->mods[i])) < 0)
+				break;
+		}
+		pw_pool_free(pool);
+		if (rc < 0)
+			return rc;
+	} else {
+		for (i = 0; i < r->nmods; i++) {
+			if (r->mods[i].state == MS_PENDING)
+				compile_slot(&r->mods[i]);
+		}
+	}
+	for (i = 0; i < r->nmods; i++) {
+		if (r->mods[i].state == MS_PENDING) {
+			g_compiled++;
+			g_compile_seconds += r->mods[i].compile_seconds;
+		}
+	}
+	if (g_opt.verbose)
+		printf("%s: compiled %u modules in %.2f s (wall)\n", g_file, g_compiled, pw_now() - t0);
+	return 0;
+}
+
+static void release_slot(mod_slot *s)
+{
+	pw_instance_free(s->inst);
+	s->inst = NULL;
+	pw_artifact_free(s->art);
+	s->art = NULL;
+	pw_buf_free(&s->artifact);
+	pw_buf_free(&s->wasm);
+}
+
+/* A `module` command: loads and instantiates the precompiled artifact; it becomes current. */
+static void cmd_module(runner *r)
+{
+	mod_slot *s = &r->mods[r->nseen++];
+	pw_artifact_info expect;
+	int rc;
+
+	if (r->current && !r->current->name)
+		release_slot(r->current);  /* an unnamed module can no longer be referred to */
+	r->current = s;
+	switch (s->state) {
+	case MS_SKIPPED:
+		skip(s->line, "module %s", s->why);
+		return;
+	case MS_FAILED:
+		fail(s->line, "module: %s", s->why);
+		return;
+	default:
+		break;
+	}
+	if (s->compile_rc < 0) {
+		s->state = MS_FAILED;
+		s->why = xasprintf("pw_engine_compile refused it: %s", s->compile_err);
+		fail(s->line, "module %s: %s", s->path, s->why);
+		return;
+	}
+	expected_info(r, &s->wasm, &expect);
+	rc = pw_artifact_load(&s->art, s->artifact.data, s->artifact.len, &expect, r->imports);
+	pw_buf_free(&s->artifact);
+	if (rc < 0) {
+		s->state = MS_FAILED;
+		s->why = xasprintf("pw_artifact_load: %s", pw_error_last());
+		fail(s->line, "module %s: %s", s->path, s->why);
+		return;
+	}
+	pw_instance_opts io = { 0 };
+	rc = pw_instance_new(&s->inst, s->art, &io);
+	if (rc < 0) {
+		s->state = MS_FAILED;
+		s->why = xasprintf("pw_instance_new: %s", pw_error_last());
+		fail(s->line, "module %s: %s", s->path, s->why);
+		return;
+	}
+	s->state = MS_READY;
+	pass();
+}
+
+/* The module an action refers to; NULL after counting the command (skip/fail) when there is
+ * none usable. */
+static mod_slot *action_module(runner *r, json_t *action, int line)
+{
+	const char *name = json_string_value(json_object_get(action, "module"));
+	mod_slot *s = NULL;
+
+	if (name) {
+		for (size_t i = r->nseen; i-- > 0;) {
+			if (r->mods[i].name && strcmp(r->mods[i].name, name) == 0) {
+				s = &r->mods[i];
+				break;
+			}
+		}
+		if (!s) {
+			fail(line, "no module named %s before this command", name);
+			return NULL;
+		}
+	} else {
+		s = r->current;
+		if (!s) {
+			fail(line, "no module before this command");
+			return NULL;
+		}
+	}
+	if (s->state == MS_SKIPPED) {
+		skip(line, "uses a skipped module that %s", s->why);
+		return NULL;
+	}
+	if (s->state != MS_READY || !s->inst) {
+		fail(line, "the module of line %d is not available (it failed to load)", s->line);
+		return NULL;
+	}
+	return s;
+}
+
+static char sig_char(uint8_t t)
+{
+	switch (t) {
+	case PW_WASM_I32: return 'i';
+	case PW_WASM_I64: return 'I';
+	case PW_WASM_F32: return 'f';
+	case PW_WASM_F64: return 'F';
+	default: return '?';
+	}
+}
+
+/* Parses an array of values; returns 0, 1 (skip: *what set) or -1 (bad JSON). */
+static int parse_vals(json_t *arr, spec_val **out, size_t *n, const char **what)
+{
+	size_t i;
+	json_t *v;
+
+	*n = json_array_size(arr);
+	*out = calloc(*n ? *n : 1, sizeof **out);
+	if (!*out)
+		return -1;
+	json_array_foreach(arr, i, v) {
+		int rc = parse_val(v, &(*out)[i], what);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+enum { K_RETURN, K_ACTION, K_TRAP, K_EXHAUSTION };
+
+/* assert_return, action, assert_trap and assert_exhaustion. */
+static void cmd_invoke(runner *r, json_t *cmd, int kind, int line)
+{
+	json_t *action = json_object_get(cmd, "action");
+	const char *atype = json_string_value(json_object_get(action, "type"));
+	json_t *jfield = json_object_get(action, "field");
+	const char *field = json_string_value(jfield);
+	const char *text = json_string_value(json_object_get(cmd, "text"));
+	spec_val *args = NULL, *exp = NULL;
+	size_t nargs = 0, nexp = 0;
+	pw_val *argv = NULL, *res = NULL;
+	const char *what = NULL;
+	char b1[96], b2[96];
+	int rc;
+
+	if (!atype || !field) {
+		fail(line, "malformed command in the JSON (no action type or field)");
+		return;
+	}
+	if (strcmp(atype, "get") == 0) {
+		skip(line, "reads an exported global (get): the engine API exposes functions only");
+		return;
+	}
+	if (strcmp(atype, "invoke") != 0) {
+		fail(line, "unknown action type \"%s\"", atype);
+		return;
+	}
+	if (strlen(field) != json_string_length(jfield)) {
+		skip(line, "export name with a NUL byte: the engine looks exports up by C string");
+		return;
+	}
+	rc = parse_vals(json_object_get(action, "args"), &args, &nargs, &what);
+	if (rc == 0 && kind == K_RETURN)
+		rc = parse_vals(json_object_get(cmd, "expected"), &exp, &nexp, &what);
+	if (rc < 0) {
+		fail(line, "bad value in the JSON");
+		goto out;
+	}
+	if (rc > 0) {
+		skip(line, "%s values: the engine API passes i32/i64/f32/f64 only", what);
+		goto out;
+	}
+	mod_slot *s = action_module(r, action, line);
+	if (!s)
+		goto out;
+	const pw_func_info *fi = pw_artifact_find_func(s->art, field);
+	if (!fi) {
+		fail(line, "no exported function \"%s\" in the module of line %d", field, s->line);
+		goto out;
+	}
+	if (fi->nparams != nargs || (kind == K_RETURN && fi->nresults != nexp)) {
+		fail(line, "\"%s\" has signature %s, the command passes %zu args and expects %zu results",
+		     field, fi->sig, nargs, nexp);
+		goto out;
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		if (!fi->sig || fi->sig[i] != sig_char(args[i].type)) {
+			fail(line, "\"%s\" has signature %s: argument %zu is %s", field,
+			     fi->sig ? fi->sig : "?", i, type_name(args[i].type));
+			goto out;
+		}
+	}
+	argv = calloc(nargs ? nargs : 1, sizeof *argv);
+	res = calloc(fi->nresults ? fi->nresults : 1, sizeof *res);
+	if (!argv || !res) {
+		fail(line, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nargs; i++)
+		argv[i] = args[i].bits;
+	rc = pw_instance_call(s->inst, field, argv, nargs, res, fi->nresults);
+
+	if (kind == K_RETURN || kind == K_ACTION) {
+		if (rc < 0) {
+			fail(line, "%s \"%s\": %s (%s)", kind == K_RETURN ? "assert_return" : "action",
+			     field, pw_error_last(), pw_error_code_str(rc));
+			goto out;
+		}
+		for (size_t i = 0; i < nexp; i++) {
+			if (!val_matches(&exp[i], res[i])) {
+				fail(line, "assert_return \"%s\": result %zu: expected %s, got %s", field, i,
+				     fmt_expected(&exp[i], b1, sizeof b1), fmt_val(exp[i].type, res[i], b2, sizeof b2));
+				goto out;
+			}
+		}
+		pass();
+		goto out;
+	}
+
+	/* assert_trap / assert_exhaustion */
+	if (rc == 0) {
+		fail(line, "%s \"%s\": expected trap \"%s\", but it returned", kind == K_TRAP ?
+		     "assert_trap" : "assert_exhaustion", field, text ? text : "");
+		goto out;
+	}
+	if (rc != PW_ETRAP) {
+		fail(line, "\"%s\": expected trap \"%s\", got %s: %s", field, text ? text : "",
+		     pw_error_code_str(rc), pw_error_last());
+		goto out;
+	}
+	const char *reason = pw_instance_trap_reason(s->inst);
+	trap_family want = trap_family_of(text ? text : ""), got = trap_family_of(reason ? reason : "");
+	if (want == TF_UNKNOWN) {
+		fail(line, "the harness does not know the trap family of \"%s\" (got \"%s\")",
+		     text ? text : "", reason ? reason : "");
+		goto out;
+	}
+	if (want != got) {
+		fail(line, "\"%s\": expected trap \"%s\" (%s), got trap \"%s\" (%s)", field, text,
+		     family_names[want], reason ? reason : "", family_names[got]);
+		goto out;
+	}
+	pass();
+out:
+	free(args);
+	free(exp);
+	free(argv);
+	free(res);
+}
+
+/* assert_invalid / assert_malformed / assert_unlinkable / assert_uninstantiable: the
+ * module must be refused by some stage of the pipeline. */
+static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
+{
+	const char *mtype = json_string_value(json_object_get(cmd, "module_type"));
+	const char *file = json_string_value(json_object_get(cmd, "filename"));
+	const char *text = json_string_value(json_object_get(cmd, "text"));
+	bool linking = strcmp(type, "assert_unlinkable") == 0 || strcmp(type, "assert_uninstantiable") == 0;
+	pw_buf wasm = PW_BUF_INIT, art = PW_BUF_INIT;
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	char *path = NULL, *msg = NULL;
+	int stage = -1, rc;
+
+	if (mtype && strcmp(mtype, "text") == 0) {
+		skip(line, "%s of a text module: wast2json writes no binary for it", type);
+		return;
+	}
+	if (!file) {
+		fail(line, "%s without a filename in the JSON", type);
+		return;
+	}
+	if (read_wasm(r, file, &wasm, &path) < 0) {
+		fail(line, "%s: %s", type, pw_error_last());
+		goto out;
+	}
+	if (linking) {
+		char *why = unsupported_imports(wasm.data, wasm.len);
+		if (why) {
+			rc = pw_engine_check(r->engine, wasm.data, wasm.len, r->imports);
+			if (rc == PW_EUNSUPPORTED) {
+				/* refused, but for lack of support: proves nothing about linking */
+				skip(line, "%s of a module that %s", type, why);
+				free(why);
+				goto out;
+			}
+			free(why);
+		}
+	}
+	if ((rc = pw_engine_check(r->engine, wasm.data, wasm.len, r->imports)) < 0) {
+		stage = ST_CHECK;
+		goto refused;
+	}
+	if (!linking) {
+		char *argv[] = { "wasm-validate", path, NULL };
+		rc = run_tool(argv, !g_opt.verbose);
+		if (rc < 0) {
+			fail(line, "%s: %s", type, pw_error_last());
+			goto out;
+		}
+		if (rc == 127) {
+			fail(line, "%s: wasm-validate could not be run (not installed?)", type);
+			goto out;
+		}
+		if (rc != 0) {
+			stage = ST_VALIDATE;
+			pw_error_set(PW_EINVALID, "wasm-validate exited %d", rc);
+			goto refused;
+		}
+	}
+	if ((rc = pw_engine_compile(r->engine, wasm.data, wasm.len, r->imports, &art, NULL)) < 0) {
+		stage = ST_COMPILE;
+		goto refused;
+	}
+	pw_artifact_info expect;
+	expected_info(r, &wasm, &expect);
+	if ((rc = pw_artifact_load(&a, art.data, art.len, &expect, r->imports)) < 0) {
+		stage = ST_LOAD;
+		goto refused;
+	}
+	pw_instance_opts io = { 0 };
+	if ((rc = pw_instance_new(&inst, a, &io)) < 0) {
+		stage = ST_INSTANTIATE;
+		goto refused;
+	}
+	fail(line, "%s: module %s (expected \"%s\") was accepted by every stage", type, file,
+	     text ? text : "");
+	goto out;
+refused:
+	g_refused_by[stage]++;
+	msg = xstrdup(pw_error_last());
+	if (g_opt.verbose)
+		printf("ok %s:%d: %s \"%s\" refused by %s: %s\n", g_file, line, type, text ? text : "",
+		       stage_names[stage], msg);
+	pass();
+out:
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+	pw_buf_free(&art);
+	pw_buf_free(&wasm);
+	free(path);
+	free(msg);
+}
+
+static void run_commands(runner *r, json_t *cmds)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(cmds, i, c) {
+		const char *type = json_string_value(json_object_get(c, "type"));
+		int line = (int)json_integer_value(json_object_get(c, "line"));
+		if (!type) {
+			fail(line, "command without a type in the JSON");
+			continue;
+		}
+		if (strcmp(type, "module") == 0)
+			cmd_module(r);
+		else if (strcmp(type, "assert_return") == 0)
+			cmd_invoke(r, c, K_RETURN, line);
+		else if (strcmp(type, "action") == 0)
+			cmd_invoke(r, c, K_ACTION, line);
+		else if (strcmp(type, "assert_trap") == 0)
+			cmd_invoke(r, c, K_TRAP, line);
+		else if (strcmp(type, "assert_exhaustion") == 0)
+			cmd_invoke(r, c, K_EXHAUSTION, line);
+		else if (strcmp(type, "assert_invalid") == 0 || strcmp(type, "assert_malformed") == 0
+		         || strcmp(type, "assert_unlinkable") == 0
+		         || strcmp(type, "assert_uninstantiable") == 0)
+			cmd_refused(r, c, type, line);
+		else if (strcmp(type, "register") == 0)
+			skip(line, "register: cross-module linking is not supported (imports bind to host "
+			     "functions only)");
+		else
+			skip(line, "command type %s is not handled by the harness", type);
+	}
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static void usage(void)
+{
+	fprintf(stderr,
+	        "usage: spec_runner [--opt LEVEL] [--jobs N] [--keep] [-v] (--name NAME | FILE.wast | FILE.json)\n"
+	        "  --name NAME  run $PREWARM_TESTSUITE/NAME.wast (exit 77 when PREWARM_TESTSUITE is unset)\n"
+	        "  --opt LEVEL  C optimization level for the artifacts (default -O0; env PREWARM_SPEC_OPT)\n"
+	        "  --jobs N     compile modules on N threads (default 1; env PREWARM_SPEC_JOBS)\n"
+	        "  --keep       keep the wast2json output directory\n"
+	        "  -v           print every skip and refusal\n");
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = NULL, *input = NULL;
+	char *wast = NULL, *json_path = NULL, *tmp = NULL;
+	runner r = { 0 };
+	json_t *root = NULL;
+	int status = 1;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (getenv("PREWARM_SPEC_OPT") && *getenv("PREWARM_SPEC_OPT"))
+		g_opt.opt_level = getenv("PREWARM_SPEC_OPT");
+	if (getenv("PREWARM_SPEC_JOBS"))
+		g_opt.jobs = (unsigned)atoi(getenv("PREWARM_SPEC_JOBS"));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (strcmp(argv[i], "--opt") == 0 && i + 1 < argc)
+			g_opt.opt_level = argv[++i];
+		else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
+			g_opt.jobs = (unsigned)atoi(argv[++i]);
+		else if (strcmp(argv[i], "--keep") == 0)
+			g_opt.keep = true;
+		else if (strcmp(argv[i], "-v") == 0)
+			g_opt.verbose = true;
+		else if (argv[i][0] != '-' && !input)
+			input = argv[i];
+		else {
+			usage();
+			return 2;
+		}
+	}
+	if (g_opt.jobs < 1)
+		g_opt.jobs = 1;
+	if (!!name == !!input) {
+		usage();
+		return 2;
+	}
+	if (name) {
+		const char *ts = getenv("PREWARM_TESTSUITE");
+		if (!ts || !*ts) {
+			printf("SKIP spec test %s: PREWARM_TESTSUITE is not set (the folder of the "
+			       "WebAssembly testsuite's .wast files; scripts/test.sh sets it from "
+			       "PREWARM_SHARED)\n", name);
+			return 77;
+		}
+		wast = xasprintf("%s/%s.wast", ts, name);
+	} else {
+		wast = xstrdup(input);
+	}
+	g_file = strrchr(wast, '/') ? strrchr(wast, '/') + 1 : wast;
+	double t_start = pw_now();
+
+	if (ends_with(wast, ".json")) {
+		json_path = xstrdup(wast);
+		r.dir = xstrdup(wast);
+		char *slash = strrchr(r.dir, '/');
+		if (slash)
+			*slash = 0;
+		else
+			strcpy(r.dir, ".");
+	} else {
+		if (!pw_path_exists(wast)) {
+			fprintf(stderr, "spec_runner: %s: no such file\n", wast);
+			goto out;
+		}
+		if (pw_mkdtemp(&tmp, "prewarm-spec") < 0) {
+			fprintf(stderr, "spec_runner: %s\n", pw_error_last());
+			goto out;
+		}
+		r.dir = xstrdup(tmp);
+		json_path = xasprintf("%s/spec.json", tmp);
+		char *targv[] = { "wast2json", wast, "-o", json_path, NULL };
+		int rc = run_tool(targv, false);
+		if (rc != 0) {
+			fprintf(stderr, "spec_runner: wast2json %s failed (%s)\n", wast,
+			        rc < 0 ? pw_error_last() : rc == 127 ? "not installed?" : "see above");
+			goto out;
+		}
+	}
+
+	json_error_t jerr;
+	root = json_load_file(json_path, JSON_ALLOW_NUL, &jerr);
+	if (!root) {
+		fprintf(stderr, "spec_runner: %s:%d: %s\n", json_path, jerr.line, jerr.text);
+		goto out;
+	}
+	json_t *cmds = json_object_get(root, "commands");
+	if (!json_is_array(cmds)) {
+		fprintf(stderr, "spec_runner: %s: no \"commands\" array\n", json_path);
+		goto out;
+	}
+
+	pw_engine_opts eo = { 0 };
+	eo.opt_level = g_opt.opt_level;
+	if (pw_engine_new(&r.engine, &eo) < 0) {
+		fprintf(stderr, "spec_runner: pw_engine_new: %s\n", pw_error_last());
+		goto out;
+	}
+	if (spectest_imports(&r.imports) < 0) {
+		fprintf(stderr, "spec_runner: spectest imports: %s\n", pw_error_last());
+		goto out;
+	}
+	if (prepare_modules(&r, cmds) < 0) {
+		fprintf(stderr, "spec_runner: %s\n", pw_error_last());
+		goto out;
+	}
+	run_commands(&r, cmds);
+
+	printf("%s: %u passed, %u failed, %u skipped (%u modules compiled at %s in %.2f s; "
+	       "wall %.2f s)\n", g_file, g_passed, g_failed, g_skipped, g_compiled, g_opt.opt_level,
+	       g_compile_seconds, pw_now() - t_start);
+	for (unsigned i = 0; i < g_nreasons; i++)
+		printf("  skipped %u: %s\n", g_reasons[i].count, g_reasons[i].reason);
+	if (g_other_reasons)
+		printf("  skipped %u: (other reasons, run with -v)\n", g_other_reasons);
+	unsigned nref = 0;
+	for (int i = 0; i < ST_N; i++)
+		nref += g_refused_by[i];
+	if (nref) {
+		printf("  refused modules by stage:");
+		for (int i = 0; i < ST_N; i++)
+			if (g_refused_by[i])
+				printf(" %s %u", stage_names[i], g_refused_by[i]);
+		printf("\n");
+	}
+	status = g_failed ? 1 : 0;
+out:
+	for (size_t i = 0; i < r.nmods; i++) {
+		release_slot(&r.mods[i]);
+		free(r.mods[i].path);
+		free(r.mods[i].why);
+		free(r.mods[i].compile_err);
+	}
+	free(r.mods);
+	pw_imports_free(r.imports);
+	pw_engine_free(r.engine);
+	json_decref(root);
+	if (tmp) {
+		if (g_opt.keep)
+			fprintf(stderr, "spec_runner: kept %s\n", tmp);
+		else
+			pw_rmtree(tmp);
+	}
+	free(tmp);
+	free(r.dir);
+	free(json_path);
+	free(wast);
+	for (unsigned i = 0; i < g_nreasons; i++)
+		free(g_reasons[i].reason);
+	return status;
+}
