@@ -56,6 +56,45 @@ typedef struct pw_cache_entry {
 } pw_cache_entry;
 void pw_cache_entry_free(pw_cache_entry *e);  /* frees the buffer, not the struct */
 
+/*
+ * The entry record as JSON (one object; the local entry header and the registry
+ * annotations both use it):
+ *   {"format":1,"engine_hash":HEX64,"wasm_sha256":HEX64,"artifact_sha256":HEX64,
+ *    "artifact_size":N,"compile_seconds":S,"signature":HEX64|"","created":T,
+ *    "subject":{"digest":..,"mediaType":..,"size":N}}   (subject only when known)
+ * pw_cache_meta_to_json appends to *out. pw_cache_meta_from_json parses strictly (outside
+ * input): hashes must be 64 lower-case hex digits, numbers finite and non-negative, strings
+ * within their fields, duplicate keys refused; unknown keys are ignored (forward compatible).
+ * PW_EINVALID naming the field on any error.
+ */
+int pw_cache_meta_to_json(const pw_cache_meta *m, pw_buf *out);
+int pw_cache_meta_from_json(pw_cache_meta *out, const char *json, size_t len);
+
+/*
+ * The on-disk entry format of the local backend (one file per entry), little-endian:
+ *   "PWCACHE\n"  8-byte magic
+ *   u32 format    PW_CACHE_ENTRY_FORMAT
+ *   u32 meta_len  length of the meta JSON (<= PW_CACHE_META_MAX)
+ *   u64 art_len   length of the artifact bytes (== meta.artifact_size)
+ *   meta JSON, then the artifact bytes; the file ends exactly there.
+ * pw_cache_entry_encode_header appends the header and the JSON (the artifact follows it).
+ * pw_cache_entry_decode parses a whole file strictly (truncation, trailing bytes, sizes that
+ * disagree: PW_EINVALID naming what) and copies the artifact into out->artifact.
+ */
+#define PW_CACHE_ENTRY_MAGIC "PWCACHE\n"
+#define PW_CACHE_ENTRY_FORMAT 1u
+#define PW_CACHE_ENTRY_HEADER_LEN 24u
+#define PW_CACHE_META_MAX 65536u
+int pw_cache_entry_encode_header(const pw_cache_meta *m, pw_buf *out);
+int pw_cache_entry_decode(pw_cache_entry *out, const uint8_t *data, size_t len);
+
+/*
+ * The HMAC-SHA256 signature of an entry, lower-case hex, over
+ * "prewarm-artifact-v1\n<engine_hash>\n<wasm_sha256>\n<artifact_sha256>\n".
+ */
+void pw_cache_sign(const uint8_t *key, size_t key_len, const pw_cache_meta *m,
+                   char out[PW_SHA256_HEX_LEN + 1]);
+
 /* For `ls`. */
 typedef struct pw_cache_listing {
 	pw_cache_key key;
@@ -77,7 +116,8 @@ struct pw_cache_backend {
 	int (*put)(pw_cache_backend *b, const pw_cache_entry *entry);
 	/* Marks the entry used now (LRU). May be NULL. */
 	int (*touch)(pw_cache_backend *b, const pw_cache_key *key);
-	/* Calls cb for every entry; stops early when cb returns non-zero. May be NULL. */
+	/* Calls cb for every entry; stops early when cb returns non-zero (list then returns
+	 * that value). May be NULL. */
 	int (*list)(pw_cache_backend *b, int (*cb)(const pw_cache_listing *l, void *payload),
 	            void *payload);
 	int (*remove)(pw_cache_backend *b, const pw_cache_key *key);
@@ -91,9 +131,27 @@ typedef struct pw_local_opts {
 	double tmp_max_age;       /* seconds after which a crashed writer's temp file is removed (default 3600) */
 } pw_local_opts;
 
+/*
+ * Opens (creating it if needed) a cache directory. Layout:
+ *   DIR/v1/<wasm_sha256[0:2]>/<engine_hash>-<wasm_sha256>.pwa   entries
+ *   DIR/v1/<xx>/.tmp-*                                           writers' temp files
+ *   DIR/stats/                                                   persisted counters
+ * Entries are written to a temp file in their final directory, fsynced, renamed into
+ * place, and the directory fsynced: no locks, any number of processes on one host or on
+ * a shared file system. get re-reads nothing it did not check for size; touch sets the
+ * entry's mtime (= last use); put then applies the size limit (LRU, down to 90% of it)
+ * and removes temp files older than tmp_max_age. PW_EIO naming the path if the directory
+ * cannot be created or is not a directory. opts may be NULL.
+ */
 int pw_cache_local_new(pw_cache_backend **out, const char *dir, const pw_local_opts *opts);
-/* Applies the size limit now (LRU eviction). removed/freed may be NULL. */
+/* Applies the size limit now (LRU eviction: least recently used first, until the total is
+ * at most max_size; 0 = the backend's limit) and removes stale temp files.
+ * removed/freed may be NULL. */
 int pw_cache_local_gc(pw_cache_backend *b, uint64_t max_size, unsigned *removed, uint64_t *freed);
+/* The directory of a local backend (borrowed). */
+const char *pw_cache_local_dir(const pw_cache_backend *b);
+/* Total bytes and number of entries now in a local backend. */
+int pw_cache_local_usage(pw_cache_backend *b, uint64_t *bytes, unsigned *entries);
 
 /* ---- the tiered store ----------------------------------------------------------------- */
 
@@ -102,7 +160,8 @@ typedef struct pw_cache_stats {
 	struct {
 		const char *name;
 		uint64_t hits, misses, errors, rejected, puts, put_errors, bytes_read, bytes_written;
-		bool failed;               /* marked failed for the rest of the run */
+		bool failed;               /* a lookup failed: not used for the rest of the run */
+		bool write_failed;         /* a put failed: no more puts for the rest of the run */
 	} tier[4];
 	unsigned ntiers;
 	uint64_t compiles;
@@ -113,10 +172,19 @@ typedef struct pw_cache_stats {
 typedef struct pw_cache pw_cache;
 
 typedef struct pw_cache_opts {
-	const char *signing_key_file;  /* HMAC key file; NULL = no signing */
+	/* HMAC key file; NULL = no signing. The file's bytes are the key, trailing
+	 * whitespace (a newline left by an editor) removed; an empty key is PW_EINVALID. */
+	const char *signing_key_file;
+	/* Directory where this run's counters are added on pw_cache_free (pw_cache_totals);
+	 * NULL = not persisted. Normally "<local cache dir>/stats". */
+	const char *stats_dir;
 } pw_cache_opts;
 
+/* A new cache with no tiers (every lookup compiles). opts may be NULL. PW_EINVALID /
+ * PW_EIO naming the signing key file when it cannot be read. */
 int pw_cache_new(pw_cache **out, const pw_cache_opts *opts);
+/* True when a signing key is configured. */
+bool pw_cache_signing(const pw_cache *c);
 /* Adds a tier below those already added; the cache takes ownership of the backend. */
 int pw_cache_add_backend(pw_cache *c, pw_cache_backend *b);
 void pw_cache_free(pw_cache *c);
@@ -144,8 +212,35 @@ int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size
                             const pw_imports *host, const pw_cache_meta *subject,
                             pw_buf *artifact, pw_cache_result *res);
 void pw_cache_get_stats(pw_cache *c, pw_cache_stats *out);
-/* Verifies an entry against its key and the configured signing key: 0, or PW_EMISMATCH naming what. */
+/*
+ * Verifies an entry against its key and the configured signing key: artifact size and
+ * sha256 vs meta, the artifact's embedded description (ABI version, engine hash, wasm
+ * sha256) vs meta.key, and the signature (with a key: unsigned or wrong is refused).
+ * 0, or PW_EMISMATCH / PW_EINVALID with a message naming the key and what is wrong.
+ */
 int pw_cache_verify_entry(pw_cache *c, const pw_cache_entry *e);
+/* Like pw_cache_verify_entry, and the entry must be the one stored under `key`. */
+int pw_cache_verify_entry_for(pw_cache *c, const pw_cache_key *key, const pw_cache_entry *e);
+
+/* ---- counters persisted across runs (`prewarm cache stats`) -------------------------- */
+
+typedef struct pw_cache_totals {
+	uint64_t runs;                 /* caches that recorded counters */
+	uint64_t lookups, hits, misses, rejected, errors, compiles;
+	uint64_t hits_by_tier[4];      /* local, registry, other, other */
+	uint64_t bytes_read, bytes_written;
+	double compile_seconds, compile_seconds_saved;
+} pw_cache_totals;
+
+/*
+ * Counters are kept as one small JSON file per run in `stats_dir` (the local backend uses
+ * <cache dir>/stats; files written atomically, so
+ * concurrent processes never lose each other's counts), merged into one file when there
+ * are many (each merger first renames the files it takes, so none is counted twice).
+ * pw_cache_totals_load sums them (a missing directory is all zeros).
+ */
+int pw_cache_totals_load(const char *stats_dir, pw_cache_totals *out);
+int pw_cache_totals_add(const char *stats_dir, const pw_cache_totals *run);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,460 @@
+/*
+ * The tiered artifact cache: the one place that decides where an artifact comes from.
+ *
+ * pw_cache_get_or_compile computes the key (engine hash, wasm sha256), asks each tier in
+ * order, verifies every entry it gets before anyone may dlopen it (size and sha256 against
+ * the entry's record, the artifact's embedded description against the key, the HMAC
+ * signature when a key is configured), copies a hit into the tiers above it, and on a miss
+ * compiles and puts the result into every tier. A refused entry is a miss that is warned
+ * about, counted and replaced. A tier whose lookup fails (I/O error, network) is marked
+ * failed and skipped for the rest of the run; one whose put fails is no longer written to
+ * (a read-only or full volume still serves hits). The cache never fails a call: only the
+ * compiler can. Concurrent calls for one key inside a process compile once (the others wait
+ * for the first and share its bytes), so identical modules behind several policies cost one
+ * compile. Counters are kept per tier, and added to a stats directory when the cache is freed
+ * (stats.c) so `prewarm cache stats` can sum them across runs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache_int.h"
+#include "prewarm/cache.h"
+
+#define MAX_TIERS 4
+#define SIGNING_KEY_MAX 4096
+
+typedef struct inflight {
+	struct inflight *next;
+	pw_cache_key key;
+	unsigned refs;
+	bool done;
+	int rc;
+	char err[512];
+	pw_buf artifact;
+	pw_cache_result res;
+} inflight;
+
+struct pw_cache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pw_cache_backend *tiers[MAX_TIERS];
+	unsigned ntiers;
+	pw_cache_stats st;
+	pw_cache_totals run;
+	uint8_t *sign_key;
+	size_t sign_key_len;
+	char *stats_dir;
+	inflight *flying;
+};
+
+int pw_cache_new(pw_cache **out, const pw_cache_opts *opts)
+{
+	pw_cache *c;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return pw_error_set(PW_ENOMEM, "out of memory creating the cache");
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (opts && opts->signing_key_file) {
+		pw_buf key = PW_BUF_INIT;
+		rc = pw_file_read(opts->signing_key_file, SIGNING_KEY_MAX, &key);
+		if (rc < 0) {
+			pw_error_prefix("cache signing key");
+			pw_cache_free(c);
+			return rc;
+		}
+		while (key.len && isspace(key.data[key.len - 1]))
+			key.len--;
+		if (key.len == 0) {
+			pw_buf_free(&key);
+			pw_cache_free(c);
+			return pw_error_set(PW_EINVALID, "cache signing key %s is empty",
+			                    opts->signing_key_file);
+		}
+		c->sign_key_len = key.len;
+		c->sign_key = pw_buf_detach(&key, NULL);
+	}
+	if (opts && opts->stats_dir) {
+		c->stats_dir = strdup(opts->stats_dir);
+		if (!c->stats_dir) {
+			pw_cache_free(c);
+			return pw_error_set(PW_ENOMEM, "out of memory creating the cache");
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+bool pw_cache_signing(const pw_cache *c)
+{
+	return c && c->sign_key;
+}
+
+int pw_cache_add_backend(pw_cache *c, pw_cache_backend *b)
+{
+	if (!b)
+		return pw_error_set(PW_EINVALID, "cache: NULL backend");
+	if (b->version != PW_CACHE_BACKEND_VERSION || !b->get || !b->put || !b->remove || !b->free) {
+		int rc = pw_error_set(PW_EINVALID, "cache backend '%s': version %u (want %u) or missing functions",
+		                      b->name ? b->name : "?", b->version, PW_CACHE_BACKEND_VERSION);
+		b->free(b);
+		return rc;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (c->ntiers == MAX_TIERS) {
+		pthread_mutex_unlock(&c->mu);
+		b->free(b);
+		return pw_error_set(PW_EINVALID, "cache: at most %d tiers", MAX_TIERS);
+	}
+	c->st.tier[c->ntiers].name = b->name ? b->name : "?";
+	c->tiers[c->ntiers++] = b;
+	c->st.ntiers = c->ntiers;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+void pw_cache_free(pw_cache *c)
+{
+	if (!c)
+		return;
+	if (c->stats_dir && (c->run.lookups || c->run.compiles)) {
+		c->run.runs = 1;
+		if (pw_cache_totals_add(c->stats_dir, &c->run) < 0)
+			pw_warn("cache", "could not record cache counters: %s", pw_error_last());
+	}
+	for (unsigned i = 0; i < c->ntiers; i++)
+		c->tiers[i]->free(c->tiers[i]);
+	if (c->sign_key) {
+		memset(c->sign_key, 0, c->sign_key_len);
+		free(c->sign_key);
+	}
+	free(c->stats_dir);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void pw_cache_get_stats(pw_cache *c, pw_cache_stats *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->st;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- verification -------------------------------------------------------------------- */
+
+int pw_cache_verify_entry_for(pw_cache *c, const pw_cache_key *key, const pw_cache_entry *e)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1], hex[PW_SHA256_HEX_LEN + 1];
+	pw_artifact_info info;
+	int rc;
+
+	pw_cache_key_str(&e->meta.key, ks);
+	if (key && (strcmp(key->engine_hash, e->meta.key.engine_hash) != 0 ||
+	            strcmp(key->wasm_sha256, e->meta.key.wasm_sha256) != 0)) {
+		char want[PW_CACHE_KEY_STR_LEN + 1];
+		pw_cache_key_str(key, want);
+		return pw_error_set(PW_EMISMATCH, "cache entry %s records key %s (moved or renamed entry)",
+		                    want, ks);
+	}
+	if (e->artifact.len != e->meta.artifact_size)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact is %zu bytes, its record says %llu",
+		                    ks, e->artifact.len, (unsigned long long)e->meta.artifact_size);
+	pw_sha256_hex(e->artifact.data ? e->artifact.data : (const uint8_t *)"", e->artifact.len, hex);
+	if (strcmp(hex, e->meta.artifact_sha256) != 0)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact sha256 %s, its record says %s (corrupt)",
+		                    ks, hex, e->meta.artifact_sha256);
+	if (c && c->sign_key) {
+		char sig[PW_SHA256_HEX_LEN + 1];
+		if (!e->meta.signature[0])
+			return pw_error_set(PW_EMISMATCH, "cache entry %s is unsigned and a signing key is configured", ks);
+		pw_cache_sign(c->sign_key, c->sign_key_len, &e->meta, sig);
+		if (!pw_secure_streq(sig, e->meta.signature))
+			return pw_error_set(PW_EMISMATCH, "cache entry %s: bad signature", ks);
+	}
+	rc = pw_artifact_read_info(e->artifact.data ? e->artifact.data : (const uint8_t *)"",
+	                           e->artifact.len, &info);
+	if (rc < 0)
+		return pw_error_prefix("cache entry %s: artifact description", ks), PW_EMISMATCH;
+	if (info.abi_version != PW_ARTIFACT_ABI_VERSION)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact ABI %u, this prewarm loads %u",
+		                    ks, info.abi_version, PW_ARTIFACT_ABI_VERSION);
+	if (strcmp(info.engine_hash, e->meta.key.engine_hash) != 0)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact built by engine %s",
+		                    ks, info.engine_hash);
+	if (strcmp(info.wasm_sha256, e->meta.key.wasm_sha256) != 0)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact compiled from wasm %s",
+		                    ks, info.wasm_sha256);
+	return 0;
+}
+
+int pw_cache_verify_entry(pw_cache *c, const pw_cache_entry *e)
+{
+	return pw_cache_verify_entry_for(c, NULL, e);
+}
+
+/* ---- lookup, compile, publish -------------------------------------------------------- */
+
+static void count(pw_cache *c, unsigned tier, size_t field_off, uint64_t n)
+{
+	pthread_mutex_lock(&c->mu);
+	*(uint64_t *)((char *)&c->st.tier[tier] + field_off) += n;
+	pthread_mutex_unlock(&c->mu);
+}
+#define COUNT(c, i, f, n) count((c), (i), offsetof(__typeof__((c)->st.tier[0]), f), (n))
+
+static void mark_failed(pw_cache *c, unsigned i, bool write_only, const char *ks, const char *why)
+{
+	bool first;
+
+	pthread_mutex_lock(&c->mu);
+	if (write_only) {
+		first = !c->st.tier[i].write_failed;
+		c->st.tier[i].write_failed = true;
+		c->st.tier[i].put_errors++;
+	} else {
+		first = !c->st.tier[i].failed;
+		c->st.tier[i].failed = true;
+		c->st.tier[i].errors++;
+	}
+	c->run.errors++;
+	pthread_mutex_unlock(&c->mu);
+	if (first)
+		pw_warn("cache", "%s tier %s failed (%s %s): %s; %s for the rest of this run",
+		        write_only ? "writing to" : "reading from", c->tiers[i]->name, write_only ? "put" : "get",
+		        ks, why, write_only ? "not writing to it" : "not using it");
+}
+
+static bool tier_usable(pw_cache *c, unsigned i, bool for_write)
+{
+	bool ok;
+	pthread_mutex_lock(&c->mu);
+	ok = !c->st.tier[i].failed && !(for_write && c->st.tier[i].write_failed);
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
+static void put_tier(pw_cache *c, unsigned i, const pw_cache_entry *ent, const char *ks)
+{
+	int rc;
+
+	if (!tier_usable(c, i, true))
+		return;
+	rc = c->tiers[i]->put(c->tiers[i], ent);
+	if (rc < 0) {
+		mark_failed(c, i, true, ks, pw_error_last());
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->st.tier[i].puts++;
+	c->st.tier[i].bytes_written += ent->artifact.len;
+	c->run.bytes_written += ent->artifact.len;
+	pthread_mutex_unlock(&c->mu);
+	pw_debug("cache", "stored %s in tier %s", ks, c->tiers[i]->name);
+}
+
+static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key, const uint8_t *wasm,
+                             size_t len, const pw_imports *host, const pw_cache_meta *subject,
+                             pw_buf *artifact, pw_cache_result *res)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+	pw_compile_stats cs;
+	pw_cache_entry ent;
+	double t0 = pw_now();
+	int rc;
+
+	pw_cache_key_str(key, ks);
+	for (unsigned i = 0; i < c->ntiers; i++) {
+		pw_cache_backend *b = c->tiers[i];
+
+		if (!tier_usable(c, i, false))
+			continue;
+		rc = b->get(b, key, &ent);
+		if (rc == PW_ENOTFOUND) {
+			COUNT(c, i, misses, 1);
+			continue;
+		}
+		if (rc == 0)
+			rc = pw_cache_verify_entry_for(c, key, &ent);
+		if (rc == PW_EINVALID || rc == PW_EMISMATCH) {
+			pw_warn("cache", "tier %s: refused entry %s: %s; compiling instead", b->name, ks,
+			        pw_error_last());
+			pw_cache_entry_free(&ent);
+			COUNT(c, i, rejected, 1);
+			pthread_mutex_lock(&c->mu);
+			c->run.rejected++;
+			pthread_mutex_unlock(&c->mu);
+			continue;
+		}
+		if (rc < 0) {
+			mark_failed(c, i, false, ks, pw_error_last());
+			continue;
+		}
+		/* A verified hit. */
+		if (b->touch && b->touch(b, key) < 0)
+			pw_debug("cache", "touch %s in tier %s: %s", ks, b->name, pw_error_last());
+		pthread_mutex_lock(&c->mu);
+		c->st.tier[i].hits++;
+		c->st.tier[i].bytes_read += ent.artifact.len;
+		c->st.compile_seconds_saved += ent.meta.compile_seconds;
+		c->run.hits++;
+		c->run.hits_by_tier[i]++;
+		c->run.bytes_read += ent.artifact.len;
+		c->run.compile_seconds_saved += ent.meta.compile_seconds;
+		pthread_mutex_unlock(&c->mu);
+		for (unsigned j = 0; j < i; j++)
+			put_tier(c, j, &ent, ks);
+		*artifact = ent.artifact;
+		res->tier = (int)i;
+		res->tier_name = b->name;
+		res->compile_seconds = 0;
+		res->seconds = pw_now() - t0;
+		pw_debug("cache", "%s: hit in tier %s", ks, b->name);
+		return 0;
+	}
+
+	memset(&ent, 0, sizeof ent);
+	memset(&cs, 0, sizeof cs);
+	rc = pw_engine_compile(e, wasm, len, host, &ent.artifact, &cs);
+	if (rc < 0) {
+		pw_buf_free(&ent.artifact);
+		return rc;
+	}
+	ent.meta.key = *key;
+	pw_sha256_hex(ent.artifact.data, ent.artifact.len, ent.meta.artifact_sha256);
+	ent.meta.artifact_size = ent.artifact.len;
+	ent.meta.compile_seconds = cs.total_seconds > 0 ? cs.total_seconds : pw_now() - t0;
+	ent.meta.created = pw_wall_now();
+	if (subject && subject->subject_digest[0]) {
+		memcpy(ent.meta.subject_digest, subject->subject_digest, sizeof ent.meta.subject_digest);
+		memcpy(ent.meta.subject_media_type, subject->subject_media_type,
+		       sizeof ent.meta.subject_media_type);
+		ent.meta.subject_size = subject->subject_size;
+	}
+	if (c->sign_key)
+		pw_cache_sign(c->sign_key, c->sign_key_len, &ent.meta, ent.meta.signature);
+	pthread_mutex_lock(&c->mu);
+	c->st.compiles++;
+	c->st.compile_seconds += ent.meta.compile_seconds;
+	c->run.compiles++;
+	c->run.compile_seconds += ent.meta.compile_seconds;
+	pthread_mutex_unlock(&c->mu);
+	for (unsigned i = 0; i < c->ntiers; i++)
+		put_tier(c, i, &ent, ks);
+	*artifact = ent.artifact;
+	res->tier = -1;
+	res->tier_name = "compile";
+	res->compile_seconds = ent.meta.compile_seconds;
+	res->seconds = pw_now() - t0;
+	return 0;
+}
+
+int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size_t len,
+                            const pw_imports *host, const pw_cache_meta *subject,
+                            pw_buf *artifact, pw_cache_result *res)
+{
+	pw_cache_result dummy;
+	pw_cache_key key;
+	inflight *f;
+	int rc;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	res->tier = -1;
+	res->tier_name = "compile";
+	memcpy(key.engine_hash, pw_engine_hash(e), PW_SHA256_HEX_LEN + 1);
+	pw_sha256_hex(wasm, len, key.wasm_sha256);
+
+	pthread_mutex_lock(&c->mu);
+	c->run.lookups++;
+	for (f = c->flying; f; f = f->next)
+		if (!memcmp(&f->key, &key, sizeof key))
+			break;
+	if (f) {
+		/* Another thread is on this key: wait for it and share its result. */
+		f->refs++;
+		while (!f->done)
+			pthread_cond_wait(&c->cv, &c->mu);
+		rc = f->rc;
+		*res = f->res;
+		if (rc == 0) {
+			rc = pw_buf_append(artifact, f->artifact.data, f->artifact.len);
+			if (rc == 0 && res->tier >= 0) {
+				c->run.hits++;
+				c->run.hits_by_tier[res->tier]++;
+			}
+		} else {
+			pw_error_set(rc, "%s", f->err);
+		}
+		if (--f->refs == 0) {
+			pw_buf_free(&f->artifact);
+			free(f);
+		}
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
+	f = calloc(1, sizeof *f);
+	if (f) {
+		f->key = key;
+		f->refs = 1;
+		f->next = c->flying;
+		c->flying = f;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	{
+		pw_buf out = PW_BUF_INIT;
+		rc = lookup_or_compile(c, e, &key, wasm, len, host, subject, &out, res);
+		if (rc == 0) {
+			if (!artifact->data)
+				*artifact = out;
+			else {
+				rc = pw_buf_append(artifact, out.data, out.len);
+				pw_buf_free(&out);
+			}
+		} else {
+			pthread_mutex_lock(&c->mu);
+			c->run.misses++;
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+	if (rc == 0 && res->tier < 0) {
+		pthread_mutex_lock(&c->mu);
+		c->run.misses++;
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (!f)
+		return rc;
+
+	pthread_mutex_lock(&c->mu);
+	for (inflight **pp = &c->flying; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	f->done = true;
+	f->rc = rc;
+	f->res = *res;
+	if (rc < 0)
+		snprintf(f->err, sizeof f->err, "%s", pw_error_last());
+	else if (f->refs > 1 && pw_buf_append(&f->artifact, artifact->data, artifact->len) < 0) {
+		f->rc = PW_ENOMEM;
+		snprintf(f->err, sizeof f->err, "out of memory sharing an artifact");
+	}
+	pthread_cond_broadcast(&c->cv);
+	if (--f->refs == 0) {
+		pw_buf_free(&f->artifact);
+		free(f);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
