@@ -45,6 +45,13 @@ typedef enum pw_eval_kind {
 	PW_EVAL_AUDIT,           /* like VALIDATE, without monitor/mutation post-processing */
 } pw_eval_kind;
 
+/* How a worker's instance lives between requests. */
+typedef enum pw_policy_instances {
+	PW_POLICY_FRESH = 0,     /* a fresh instance per request (default: nothing leaks) */
+	PW_POLICY_REUSE,         /* waPC only: keep the started instance while its memory does not
+	                          * grow; discard it after a trap, timeout, guest error or growth */
+} pw_policy_instances;
+
 /* A context-aware resource a policy may read (policies.yml contextAwareResources). */
 typedef struct pw_policy_resource {
 	const char *api_version;
@@ -69,6 +76,7 @@ typedef struct pw_policy_spec {
 	size_t ncontext_aware;
 	unsigned workers;               /* instance slots (worker indexes 0..workers-1); 0 = 1 */
 	uint64_t max_memory_bytes;      /* per instance; 0 = the module's own limit */
+	pw_policy_instances instances;  /* default PW_POLICY_FRESH (measured in bench/eval) */
 } pw_policy_spec;
 
 typedef struct pw_policy pw_policy;

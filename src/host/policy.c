@@ -1,0 +1,407 @@
+/*
+ * Policies: one loaded artifact bound to one policies.yml entry, with one instance slot per
+ * worker thread, and the evaluation of requests and settings on it.
+ *
+ * ABI: the io.kubewarden.metadata section decides when present (executionMode
+ * kubewarden-wapc / wasi; opa and gatekeeper are refused as not supported yet), else the
+ * exports do (__guest_call -> waPC, opa_eval -> OPA, _start -> WASI).
+ *
+ * Instances: by default every request runs in a fresh instance created from the loaded
+ * artifact (for waPC: _start then wapc_init, then one __guest_call), so neither state nor
+ * memory grown by one request reaches the next, and a trap or a timeout costs nothing more
+ * than the instance it happened in. PW_POLICY_REUSE keeps a started waPC instance in the
+ * worker's slot between requests (bench/eval measures both); it is discarded after any
+ * failure or when its memory has grown past twice its size after start.
+ *
+ * Timeouts: each evaluation gets a deadline (pw_instance_set_deadline); the engine checks it
+ * at loop heads and function entries and unwinds the wasm frames with PW_ETIMEOUT, which
+ * becomes an error answer; the instance is then discarded.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/host_internal.h"
+
+#define DEFAULT_TIMEOUT 2.0
+
+typedef struct pw_policy_slot {
+	pw_host_call call;
+	pw_instance *inst;         /* PW_POLICY_REUSE: the started instance kept between requests */
+	uint64_t inst_base_mem;    /* its memory size after start */
+} pw_policy_slot;
+
+struct pw_policy {
+	char *id;
+	json_t *settings;
+	char *settings_text;
+	pw_policy_mode mode;
+	bool allowed_to_mutate;
+	char *message;
+	double timeout;            /* <= 0: none */
+	char **caps;
+	size_t ncaps;
+	bool caps_all;
+	pw_artifact *artifact;
+	pw_policy_abi abi;
+	char *metadata;
+	unsigned workers;
+	uint64_t max_memory;
+	pw_policy_instances instances;
+	pw_policy_slot *slots;
+};
+
+/* ---- the process-wide import table ----------------------------------------------------- */
+
+static pthread_once_t g_imports_once = PTHREAD_ONCE_INIT;
+static pw_imports *g_imports;
+
+static void build_imports(void)
+{
+	pw_imports *im;
+	if (pw_imports_new(&im) < 0)
+		return;
+	if (pw_imports_add_all(im, pw_host_wapc_funcs, pw_host_wapc_nfuncs) < 0 ||
+	    pw_wasi_add_imports(im) < 0) {
+		pw_imports_free(im);
+		return;
+	}
+	g_imports = im;
+}
+
+const pw_imports *pw_policy_host_imports(void)
+{
+	pthread_once(&g_imports_once, build_imports);
+	if (!g_imports)
+		pw_error_set(PW_ENOMEM, "policy host imports: could not build the table");
+	return g_imports;
+}
+
+/* ---- creation ---------------------------------------------------------------------------- */
+
+static int choose_abi(pw_policy *p)
+{
+	size_t mlen = 0;
+	const char *meta = pw_artifact_kw_metadata(p->artifact, &mlen);
+	pw_artifact *a = p->artifact;
+	if (meta) {
+		p->metadata = strndup(meta, mlen);
+		if (!p->metadata)
+			return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+		json_error_t e;
+		json_t *m = json_loadb(meta, mlen, 0, &e);
+		if (!json_is_object(m)) {
+			json_decref(m);
+			return pw_error_set(PW_EINVALID, "policy %s: io.kubewarden.metadata is not a JSON object%s%s",
+			                    p->id, m ? "" : ": ", m ? "" : e.text);
+		}
+		const char *mode = json_string_value(json_object_get(m, "executionMode"));
+		const char *proto = json_string_value(json_object_get(m, "protocolVersion"));
+		int rc = 0;
+		if (!mode || !strcmp(mode, "kubewarden-wapc")) {
+			p->abi = PW_POLICY_ABI_WAPC;
+			if (proto && strcmp(proto, "v1") != 0)
+				rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: waPC protocolVersion '%s' is not "
+				                  "supported (only v1)", p->id, proto);
+		} else if (!strcmp(mode, "wasi")) {
+			p->abi = PW_POLICY_ABI_WASI;
+		} else if (!strcmp(mode, "opa") || !strcmp(mode, "gatekeeper")) {
+			rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: executionMode '%s' (OPA/Gatekeeper "
+			                  "policies) is not supported yet", p->id, mode);
+		} else {
+			rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: unknown executionMode '%s' in "
+			                  "io.kubewarden.metadata", p->id, mode);
+		}
+		json_decref(m);
+		if (rc < 0)
+			return rc;
+	} else if (pw_artifact_find_func(a, "__guest_call")) {
+		p->abi = PW_POLICY_ABI_WAPC;
+	} else if (pw_artifact_find_func(a, "opa_eval")) {
+		return pw_error_set(PW_EUNSUPPORTED, "policy %s: OPA/Gatekeeper policies (export opa_eval) "
+		                    "are not supported yet", p->id);
+	} else if (pw_artifact_find_func(a, "_start")) {
+		p->abi = PW_POLICY_ABI_WASI;
+	} else {
+		return pw_error_set(PW_EINVALID, "policy %s: module is neither a waPC guest (no "
+		                    "__guest_call export) nor a WASI command (no _start export)", p->id);
+	}
+	if (p->abi == PW_POLICY_ABI_WAPC && !pw_artifact_find_func(a, "__guest_call"))
+		return pw_error_set(PW_EINVALID, "policy %s: waPC policy does not export __guest_call", p->id);
+	if (p->abi == PW_POLICY_ABI_WASI && !pw_artifact_find_func(a, "_start"))
+		return pw_error_set(PW_EINVALID, "policy %s: WASI policy does not export _start", p->id);
+	return 0;
+}
+
+int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a)
+{
+	*out = NULL;
+	if (!spec || !spec->id || !*spec->id)
+		return pw_error_set(PW_EINVALID, "pw_policy_new: policy id is missing");
+	if (!a)
+		return pw_error_set(PW_EINVALID, "policy %s: no artifact", spec->id);
+	pw_policy *p = calloc(1, sizeof *p);
+	if (!p)
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", spec->id);
+	int rc = PW_ENOMEM;
+	p->artifact = a;
+	p->mode = spec->mode;
+	p->allowed_to_mutate = spec->allowed_to_mutate;
+	p->timeout = spec->timeout_seconds == 0 ? DEFAULT_TIMEOUT : spec->timeout_seconds;
+	p->workers = spec->workers ? spec->workers : 1;
+	p->max_memory = spec->max_memory_bytes;
+	p->instances = spec->instances;
+	if (!(p->id = strdup(spec->id)))
+		goto fail;
+	if (spec->message && !(p->message = strdup(spec->message)))
+		goto fail;
+	json_error_t e;
+	p->settings = json_loads(spec->settings_json && *spec->settings_json ? spec->settings_json : "{}",
+	                         JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+	if (!p->settings) {
+		rc = pw_error_set(PW_EINVALID, "policy %s: settings are not JSON: %s", p->id, e.text);
+		goto fail;
+	}
+	if (json_is_null(p->settings)) {
+		json_decref(p->settings);
+		p->settings = json_object();
+	}
+	if (!json_is_object(p->settings)) {
+		rc = pw_error_set(PW_EINVALID, "policy %s: settings must be a JSON object", p->id);
+		goto fail;
+	}
+	if (!(p->settings_text = json_dumps(p->settings, JSON_COMPACT)))
+		goto fail;
+	p->caps_all = spec->host_capabilities == NULL;
+	if (spec->nhost_capabilities) {
+		if (!(p->caps = calloc(spec->nhost_capabilities, sizeof *p->caps)))
+			goto fail;
+		for (size_t i = 0; i < spec->nhost_capabilities; i++) {
+			const char *c = spec->host_capabilities[i] ? spec->host_capabilities[i] : "";
+			if (!(p->caps[i] = strdup(c)))
+				goto fail;
+			p->ncaps = i + 1;
+		}
+	}
+	if ((rc = choose_abi(p)) < 0)
+		goto fail;
+	if (p->instances == PW_POLICY_REUSE && p->abi != PW_POLICY_ABI_WAPC)
+		p->instances = PW_POLICY_FRESH;  /* a WASI command runs _start once per instance */
+	rc = PW_ENOMEM;
+	if (!(p->slots = calloc(p->workers, sizeof *p->slots)))
+		goto fail;
+	for (unsigned i = 0; i < p->workers; i++)
+		pw_host_call_init(&p->slots[i].call, p, p->id);
+	pw_debug("host", "policy %s: %s ABI, %u worker slots, timeout %g s, mode %s", p->id,
+	         pw_policy_abi_name(p->abi), p->workers, p->timeout,
+	         p->mode == PW_POLICY_MONITOR ? "monitor" : "protect");
+	*out = p;
+	return 0;
+fail:
+	if (rc == PW_ENOMEM)
+		pw_error_set(PW_ENOMEM, "policy %s: out of memory", spec->id);
+	pw_policy_free(p);
+	return rc;
+}
+
+void pw_policy_free(pw_policy *p)
+{
+	if (!p)
+		return;
+	if (p->slots) {
+		for (unsigned i = 0; i < p->workers; i++) {
+			pw_instance_free(p->slots[i].inst);
+			pw_host_call_free(&p->slots[i].call);
+		}
+		free(p->slots);
+	}
+	for (size_t i = 0; i < p->ncaps; i++)
+		free(p->caps[i]);
+	free(p->caps);
+	json_decref(p->settings);
+	free(p->settings_text);
+	free(p->message);
+	free(p->metadata);
+	free(p->id);
+	free(p);
+}
+
+const char *pw_policy_id(const pw_policy *p) { return p->id; }
+pw_policy_abi pw_policy_get_abi(const pw_policy *p) { return p->abi; }
+const char *pw_policy_metadata(const pw_policy *p) { return p->metadata; }
+unsigned pw_policy_workers(const pw_policy *p) { return p->workers; }
+
+const char *pw_policy_abi_name(pw_policy_abi abi)
+{
+	switch (abi) {
+	case PW_POLICY_ABI_WAPC: return "waPC";
+	case PW_POLICY_ABI_WASI: return "WASI";
+	}
+	return "unknown";
+}
+
+bool pw_policy__capability_allowed(const struct pw_policy *p, const char *binding,
+                                   const char *ns, const char *op)
+{
+	return pw_host_capability_allowed((const char *const *)p->caps, p->ncaps, p->caps_all,
+	                                  binding, ns, op);
+}
+
+/* ---- running ----------------------------------------------------------------------------- */
+
+static int new_instance(pw_policy *p, pw_policy_slot *s, pw_instance **inst)
+{
+	pw_instance_opts o = { .max_memory_bytes = p->max_memory, .host_data = &s->call };
+	int rc = pw_instance_new(inst, p->artifact, &o);
+	if (rc < 0)
+		return pw_error_prefix("policy %s: instantiate", p->id);
+	return 0;
+}
+
+static void set_deadline(pw_policy *p, pw_instance *inst, double start)
+{
+	pw_instance_set_deadline(inst, p->timeout > 0 ? start + p->timeout : 0);
+}
+
+static int timeout_error(pw_policy *p, int rc)
+{
+	if (rc == PW_ETIMEOUT)
+		return pw_error_set(PW_ETIMEOUT, "policy %s: evaluation timed out after %g s", p->id, p->timeout);
+	return rc;
+}
+
+static int run_wapc(pw_policy *p, pw_policy_slot *s, const char *op, const uint8_t *payload,
+                    size_t len, double start)
+{
+	pw_instance *inst = s->inst;
+	int rc;
+	s->inst = NULL;
+	if (!inst) {
+		if ((rc = new_instance(p, s, &inst)) < 0)
+			return rc;
+		set_deadline(p, inst, start);
+		if ((rc = pw_host_wapc_start(inst, &s->call)) < 0) {
+			pw_instance_free(inst);
+			return timeout_error(p, rc);
+		}
+		pw_instance_memory(inst, &s->inst_base_mem);
+	} else {
+		set_deadline(p, inst, start);
+	}
+	rc = pw_host_wapc_call(inst, &s->call, op, payload, len);
+	uint64_t mem = 0;
+	pw_instance_memory(inst, &mem);
+	if (rc == 0 && p->instances == PW_POLICY_REUSE && mem <= 2 * s->inst_base_mem)
+		s->inst = inst;
+	else
+		pw_instance_free(inst);
+	return timeout_error(p, rc);
+}
+
+static int run_wasi(pw_policy *p, pw_policy_slot *s, const char *cmd, const uint8_t *payload,
+                    size_t len, double start)
+{
+	pw_host_call *c = &s->call;
+	static char arg0[] = "policy.wasm";
+	c->argv[0] = arg0;
+	c->argv[1] = (char *)cmd;
+	c->argv[2] = NULL;
+	c->wasi_ctx.argc = 2;
+	c->wasi_ctx.argv = c->argv;
+	c->wasi_ctx.stdin_data = payload;
+	c->wasi_ctx.stdin_len = len;
+	c->wasi_ctx.stdin_pos = 0;
+	c->capture_stdout = true;
+	pw_instance *inst;
+	int rc = new_instance(p, s, &inst);
+	if (rc < 0)
+		return rc;
+	set_deadline(p, inst, start);
+	int code = 0;
+	rc = pw_wasi_run_start(inst, &code);
+	pw_instance_free(inst);
+	pw_host_call_flush_logs(c);
+	c->capture_stdout = false;
+	static const uint8_t empty[1];
+	c->wasi_ctx.stdin_data = empty;
+	c->wasi_ctx.stdin_len = 0;
+	if (rc < 0)
+		return timeout_error(p, pw_error_prefix("policy %s: WASI %s", p->id, cmd));
+	if (code != 0)
+		return pw_error_set(PW_EEXIT, "policy %s: WASI %s exited with code %d (its stderr is in the log)",
+		                    p->id, cmd, code);
+	return 0;
+}
+
+/* Runs `op` (waPC operation name; WASI: "validate" / "validate-settings") and leaves the
+ * answer in *out (a buffer of the slot, valid until its next use). */
+static int run_op(pw_policy *p, pw_policy_slot *s, bool settings, const uint8_t *payload,
+                  size_t len, const pw_buf **out)
+{
+	double start = pw_now();
+	pw_host_call_reset(&s->call);
+	int rc;
+	if (p->abi == PW_POLICY_ABI_WAPC) {
+		rc = run_wapc(p, s, settings ? "validate_settings" : "validate", payload, len, start);
+		*out = &s->call.response;
+	} else {
+		rc = run_wasi(p, s, settings ? "validate-settings" : "validate", payload, len, start);
+		*out = &s->call.out;
+	}
+	return rc;
+}
+
+int pw_policy_validate_settings(pw_policy *p, unsigned worker, char **message)
+{
+	if (message)
+		*message = NULL;
+	if (worker >= p->workers)
+		return pw_error_set(PW_EINVALID, "policy %s: worker %u out of range (%u slots)", p->id,
+		                    worker, p->workers);
+	const pw_buf *out;
+	int rc = run_op(p, &p->slots[worker], true, (const uint8_t *)p->settings_text,
+	                strlen(p->settings_text), &out);
+	if (rc < 0)
+		return pw_error_prefix("validate settings");
+	rc = pw_host_settings_answer(out->data ? out->data : (const uint8_t *)"", out->len, message);
+	if (rc < 0)
+		return pw_error_prefix("policy %s", p->id);
+	return 0;
+}
+
+int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t len,
+                       pw_eval_kind kind, char **response, pw_eval_result *result)
+{
+	double t0 = pw_now();
+	*response = NULL;
+	if (result)
+		memset(result, 0, sizeof *result);
+	if (worker >= p->workers)
+		return pw_error_set(PW_EINVALID, "policy %s: worker %u out of range (%u slots)", p->id,
+		                    worker, p->workers);
+	pw_host_req r;
+	int rc = pw_host_req_parse(&r, body, len, kind);
+	if (rc < 0)
+		return pw_error_prefix("policy %s", p->id);
+	pw_shape_opts o = { .policy_id = p->id, .mode = p->mode, .allowed_to_mutate = p->allowed_to_mutate,
+	                    .message = p->message, .kind = kind };
+	char *input = pw_host_validate_input(&r, p->settings);
+	if (!input) {
+		pw_host_req_free(&r);
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+	}
+	const pw_buf *out;
+	rc = run_op(p, &p->slots[worker], false, (const uint8_t *)input, strlen(input), &out);
+	free(input);
+	if (rc < 0) {
+		pw_warn(p->slots[worker].call.log_tag, "evaluation failed: %s", pw_error_last());
+		rc = pw_host_error_answer(&o, &r, pw_error_last(), rc, response, result);
+	} else {
+		rc = pw_host_shape_answer(&o, &r, out->data ? out->data : (const uint8_t *)"", out->len,
+		                          response, result);
+	}
+	pw_host_req_free(&r);
+	if (result)
+		result->seconds = pw_now() - t0;
+	return rc;
+}
