@@ -36,3 +36,8 @@ foreach(f ${PW_SPEC_FILES})
     set_tests_properties(spec-${f} PROPERTIES LABELS spec)
   endif()
 endforeach()
+
+# The runner's own check (no testsuite needed): passes what is right, fails what is wrong.
+add_test(NAME spec-selftest COMMAND bash ${CMAKE_SOURCE_DIR}/tests/spec/selftest.sh $<TARGET_FILE:spec_runner>)
+pw_test_env(spec-selftest)
+set_tests_properties(spec-selftest PROPERTIES LABELS spec)

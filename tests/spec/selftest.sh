@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Checks the spec-test runner itself, on Prewarm's own scripts (no testsuite needed):
+#  - self/good.wast uses every command kind the runner handles: all must pass, except the
+#    ones skipped for a stated reason (text module, imported global, register);
+#  - self/bad.wast holds only wrong assertions: each must be reported as a failure with its
+#    line, and the runner must exit 1. A runner that cannot fail would pass good.wast too.
+# Usage: selftest.sh PATH/TO/spec_runner
+set -u
+runner=${1:?usage: selftest.sh SPEC_RUNNER}
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+errors=0
+check() {  # check DESCRIPTION COMMAND...
+  if ! "${@:2}"; then echo "selftest: FAILED: $1"; errors=$((errors + 1)); fi
+}
+has() { grep -qF -- "$1" "$out"; }
+
+"$runner" -v "$here/self/good.wast" >"$out" 2>&1
+rc=$?
+cat "$out"
+check "good.wast exits 0 (got $rc)" test "$rc" -eq 0
+check "good.wast: 35 passed, 0 failed, 4 skipped" has "good.wast: 35 passed, 0 failed, 4 skipped"
+check "good.wast: the spectest import is called" has "spectest.print_i32(42)"
+check "good.wast: text module skipped with reason" has "skipped 1: assert_malformed of a text module"
+check "good.wast: imported global skipped with reason" has "imports a global (spectest.global_i32)"
+check "good.wast: register skipped with reason" has "skipped 1: register: cross-module linking"
+check "good.wast: the uninstantiable module is refused when instantiated" \
+  has "assert_uninstantiable \"unreachable\" refused by pw_instance_new"
+
+"$runner" "$here/self/bad.wast" >"$out" 2>&1
+rc=$?
+cat "$out"
+check "bad.wast exits 1 (got $rc)" test "$rc" -eq 1
+check "bad.wast: 1 passed, 8 failed, 0 skipped" has "bad.wast: 1 passed, 8 failed, 0 skipped"
+for line in 9 10 11 12 13 14 15 16; do
+  check "bad.wast: failure of line $line reported" has "FAIL bad.wast:$line:"
+done
+check "bad.wast: wrong result shown with both values" \
+  has "FAIL bad.wast:9: assert_return \"one\": result 0: expected i32:0x00000002 (2), got i32:0x00000001 (1)"
+check "bad.wast: wrong trap family named" has "expected trap \"integer divide by zero\""
+check "bad.wast: an accepted invalid module is a failure" has "was accepted by every stage"
+
+env -u PREWARM_TESTSUITE "$runner" --name address >"$out" 2>&1
+rc=$?
+check "--name without PREWARM_TESTSUITE skips (77, got $rc)" test "$rc" -eq 77
+check "the skip says why" has "PREWARM_TESTSUITE is not set"
+"$runner" "$here/self/no-such-file.wast" >"$out" 2>&1
+rc=$?
+check "a missing file is an error (exit 1, got $rc)" test "$rc" -eq 1
+
+if [ "$errors" -ne 0 ]; then
+  echo "selftest: $errors check(s) failed"
+  exit 1
+fi
+echo "selftest: ok"
