@@ -336,3 +336,32 @@ int pw_host_settings_answer(const uint8_t *out, size_t out_len, char **message)
 	json_decref(v);
 	return rc;
 }
+
+/* ---- hostCapabilities patterns (pure logic, tested without wasm) ---- */
+
+static bool pattern_match(const char *pat, const char *s)
+{
+	size_t pl = strlen(pat);
+	if (pl && pat[pl - 1] == '*')
+		return strncmp(pat, s, pl - 1) == 0;
+	return strcmp(pat, s) == 0;
+}
+
+bool pw_host_capability_allowed(const char *const *caps, size_t ncaps, bool all,
+                                const char *binding, const char *ns, const char *op)
+{
+	if (all)
+		return true;
+	char full[8192], short_[8192];
+	snprintf(full, sizeof full, "%s/%s/%s", binding, ns, op);
+	snprintf(short_, sizeof short_, "%s/%s", ns, op);
+	for (size_t i = 0; i < ncaps; i++) {
+		if (!caps[i])
+			continue;
+		if (pattern_match(caps[i], full))
+			return true;
+		if (!strcmp(binding, "kubewarden") && pattern_match(caps[i], short_))
+			return true;
+	}
+	return false;
+}
