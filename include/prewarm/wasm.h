@@ -77,7 +77,7 @@ typedef struct pw_wasm_module {
 	uint32_t *func_types;       /* type index of each defined function */
 	uint32_t nimported_funcs;
 	uint32_t nmemories, ntables, nglobals; /* defined ones */
-	uint64_t mem_min, mem_max; bool mem_has_max; /* first memory (imported or defined) */
+	uint64_t mem_min, mem_max; bool mem_has_max; /* first memory (imported or defined), in 64 KiB pages */
 	bool has_start;
 	uint32_t features;          /* enum pw_wasm_feature bits */
 	size_t code_size;           /* bytes of the code section */
