@@ -1,0 +1,215 @@
+/*
+ * The shared cache options of the prewarm commands (see cache_opts.h): parsing, the default
+ * directory, and opening the tiered cache with the failure policy of the design: the cache
+ * may make a run faster, never make it fail. Every problem with a tier is a warning and that
+ * tier is left out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cache_opts.h"
+#include "prewarm/common.h"
+
+#ifdef PW_HAVE_REGISTRY_CACHE
+#include "prewarm/oci.h"
+#endif
+
+const char pw_cache_cli_help[] =
+	"cache options:\n"
+	"  --cache-dir DIR                 local artifact cache (default $XDG_CACHE_HOME/prewarm or ~/.cache/prewarm)\n"
+	"  --cache-max-size SIZE           size limit of the local cache, LRU eviction (default 2GiB)\n"
+	"  --cache-signing-key FILE        HMAC key: sign entries, refuse unsigned or badly signed ones\n"
+	"  --no-cache                      do not use any cache (always compile)\n"
+	"  --cache-registry HOST/REPO      shared OCI registry tier below the local directory\n"
+	"  --cache-registry-credentials F  Docker config.json (or a dir with username/password)\n"
+	"  --cache-registry-ca FILE        extra CA certificate (PEM) for the registry\n"
+	"  --cache-registry-insecure       allow unverified HTTPS, then plain HTTP\n"
+	"  --cache-registry-read-only      pull from the registry, never push\n";
+
+void pw_cache_cli_init(pw_cache_cli_opts *o)
+{
+	memset(o, 0, sizeof *o);
+}
+
+void pw_cache_cli_free(pw_cache_cli_opts *o)
+{
+	if (!o)
+		return;
+	free(o->default_dir);
+	o->default_dir = NULL;
+}
+
+/* Matches "--name" (value in the next word) or "--name=value". */
+static int opt_value(const char *name, int argc, char **argv, int *i, const char **val, int *err)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+	} else if (a[n] == '\0') {
+		if (*i + 1 >= argc) {
+			fprintf(stderr, "prewarm: %s needs a value\n", name);
+			*err = 1;
+			return 1;
+		}
+		*val = argv[++*i];
+	} else {
+		return 0;
+	}
+	if (!**val) {
+		fprintf(stderr, "prewarm: %s needs a non-empty value\n", name);
+		*err = 1;
+	}
+	return 1;
+}
+
+static int opt_flag(const char *name, const char *arg)
+{
+	return strcmp(arg, name) == 0;
+}
+
+int pw_cache_cli_parse(pw_cache_cli_opts *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i], *v = NULL;
+	int err = 0;
+
+	if (strncmp(a, "--cache-", 8) != 0 && strcmp(a, "--no-cache") != 0)
+		return 0;
+	if (opt_flag("--no-cache", a)) {
+		o->no_cache = true;
+		return 1;
+	}
+	if (opt_flag("--cache-registry-insecure", a)) {
+		o->registry_insecure = true;
+		return 1;
+	}
+	if (opt_flag("--cache-registry-read-only", a)) {
+		o->registry_read_only = true;
+		return 1;
+	}
+	if (opt_value("--cache-dir", argc, argv, i, &v, &err)) {
+		o->dir = v;
+	} else if (opt_value("--cache-max-size", argc, argv, i, &v, &err)) {
+		if (!err && pw_parse_size(v, &o->max_size) < 0) {
+			fprintf(stderr, "prewarm: --cache-max-size: %s\n", pw_error_last());
+			err = 1;
+		} else if (!err && o->max_size == 0) {
+			fprintf(stderr, "prewarm: --cache-max-size: must be more than 0\n");
+			err = 1;
+		}
+	} else if (opt_value("--cache-signing-key", argc, argv, i, &v, &err)) {
+		o->signing_key_file = v;
+	} else if (opt_value("--cache-registry-credentials", argc, argv, i, &v, &err)) {
+		o->registry_credentials = v;
+	} else if (opt_value("--cache-registry-ca", argc, argv, i, &v, &err)) {
+		o->registry_ca = v;
+	} else if (opt_value("--cache-registry", argc, argv, i, &v, &err)) {
+		o->registry = v;
+	} else {
+		fprintf(stderr, "prewarm: unknown cache option '%s'\n", a);
+		return -1;
+	}
+	return err ? -1 : 1;
+}
+
+const char *pw_cache_cli_dir(pw_cache_cli_opts *o)
+{
+	const char *e;
+
+	if (o->dir)
+		return o->dir;
+	if (o->default_dir)
+		return o->default_dir;
+	if ((e = getenv("PREWARM_CACHE_DIR")) && *e)
+		o->default_dir = strdup(e);
+	else if ((e = getenv("XDG_CACHE_HOME")) && *e) {
+		o->default_dir = malloc(strlen(e) + 10);
+		if (o->default_dir)
+			sprintf(o->default_dir, "%s/prewarm", e);
+	} else if ((e = getenv("HOME")) && *e) {
+		o->default_dir = malloc(strlen(e) + 20);
+		if (o->default_dir)
+			sprintf(o->default_dir, "%s/.cache/prewarm", e);
+	}
+	return o->default_dir;
+}
+
+int pw_cache_cli_open_local(pw_cache_cli_opts *o, pw_cache_backend **out)
+{
+	pw_local_opts lo;
+	const char *dir = pw_cache_cli_dir(o);
+
+	*out = NULL;
+	if (!dir)
+		return pw_error_set(PW_EINVALID, "no cache directory: give --cache-dir or set XDG_CACHE_HOME or HOME");
+	memset(&lo, 0, sizeof lo);
+	lo.max_size = o->max_size;
+	return pw_cache_local_new(out, dir, &lo);
+}
+
+int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
+{
+	pw_cache_opts co;
+	pw_cache_backend *b = NULL;
+	char *stats = NULL;
+	const char *dir;
+	int rc;
+
+	*out = NULL;
+	memset(&co, 0, sizeof co);
+	if (o->no_cache)
+		return pw_cache_new(out, NULL);
+	dir = pw_cache_cli_dir(o);
+	co.signing_key_file = o->signing_key_file;
+	if (dir) {
+		stats = malloc(strlen(dir) + 8);
+		if (!stats)
+			return pw_error_set(PW_ENOMEM, "out of memory opening the cache");
+		sprintf(stats, "%s/stats", dir);
+	}
+	if (pw_cache_cli_open_local(o, &b) < 0) {
+		pw_warn("cache", "local cache unavailable, running without it: %s", pw_error_last());
+		free(stats);
+		stats = NULL;
+	}
+	co.stats_dir = stats;
+	rc = pw_cache_new(out, &co);
+	free(stats);
+	if (rc < 0) {
+		if (b)
+			b->free(b);
+		if (rc == PW_ENOMEM)
+			return rc;
+		/* A signing key was asked for and cannot be used: trust no entry at all. */
+		pw_warn("cache", "%s; running without any cache", pw_error_last());
+		return pw_cache_new(out, NULL);
+	}
+	if (b && pw_cache_add_backend(*out, b) < 0)
+		pw_warn("cache", "local cache unavailable: %s", pw_error_last());
+	if (o->registry) {
+#ifdef PW_HAVE_REGISTRY_CACHE
+		pw_registry_cache_opts ro;
+		memset(&ro, 0, sizeof ro);
+		ro.repository = o->registry;
+		ro.credentials = o->registry_credentials;
+		ro.ca_file = o->registry_ca;
+		ro.insecure = o->registry_insecure;
+		ro.read_only = o->registry_read_only;
+		ro.async_put = true;
+		b = NULL;
+		if (pw_cache_registry_new(&b, &ro) < 0)
+			pw_warn("cache", "registry cache %s unavailable, running without it: %s", o->registry,
+			        pw_error_last());
+		else if (pw_cache_add_backend(*out, b) < 0)
+			pw_warn("cache", "registry cache %s unavailable: %s", o->registry, pw_error_last());
+#else
+		pw_warn("cache", "--cache-registry %s: this build has no registry tier; running without it",
+		        o->registry);
+#endif
+	}
+	return 0;
+}
