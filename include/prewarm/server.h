@@ -79,6 +79,58 @@ bool pw_policy_conf_equal(const pw_policy_conf *a, const pw_policy_conf *b);
  */
 int pw_yaml_to_json(void **out, const char *yaml, size_t len, const char *origin);
 
+/* ---- the server ----------------------------------------------------------------------- */
+
+struct pw_engine;
+struct pw_cache;
+struct pw_oci_client;
+
+typedef struct pw_server_opts {
+	const char *policies_path;          /* --policies (required) */
+	const char *download_dir;           /* --policies-download-dir (NULL = a temp dir) */
+	struct pw_oci_client *oci;          /* fetches registry/http modules (borrowed; may be NULL
+	                                       when every module is file://) */
+	struct pw_engine *engine;           /* borrowed, required */
+	struct pw_cache *cache;             /* borrowed; NULL = no cache (--no-cache) */
+	const char *addr;                   /* --addr (default "0.0.0.0") */
+	unsigned port;                      /* --port (3000; 0 = any free port) */
+	unsigned readiness_port;            /* --readiness-probe-port (8081; 0 = any free port) */
+	const char *cert_file, *key_file;   /* TLS for the main port (both or none) */
+	unsigned workers;                   /* HTTP worker threads = instance slots (0 = CPUs) */
+	double policy_timeout;              /* --policy-timeout seconds (0 = 2) */
+	bool disable_timeout;               /* --disable-timeout-protection */
+	const char *always_accept_namespace;/* --always-accept-admission-reviews-on-namespace */
+	bool continue_on_errors;            /* serve the rest, answer 500 for broken policies */
+	size_t max_body;                    /* request body limit (0 = 8 MiB) */
+	unsigned compile_jobs;              /* parallel cache lookups/compiles (0 = CPUs) */
+	uint64_t max_memory;                /* memory budget for parallel compiles (0 = available) */
+	uint64_t instance_memory;           /* per-instance linear memory cap (0 = module's) */
+} pw_server_opts;
+
+typedef struct pw_server pw_server;
+
+/*
+ * Starts the listeners (main port answering 503 until ready, readiness port answering 503)
+ * and returns; nothing is loaded yet. Errors name the address/port or the TLS file.
+ */
+int pw_server_new(pw_server **out, const pw_server_opts *opts);
+/* Runs the startup pipeline on opts->policies_path, then reports ready. On error (a policy
+ * that cannot be loaded or whose settings are invalid, without continue_on_errors) the
+ * message names the policy and the server stays not ready. */
+int pw_server_start(pw_server *s);
+/* Rebuilds the set from policies_path beside the current one and swaps it in atomically.
+ * A broken new set is refused (error returned and logged); the old one keeps serving. */
+int pw_server_reload(pw_server *s);
+/* True when policies_path changed (mtime, size, inode) since the last (re)load. */
+bool pw_server_policies_changed(pw_server *s);
+/* Stops accepting connections, lets requests in flight finish (at most `drain` seconds),
+ * then stops the listeners. Idempotent. */
+void pw_server_shutdown(pw_server *s, double drain);
+void pw_server_free(pw_server *s);
+/* The bound ports (useful with port 0). */
+unsigned pw_server_port(const pw_server *s);
+unsigned pw_server_readiness_port(const pw_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,376 @@
+/*
+ * `prewarm serve`: the admission Policy Server, a drop-in for Kubewarden's policy-server.
+ *
+ * Takes Kubewarden's flags, each also settable as KUBEWARDEN_<FLAG> in the environment
+ * (flags win), plus the shared cache options (cache_opts.h) and a few of Prewarm's own.
+ * Starts the listeners at once (readiness 503), runs the startup pipeline, then serves;
+ * SIGHUP or a change of the policies file (polled) reloads without a restart; SIGTERM or
+ * SIGINT stop accepting, finish the requests in flight, and exit 0. Signals are taken by
+ * sigtimedwait in the main thread (blocked everywhere else), so no handler runs async code.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cache_opts.h"
+#include "cli/cli.h"
+#include "prewarm/engine.h"
+#include "prewarm/oci.h"
+#include "prewarm/server.h"
+#include "prewarm/util.h"
+
+static const char serve_help[] =
+	"usage: prewarm serve [options]\n"
+	"\n"
+	"Runs the admission Policy Server on the policies of a Kubewarden policies.yml. Every\n"
+	"module is fetched (in parallel), looked up in the artifact cache (local directory, then\n"
+	"the OCI registry tier) and compiled to native code only on a miss; then every policy's\n"
+	"settings are validated and the server reports ready. Any cache failure falls back to\n"
+	"compiling. Each option can also be set with an environment variable KUBEWARDEN_<NAME>\n"
+	"(e.g. KUBEWARDEN_POLICIES, KUBEWARDEN_LOG_LEVEL); a flag wins over the variable.\n"
+	"\n"
+	"Kubewarden options:\n"
+	"  --policies FILE                 policies.yml (default policies.yml)\n"
+	"  --policies-download-dir DIR     where fetched modules are stored (default: a temp dir)\n"
+	"  --sources-path FILE             sources.yml: insecure_sources, source_authorities\n"
+	"  --docker-config-json-path DIR   registry credentials: DIR/config.json\n"
+	"  --addr ADDR                     listen address (default 0.0.0.0; IPv6 literal allowed)\n"
+	"  --port N                        admission port (default 3000)\n"
+	"  --readiness-probe-port N        readiness and metrics port, plain HTTP (default 8081)\n"
+	"  --cert-file FILE --key-file FILE  serve HTTPS on the admission port (PEM)\n"
+	"  --workers N                     evaluation threads (default: number of CPUs)\n"
+	"  --policy-timeout SECONDS        evaluation timeout per request (default 2)\n"
+	"  --disable-timeout-protection    no evaluation timeout\n"
+	"  --always-accept-admission-reviews-on-namespace NS\n"
+	"                                  accept every AdmissionReview from namespace NS unevaluated\n"
+	"  --enable-metrics                accepted for compatibility: /metrics is always served on\n"
+	"                                  the readiness port (Prometheus text format)\n"
+	"  --log-level LEVEL               trace|debug|info|warn|error (default info)\n"
+	"  --log-fmt FMT                   text|json (default text)\n"
+	"  --client-ca-file, --daemon, --daemon-pid-file: not supported (refused)\n"
+	"\n"
+	"Prewarm options:\n"
+	"  --continue-on-errors            serve the policies that load; broken ones answer 500\n"
+	"                                  (default: a broken policy stops the start, like Kubewarden)\n"
+	"  --max-body-size SIZE            request body limit, 413 beyond (default 8MiB)\n"
+	"  --compile-jobs N                parallel cache lookups/compiles (default: CPUs)\n"
+	"  --compile-memory SIZE           memory budget for parallel compiles (default 80%% of available)\n"
+	"  --instance-memory SIZE          cap on each policy instance's linear memory (default: module's)\n"
+	"  --no-watch                      do not reload when the policies file changes (SIGHUP still does)\n"
+	"  --watch-interval SECONDS        how often the policies file is checked (default 2)\n"
+	"  --shutdown-timeout SECONDS      how long SIGTERM waits for requests in flight (default 30)\n"
+	"\n"
+	"%s"
+	"\n"
+	"Endpoints: POST /validate/{id}, /validate_raw/{id}, /audit/{id} on --port;\n"
+	"GET /readiness (200 once ready) and /metrics on --readiness-probe-port.\n"
+	"Signals: SIGHUP reloads policies.yml (the old set serves until the new one is ready; a\n"
+	"broken new set is refused); SIGTERM/SIGINT drain and exit.\n"
+	"Exit codes: 0 after a clean shutdown, 1 when the start failed, 2 for a usage error.\n";
+
+typedef enum opt_kind { O_STR, O_UINT, O_SECONDS, O_SIZE, O_FLAG } opt_kind;
+
+typedef struct serve_cfg {
+	const char *policies, *download_dir, *sources, *docker_config, *addr, *cert, *key, *always_ns;
+	const char *log_level, *log_fmt, *client_ca, *daemon_pid;
+	unsigned port, ready_port, workers, compile_jobs;
+	double policy_timeout, watch_interval, shutdown_timeout;
+	uint64_t max_body, compile_memory, instance_memory;
+	bool disable_timeout, enable_metrics, continue_on_errors, no_watch, daemon;
+} serve_cfg;
+
+typedef struct opt_def {
+	const char *name;     /* without the leading dashes */
+	opt_kind kind;
+	size_t off;
+} opt_def;
+
+#define F(name, kind, field) { name, kind, offsetof(serve_cfg, field) }
+static const opt_def defs[] = {
+	F("policies", O_STR, policies),
+	F("policies-download-dir", O_STR, download_dir),
+	F("sources-path", O_STR, sources),
+	F("docker-config-json-path", O_STR, docker_config),
+	F("addr", O_STR, addr),
+	F("port", O_UINT, port),
+	F("readiness-probe-port", O_UINT, ready_port),
+	F("cert-file", O_STR, cert),
+	F("key-file", O_STR, key),
+	F("client-ca-file", O_STR, client_ca),
+	F("workers", O_UINT, workers),
+	F("policy-timeout", O_SECONDS, policy_timeout),
+	F("disable-timeout-protection", O_FLAG, disable_timeout),
+	F("always-accept-admission-reviews-on-namespace", O_STR, always_ns),
+	F("enable-metrics", O_FLAG, enable_metrics),
+	F("log-level", O_STR, log_level),
+	F("log-fmt", O_STR, log_fmt),
+	F("daemon", O_FLAG, daemon),
+	F("daemon-pid-file", O_STR, daemon_pid),
+	F("continue-on-errors", O_FLAG, continue_on_errors),
+	F("max-body-size", O_SIZE, max_body),
+	F("compile-jobs", O_UINT, compile_jobs),
+	F("compile-memory", O_SIZE, compile_memory),
+	F("instance-memory", O_SIZE, instance_memory),
+	F("no-watch", O_FLAG, no_watch),
+	F("watch-interval", O_SECONDS, watch_interval),
+	F("shutdown-timeout", O_SECONDS, shutdown_timeout),
+};
+#undef F
+
+/* Stores `val` into the option; `from` names where it came from for the error. */
+static int set_opt(serve_cfg *c, const opt_def *d, const char *val, const char *from)
+{
+	void *p = (char *)c + d->off;
+	switch (d->kind) {
+	case O_STR:
+		if (!*val) {
+			fprintf(stderr, "prewarm serve: %s: empty value\n", from);
+			return -1;
+		}
+		*(const char **)p = val;
+		return 0;
+	case O_UINT: {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(val, &end, 10);
+		if (errno || !*val || *end || v > 65535 * 16 || *val == '-') {
+			fprintf(stderr, "prewarm serve: %s: \"%s\" is not a non-negative integer\n", from, val);
+			return -1;
+		}
+		*(unsigned *)p = (unsigned)v;
+		return 0;
+	}
+	case O_SECONDS:
+		if (pw_parse_duration(val, (double *)p) < 0 || *(double *)p < 0) {
+			fprintf(stderr, "prewarm serve: %s: \"%s\" is not a duration (\"2\", \"500ms\")\n", from, val);
+			return -1;
+		}
+		return 0;
+	case O_SIZE:
+		if (pw_parse_size(val, (uint64_t *)p) < 0) {
+			fprintf(stderr, "prewarm serve: %s: \"%s\" is not a size (\"8MiB\", \"512k\")\n", from, val);
+			return -1;
+		}
+		return 0;
+	case O_FLAG:
+		if (!strcmp(val, "1") || !strcasecmp(val, "true") || !strcasecmp(val, "yes"))
+			*(bool *)p = true;
+		else if (!strcmp(val, "0") || !strcasecmp(val, "false") || !strcasecmp(val, "no"))
+			*(bool *)p = false;
+		else {
+			fprintf(stderr, "prewarm serve: %s: \"%s\" is not true or false\n", from, val);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static int from_env(serve_cfg *c)
+{
+	for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+		char name[96];
+		size_t k = snprintf(name, sizeof name, "KUBEWARDEN_");
+		for (const char *s = defs[i].name; *s && k + 1 < sizeof name; s++)
+			name[k++] = *s == '-' ? '_' : (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+		name[k] = '\0';
+		const char *v = getenv(name);
+		if (v && set_opt(c, &defs[i], v, name) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* 1 consumed, 0 not ours, -1 usage error */
+static int from_arg(serve_cfg *c, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (strncmp(a, "--", 2) != 0)
+		return 0;
+	a += 2;
+	for (size_t k = 0; k < sizeof defs / sizeof defs[0]; k++) {
+		size_t n = strlen(defs[k].name);
+		if (strncmp(a, defs[k].name, n) != 0 || (a[n] != '\0' && a[n] != '='))
+			continue;
+		if (defs[k].kind == O_FLAG)
+			return set_opt(c, &defs[k], a[n] == '=' ? a + n + 1 : "true", argv[*i]) < 0 ? -1 : 1;
+		const char *val;
+		if (a[n] == '=') {
+			val = a + n + 1;
+		} else if (*i + 1 < argc) {
+			val = argv[++*i];
+		} else {
+			fprintf(stderr, "prewarm serve: --%s needs a value\n", defs[k].name);
+			return -1;
+		}
+		return set_opt(c, &defs[k], val, defs[k].name) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
+static int open_oci(const serve_cfg *c, pw_oci_client **out)
+{
+	pw_oci_sources *src = NULL;
+	pw_oci_creds *creds = NULL;
+	int rc = 0;
+
+	if (c->sources && (rc = pw_oci_sources_load(&src, c->sources)) < 0)
+		goto out;
+	if (c->docker_config) {
+		if ((rc = pw_oci_creds_new(&creds)) < 0 || (rc = pw_oci_creds_load_docker_config(creds, c->docker_config)) < 0)
+			goto out;
+	}
+	pw_oci_client_opts oo = { .sources = src, .creds = creds };
+	rc = pw_oci_client_new(out, &oo);
+out:
+	pw_oci_sources_free(src);
+	pw_oci_creds_free(creds);
+	return rc;
+}
+
+int pw_cmd_serve(int argc, char **argv)
+{
+	serve_cfg c = {
+		.policies = "policies.yml", .addr = "0.0.0.0", .port = 3000, .ready_port = 8081,
+		.policy_timeout = 2, .watch_interval = 2, .shutdown_timeout = 30,
+		.log_level = "info", .log_fmt = "text",
+	};
+	pw_cache_cli_opts co;
+	pw_cache *cache = NULL;
+	pw_engine *engine = NULL;
+	pw_oci_client *oci = NULL;
+	pw_server *srv = NULL;
+	int exit_code = 1, lvl;
+	sigset_t sigs;
+
+	pw_cache_cli_init(&co);
+	if (from_env(&c) < 0)
+		goto usage;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf(serve_help, pw_cache_cli_help);
+			pw_cache_cli_free(&co);
+			return 0;
+		}
+		int r = pw_cache_cli_parse(&co, argc, argv, &i);
+		if (r < 0)
+			goto usage;
+		if (r > 0)
+			continue;
+		r = from_arg(&c, argc, argv, &i);
+		if (r < 0)
+			goto usage;
+		if (r == 0) {
+			fprintf(stderr, "prewarm serve: unknown option '%s' (see prewarm serve --help)\n", argv[i]);
+			goto usage;
+		}
+	}
+	if ((lvl = pw_log_level_parse(c.log_level)) < 0) {
+		fprintf(stderr, "prewarm serve: --log-level: \"%s\" is not trace|debug|info|warn|error\n", c.log_level);
+		goto usage;
+	}
+	if (strcmp(c.log_fmt, "text") && strcmp(c.log_fmt, "json")) {
+		fprintf(stderr, "prewarm serve: --log-fmt: \"%s\" is not text or json\n", c.log_fmt);
+		goto usage;
+	}
+	if (c.client_ca) {
+		fprintf(stderr, "prewarm serve: --client-ca-file (mutual TLS) is not supported yet\n");
+		goto usage;
+	}
+	if (c.daemon || c.daemon_pid) {
+		fprintf(stderr, "prewarm serve: --daemon is not supported: run it in the foreground (a container, systemd)\n");
+		goto usage;
+	}
+	if (!c.cert != !c.key) {
+		fprintf(stderr, "prewarm serve: HTTPS needs both --cert-file and --key-file\n");
+		goto usage;
+	}
+	if (c.port > 65535 || c.ready_port > 65535) {
+		fprintf(stderr, "prewarm serve: ports must be at most 65535\n");
+		goto usage;
+	}
+	pw_log_configure((pw_log_level)lvl, strcmp(c.log_fmt, "json") ? PW_LOG_TEXT : PW_LOG_JSON);
+
+	/* signals are taken synchronously by this thread; every thread created later inherits the mask */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (pw_engine_new(&engine, NULL) < 0) {
+		pw_err("serve", "engine: %s", pw_error_last());
+		goto out;
+	}
+	if (pw_cache_cli_open(&co, &cache) < 0) {
+		pw_err("serve", "cache: %s", pw_error_last());
+		goto out;
+	}
+	if (open_oci(&c, &oci) < 0) {
+		pw_err("serve", "%s", pw_error_last());
+		goto out;
+	}
+	pw_server_opts so = {
+		.policies_path = c.policies,
+		.download_dir = c.download_dir,
+		.oci = oci,
+		.engine = engine,
+		.cache = cache,
+		.addr = c.addr,
+		.port = c.port,
+		.readiness_port = c.ready_port,
+		.cert_file = c.cert,
+		.key_file = c.key,
+		.workers = c.workers,
+		.policy_timeout = c.policy_timeout,
+		.disable_timeout = c.disable_timeout,
+		.always_accept_namespace = c.always_ns,
+		.continue_on_errors = c.continue_on_errors,
+		.max_body = c.max_body,
+		.compile_jobs = c.compile_jobs,
+		.max_memory = c.compile_memory,
+		.instance_memory = c.instance_memory,
+	};
+	pw_info("serve", "prewarm %s, engine %.16s, cache %s", PREWARM_VERSION, pw_engine_hash(engine),
+	        co.no_cache ? "off" : pw_cache_cli_dir(&co) ? pw_cache_cli_dir(&co) : "(none)");
+	if (pw_server_new(&srv, &so) < 0) {
+		pw_err("serve", "%s", pw_error_last());
+		goto out;
+	}
+	if (pw_server_start(srv) < 0) {
+		pw_err("serve", "start failed: %s", pw_error_last());
+		goto out;
+	}
+	for (;;) {
+		double iv = c.watch_interval > 0.05 ? c.watch_interval : 0.05;
+		struct timespec ts = { (time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9) };
+		int sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			pw_info("serve", "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		if (sig == SIGHUP) {
+			pw_info("serve", "SIGHUP received");
+			pw_server_reload(srv);
+		} else if (!c.no_watch && pw_server_policies_changed(srv)) {
+			pw_info("serve", "%s changed", c.policies);
+			pw_server_reload(srv);
+		}
+	}
+	pw_server_shutdown(srv, c.shutdown_timeout);
+	pw_info("serve", "stopped");
+	exit_code = 0;
+out:
+	pw_server_free(srv);
+	pw_oci_client_free(oci);
+	pw_cache_free(cache);
+	pw_engine_free(engine);
+	pw_cache_cli_free(&co);
+	return exit_code;
+usage:
+	pw_cache_cli_free(&co);
+	return 2;
+}

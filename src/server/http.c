@@ -1,0 +1,419 @@
+/*
+ * The HTTP(S) front end, on libmicrohttpd: the main port (POST /validate/{id},
+ * /validate_raw/{id}, /audit/{id}; TLS with --cert-file/--key-file) and the readiness port
+ * (GET /readiness: 200 only when ready; GET /metrics: Prometheus text).
+ *
+ * The main daemon runs a pool of `workers` threads; each thread owns one instance slot of
+ * every policy (a thread-local index), so evaluations need no lock. Bodies are collected up
+ * to the size limit (413 beyond it, decided from Content-Length before reading when it is
+ * given); errors are JSON {"message", "status"} like Kubewarden's: 400 bad JSON, 404 unknown
+ * path or policy, 405 wrong method, 500 broken policy, 503 not ready. Shutdown quiesces
+ * the listeners (no new connections), waits for the requests in flight, then stops.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "server/server_int.h"
+
+#define DEFAULT_MAX_BODY (8u << 20)
+
+struct pw_http {
+	pw_server *srv;
+	struct MHD_Daemon *main, *ready;
+	unsigned port, ready_port;
+	atomic_int inflight;
+	atomic_uint next_worker;
+	unsigned workers;
+	size_t max_body;
+	pw_buf cert, key;
+	bool stopped;
+};
+
+typedef struct req_ctx {
+	pw_buf body;
+	bool too_big;
+	bool answered;   /* a response was queued early */
+	double t0;
+} req_ctx;
+
+static _Thread_local int t_worker = -1;
+static _Thread_local pw_http *t_worker_owner;
+
+static enum MHD_Result send_body(struct MHD_Connection *c, pw_http *h, int status, const char *ctype,
+                                 const char *body, size_t len, const char *allow)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	pw_metrics_http(pw_server__metrics(h->srv), status);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow,
+                                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow,
+                                  const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_t *o = json_pack("{s:s, s:i}", "message", msg, "status", status);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	enum MHD_Result ret = send_body(c, h, status, "application/json", s ? s : "{}", s ? strlen(s) : 2, allow);
+	free(s);
+	json_decref(o);
+	return ret;
+}
+
+typedef enum route_kind { R_NONE, R_VALIDATE, R_VALIDATE_RAW, R_AUDIT, R_READINESS, R_METRICS } route_kind;
+
+static route_kind route(const char *url, const char **id)
+{
+	static const struct { const char *prefix; route_kind k; } eval[] = {
+		{ "/validate/", R_VALIDATE }, { "/validate_raw/", R_VALIDATE_RAW }, { "/audit/", R_AUDIT },
+	};
+	*id = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(eval[i].prefix);
+		if (!strncmp(url, eval[i].prefix, n)) {
+			*id = url + n;
+			return eval[i].k;
+		}
+	}
+	if (!strcmp(url, "/readiness"))
+		return R_READINESS;
+	if (!strcmp(url, "/metrics"))
+		return R_METRICS;
+	return R_NONE;
+}
+
+/* --always-accept-admission-reviews-on-namespace: an AdmissionReview from that namespace is
+ * accepted without evaluation. Returns an answer (malloc'd) or NULL to evaluate. */
+static char *always_accept(const pw_server_opts *o, const req_ctx *rc)
+{
+	if (!o->always_accept_namespace)
+		return NULL;
+	json_t *doc = json_loadb((const char *)rc->body.data, rc->body.len, 0, NULL);
+	json_t *req = json_object_get(doc, "request");
+	const char *ns = json_string_value(json_object_get(req, "namespace"));
+	char *ans = NULL;
+	if (ns && !strcmp(ns, o->always_accept_namespace)) {
+		json_t *a = json_pack("{s:s, s:s, s:{s:O, s:b}}", "apiVersion", "admission.k8s.io/v1", "kind",
+		                      "AdmissionReview", "response", "uid",
+		                      json_object_get(req, "uid") ? json_object_get(req, "uid") : json_string(""),
+		                      "allowed", 1);
+		ans = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+	}
+	json_decref(doc);
+	return ans;
+}
+
+static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind k, const char *id, req_ctx *rc)
+{
+	pw_server *srv = h->srv;
+	pw_pset *set = pw_server__acquire(srv);
+	enum MHD_Result ret;
+
+	if (!set)
+		return send_error(c, h, 503, NULL, "the server is not ready: policies are still loading");
+	pw_pset_entry *e = pw_pset_find(set, id);
+	if (!e) {
+		ret = send_error(c, h, 404, NULL, "policy not found: %s", id);
+		goto out;
+	}
+	if (!e->policy) {
+		pw_metrics_eval(pw_server__metrics(srv), id, PW_OUT_ERROR, 0);
+		ret = send_error(c, h, 500, NULL, "%s", e->error ? e->error : "policy not loaded");
+		goto out;
+	}
+	if (k != R_VALIDATE_RAW) {
+		char *ans = always_accept(pw_server__opts(srv), rc);
+		if (ans) {
+			ret = send_body(c, h, 200, "application/json", ans, strlen(ans), NULL);
+			free(ans);
+			goto out;
+		}
+	}
+	if (t_worker < 0 || t_worker_owner != h) {
+		t_worker = (int)atomic_fetch_add(&h->next_worker, 1);
+		t_worker_owner = h;
+	}
+	if ((unsigned)t_worker >= h->workers) {
+		ret = send_error(c, h, 500, NULL, "internal error: no instance slot for this thread");
+		goto out;
+	}
+	char *resp = NULL;
+	pw_eval_result res = { 0 };
+	pw_eval_kind ek = k == R_VALIDATE ? PW_EVAL_VALIDATE : k == R_AUDIT ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE_RAW;
+	double t0 = pw_now();
+	int erc = pw_policy_evaluate(e->policy, (unsigned)t_worker, rc->body.data ? (const char *)rc->body.data : "",
+	                             rc->body.len, ek, &resp, &res);
+	double dt = pw_now() - t0;
+	if (erc == PW_EINVALID) {
+		ret = send_error(c, h, 400, NULL, "policy %s: bad request: %s", id, pw_error_last());
+	} else if (erc < 0) {
+		pw_metrics_eval(pw_server__metrics(srv), id, PW_OUT_ERROR, dt);
+		ret = send_error(c, h, 500, NULL, "policy %s: evaluation failed: %s", id, pw_error_last());
+	} else {
+		enum pw_outcome o = res.error ? PW_OUT_ERROR : res.mutated ? PW_OUT_MUTATED
+		                  : res.policy_allowed ? PW_OUT_ACCEPTED : PW_OUT_REJECTED;
+		pw_metrics_eval(pw_server__metrics(srv), id, o, dt);
+		if (pw_log_enabled(PW_LOG_DEBUG)) {
+			char comp[300];
+			snprintf(comp, sizeof comp, "policy:%s", id);
+			pw_debug(comp, "%s: allowed=%d policy_allowed=%d mutated=%d error=%d in %.3f ms", 
+			         k == R_VALIDATE ? "validate" : k == R_AUDIT ? "audit" : "validate_raw",
+			         res.allowed, res.policy_allowed, res.mutated, res.error, dt * 1e3);
+		}
+		ret = send_body(c, h, 200, "application/json", resp, strlen(resp), NULL);
+	}
+	free(resp);
+out:
+	pw_pset_unref(set);
+	return ret;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size,
+                               void **req_cls)
+{
+	pw_http *h = cls;
+	bool is_main = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == h->main;
+	req_ctx *rc = *req_cls;
+	const char *id;
+	route_kind k = route(url, &id);
+	bool eval = k == R_VALIDATE || k == R_VALIDATE_RAW || k == R_AUDIT;
+
+	if (!rc) {
+		if (!(rc = calloc(1, sizeof *rc)))
+			return MHD_NO;
+		rc->t0 = pw_now();
+		*req_cls = rc;
+		atomic_fetch_add(&h->inflight, 1);
+		if (k == R_NONE || (eval && !is_main) || (eval && !*id)) {
+			rc->answered = true;
+			return send_error(c, h, 404, NULL, "not found: %s %s", method, url);
+		}
+		if (eval && strcmp(method, "POST") != 0) {
+			rc->answered = true;
+			return send_error(c, h, 405, "POST", "method %s not allowed on %s (use POST)", method, url);
+		}
+		if (!eval && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+			rc->answered = true;
+			return send_error(c, h, 405, "GET", "method %s not allowed on %s (use GET)", method, url);
+		}
+		if (eval) {
+			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cl && strtoull(cl, NULL, 10) > h->max_body) {
+				rc->answered = true;
+				return send_error(c, h, 413, NULL, "request body of %s bytes is larger than the limit of %zu bytes",
+				                  cl, h->max_body);
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!rc->answered && !rc->too_big) {
+			if (rc->body.len + *upload_data_size > h->max_body) {
+				rc->too_big = true;
+				pw_buf_free(&rc->body);
+			} else if (pw_buf_append(&rc->body, upload_data, *upload_data_size) < 0) {
+				return MHD_NO;
+			}
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (rc->answered)
+		return MHD_YES;
+	rc->answered = true;
+	if (rc->too_big)
+		return send_error(c, h, 413, NULL, "request body is larger than the limit of %zu bytes", h->max_body);
+	if (k == R_READINESS) {
+		bool ok = pw_server__ready(h->srv);
+		return ok ? send_body(c, h, 200, "text/plain", "ready\n", 6, NULL)
+		          : send_error(c, h, 503, NULL, "not ready");
+	}
+	if (k == R_METRICS) {
+		pw_buf b = PW_BUF_INIT;
+		enum MHD_Result ret;
+		if (pw_server__render_metrics(h->srv, &b) < 0)
+			ret = send_error(c, h, 500, NULL, "metrics: %s", pw_error_last());
+		else
+			ret = send_body(c, h, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *)b.data, b.len, NULL);
+		pw_buf_free(&b);
+		return ret;
+	}
+	return evaluate(c, h, k, id, rc);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	pw_http *h = cls;
+	req_ctx *rc = *req_cls;
+	if (!rc)
+		return;
+	pw_buf_free(&rc->body);
+	free(rc);
+	*req_cls = NULL;
+	atomic_fetch_sub(&h->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	pw_warn("http", "%s", msg);
+}
+
+static int make_addr(const char *addr, unsigned port, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char ps[16];
+	snprintf(ps, sizeof ps, "%u", port);
+	int e = getaddrinfo(addr, ps, &hints, &ai);
+	if (e != 0 || !ai)
+		return pw_error_set(PW_EINVALID, "--addr %s: not a numeric IPv4/IPv6 address (%s)", addr, gai_strerror(e));
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static struct MHD_Daemon *start_daemon(pw_http *h, const char *addr, unsigned port, unsigned threads,
+                                       bool tls, unsigned *bound, const char *what)
+{
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct MHD_Daemon *d;
+
+	if (make_addr(addr, port, &ss) < 0)
+		return NULL;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+	if (tls)
+		flags |= MHD_USE_TLS;
+	struct MHD_OptionItem opts[] = {
+		{ MHD_OPTION_SOCK_ADDR, 0, &ss },
+		{ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, h },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL },
+		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? h->cert.data : NULL },
+		{ tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, tls ? h->key.data : NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!d) {
+		pw_error_set(PW_ERROR, "cannot listen on %s port %u for the %s%s (address in use, or no permission)",
+		             addr, port, what, tls ? " with TLS (check --cert-file/--key-file)" : "");
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	*bound = info ? info->port : port;
+	return d;
+}
+
+int pw_http_start(pw_http **out, pw_server *s)
+{
+	const pw_server_opts *o = pw_server__opts(s);
+	const char *addr = o->addr ? o->addr : "0.0.0.0";
+	pw_http *h = calloc(1, sizeof *h);
+	bool tls = o->cert_file || o->key_file;
+
+	*out = NULL;
+	if (!h)
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	h->srv = s;
+	h->workers = o->workers ? o->workers : 1;
+	h->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+	atomic_init(&h->inflight, 0);
+	atomic_init(&h->next_worker, 0);
+	if (tls) {
+		if (!o->cert_file || !o->key_file) {
+			free(h);
+			return pw_error_set(PW_EINVALID, "TLS needs both --cert-file and --key-file");
+		}
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			free(h);
+			return pw_error_set(PW_EUNSUPPORTED, "this libmicrohttpd was built without TLS support");
+		}
+		if (pw_file_read(o->cert_file, 1 << 20, &h->cert) < 0 || pw_file_read(o->key_file, 1 << 20, &h->key) < 0) {
+			pw_error_prefix("TLS");
+			pw_buf_free(&h->cert);
+			pw_buf_free(&h->key);
+			free(h);
+			return PW_EIO;
+		}
+	}
+	h->main = start_daemon(h, addr, o->port, h->workers, tls, &h->port, "policy server");
+	if (h->main)
+		h->ready = start_daemon(h, addr, o->readiness_port, 1, false, &h->ready_port, "readiness probe");
+	if (!h->main || !h->ready) {
+		int rc = pw_error_last_code() ? pw_error_last_code() : PW_ERROR;
+		if (h->main)
+			MHD_stop_daemon(h->main);
+		pw_buf_free(&h->cert);
+		pw_buf_free(&h->key);
+		free(h);
+		return rc;
+	}
+	pw_info("http", "listening on %s:%u (%s, %u workers), readiness and metrics on %s:%u", addr, h->port,
+	        tls ? "HTTPS" : "HTTP", h->workers, addr, h->ready_port);
+	*out = h;
+	return 0;
+}
+
+static void stop_one(struct MHD_Daemon *d)
+{
+	MHD_socket fd = MHD_quiesce_daemon(d);
+	MHD_stop_daemon(d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+void pw_http_stop(pw_http *h, double drain)
+{
+	if (!h)
+		return;
+	if (!h->stopped) {
+		h->stopped = true;
+		MHD_socket fd = MHD_quiesce_daemon(h->main);   /* no new connections */
+		double deadline = pw_now() + drain;
+		int n;
+		while ((n = atomic_load(&h->inflight)) > 0 && pw_now() < deadline)
+			usleep(10000);
+		if (n > 0)
+			pw_warn("http", "shutdown: %d requests still in flight after %.1f s, closing", n, drain);
+		MHD_stop_daemon(h->main);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		stop_one(h->ready);
+	}
+	pw_buf_free(&h->cert);
+	pw_buf_free(&h->key);
+	free(h);
+}
+
+unsigned pw_http_port(const pw_http *h) { return h->port; }
+unsigned pw_http_readiness_port(const pw_http *h) { return h->ready_port; }

@@ -1,0 +1,259 @@
+/*
+ * Server metrics in the Prometheus text exposition format (0.0.4), served on /metrics.
+ *
+ * Evaluations are counted per policy and outcome with a latency histogram per policy;
+ * HTTP answers per status; the startup/reload phase durations and where each module's
+ * code came from (local hit, registry hit, compiled, reused) describe the last (re)build;
+ * the cache tier counters come from the cache's own stats at render time. One mutex
+ * guards everything: an update is a few additions, far cheaper than an evaluation.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define NBUCKETS (sizeof buckets / sizeof buckets[0])
+
+static const char *const outcome_names[PW_OUT_N] = { "accepted", "rejected", "mutated", "error" };
+
+typedef struct pol_metrics {
+	char *id;
+	uint64_t outcomes[PW_OUT_N];
+	uint64_t bucket[NBUCKETS];   /* non-cumulative; summed at render */
+	uint64_t count;
+	double sum;
+} pol_metrics;
+
+typedef struct kv_count {
+	char name[32];
+	double value;
+} kv_count;
+
+struct pw_metrics {
+	pthread_mutex_t mu;
+	pol_metrics *pol;
+	size_t npol, cappol;
+	kv_count status[16];
+	size_t nstatus;
+	kv_count phase[16];
+	size_t nphase;
+	kv_count source[8];
+	size_t nsource;
+	uint64_t reloads_ok, reloads_failed;
+	double started;
+};
+
+int pw_metrics_new(pw_metrics **out)
+{
+	pw_metrics *m = calloc(1, sizeof *m);
+	if (!m)
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	pthread_mutex_init(&m->mu, NULL);
+	m->started = pw_wall_now();
+	*out = m;
+	return 0;
+}
+
+void pw_metrics_free(pw_metrics *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->npol; i++)
+		free(m->pol[i].id);
+	free(m->pol);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+static pol_metrics *pol_get(pw_metrics *m, const char *id)
+{
+	for (size_t i = 0; i < m->npol; i++)
+		if (!strcmp(m->pol[i].id, id))
+			return &m->pol[i];
+	if (m->npol == m->cappol) {
+		size_t cap = m->cappol ? 2 * m->cappol : 16;
+		pol_metrics *n = realloc(m->pol, cap * sizeof *n);
+		if (!n)
+			return NULL;
+		m->pol = n;
+		m->cappol = cap;
+	}
+	pol_metrics *p = &m->pol[m->npol];
+	memset(p, 0, sizeof *p);
+	if (!(p->id = strdup(id)))
+		return NULL;
+	m->npol++;
+	return p;
+}
+
+void pw_metrics_eval(pw_metrics *m, const char *policy, enum pw_outcome o, double seconds)
+{
+	pthread_mutex_lock(&m->mu);
+	pol_metrics *p = pol_get(m, policy);
+	if (p) {
+		p->outcomes[o]++;
+		p->count++;
+		p->sum += seconds;
+		for (size_t i = 0; i < NBUCKETS; i++)
+			if (seconds <= buckets[i]) {
+				p->bucket[i]++;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+static void kv_add(kv_count *kv, size_t *n, size_t cap, const char *name, double v, bool set)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp(kv[i].name, name)) {
+			kv[i].value = set ? v : kv[i].value + v;
+			return;
+		}
+	if (*n < cap) {
+		snprintf(kv[*n].name, sizeof kv[*n].name, "%s", name);
+		kv[(*n)++].value = v;
+	}
+}
+
+void pw_metrics_http(pw_metrics *m, int status)
+{
+	char s[16];
+	snprintf(s, sizeof s, "%d", status);
+	pthread_mutex_lock(&m->mu);
+	kv_add(m->status, &m->nstatus, 16, s, 1, false);
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_phase(pw_metrics *m, const char *phase, double seconds)
+{
+	pthread_mutex_lock(&m->mu);
+	kv_add(m->phase, &m->nphase, 16, phase, seconds, true);
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_source(pw_metrics *m, const char *source)
+{
+	pthread_mutex_lock(&m->mu);
+	kv_add(m->source, &m->nsource, 8, source, 1, false);
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_reset_sources(pw_metrics *m)
+{
+	pthread_mutex_lock(&m->mu);
+	m->nsource = 0;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_reload(pw_metrics *m, bool ok)
+{
+	pthread_mutex_lock(&m->mu);
+	if (ok)
+		m->reloads_ok++;
+	else
+		m->reloads_failed++;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* A label value with \, " and newline escaped. */
+static void put_label(pw_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			pw_buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			pw_buf_puts(b, "\\n");
+		else
+			pw_buf_append(b, s, 1);
+	}
+}
+
+static void help(pw_buf *b, const char *name, const char *type, const char *text)
+{
+	pw_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, size_t loaded,
+                      size_t failed, bool ready)
+{
+	pthread_mutex_lock(&m->mu);
+	help(b, "prewarm_evaluations_total", "counter", "Policy evaluations by policy and outcome.");
+	for (size_t i = 0; i < m->npol; i++)
+		for (int o = 0; o < PW_OUT_N; o++) {
+			pw_buf_puts(b, "prewarm_evaluations_total{policy=\"");
+			put_label(b, m->pol[i].id);
+			pw_buf_printf(b, "\",outcome=\"%s\"} %llu\n", outcome_names[o],
+			              (unsigned long long)m->pol[i].outcomes[o]);
+		}
+	help(b, "prewarm_evaluation_duration_seconds", "histogram", "Time to evaluate one request, by policy.");
+	for (size_t i = 0; i < m->npol; i++) {
+		uint64_t cum = 0;
+		for (size_t k = 0; k <= NBUCKETS; k++) {
+			pw_buf_puts(b, "prewarm_evaluation_duration_seconds_bucket{policy=\"");
+			put_label(b, m->pol[i].id);
+			if (k < NBUCKETS) {
+				cum += m->pol[i].bucket[k];
+				pw_buf_printf(b, "\",le=\"%g\"} %llu\n", buckets[k], (unsigned long long)cum);
+			} else {
+				pw_buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)m->pol[i].count);
+			}
+		}
+		pw_buf_puts(b, "prewarm_evaluation_duration_seconds_sum{policy=\"");
+		put_label(b, m->pol[i].id);
+		pw_buf_printf(b, "\"} %.6f\n", m->pol[i].sum);
+		pw_buf_puts(b, "prewarm_evaluation_duration_seconds_count{policy=\"");
+		put_label(b, m->pol[i].id);
+		pw_buf_printf(b, "\"} %llu\n", (unsigned long long)m->pol[i].count);
+	}
+	help(b, "prewarm_http_responses_total", "counter", "HTTP answers by status code.");
+	for (size_t i = 0; i < m->nstatus; i++)
+		pw_buf_printf(b, "prewarm_http_responses_total{code=\"%s\"} %.0f\n", m->status[i].name, m->status[i].value);
+	help(b, "prewarm_startup_phase_seconds", "gauge", "Duration of each phase of the last startup or reload.");
+	for (size_t i = 0; i < m->nphase; i++)
+		pw_buf_printf(b, "prewarm_startup_phase_seconds{phase=\"%s\"} %.6f\n", m->phase[i].name, m->phase[i].value);
+	help(b, "prewarm_module_sources", "gauge", "Modules of the last startup or reload by where their code came from.");
+	for (size_t i = 0; i < m->nsource; i++)
+		pw_buf_printf(b, "prewarm_module_sources{source=\"%s\"} %.0f\n", m->source[i].name, m->source[i].value);
+	help(b, "prewarm_reloads_total", "counter", "Policy reloads by result.");
+	pw_buf_printf(b, "prewarm_reloads_total{result=\"ok\"} %llu\nprewarm_reloads_total{result=\"refused\"} %llu\n",
+	              (unsigned long long)m->reloads_ok, (unsigned long long)m->reloads_failed);
+	pw_buf_printf(b, "# HELP prewarm_start_time_seconds Process start, seconds since the epoch.\n"
+	                 "# TYPE prewarm_start_time_seconds gauge\nprewarm_start_time_seconds %.3f\n", m->started);
+	pthread_mutex_unlock(&m->mu);
+
+	help(b, "prewarm_policies_loaded", "gauge", "Policies of the current set that serve requests.");
+	pw_buf_printf(b, "prewarm_policies_loaded %zu\n", loaded);
+	help(b, "prewarm_policies_failed", "gauge", "Policies of the current set that are broken (continue-on-errors).");
+	pw_buf_printf(b, "prewarm_policies_failed %zu\n", failed);
+	help(b, "prewarm_ready", "gauge", "1 when every policy is loaded and its settings validated.");
+	pw_buf_printf(b, "prewarm_ready %d\n", ready ? 1 : 0);
+	if (cs) {
+		static const struct { const char *name, *help; size_t off; } tc[] = {
+			{ "prewarm_cache_hits_total", "Cache hits by tier.", offsetof(__typeof__(cs->tier[0]), hits) },
+			{ "prewarm_cache_misses_total", "Cache misses by tier.", offsetof(__typeof__(cs->tier[0]), misses) },
+			{ "prewarm_cache_errors_total", "Cache tier failures by tier.", offsetof(__typeof__(cs->tier[0]), errors) },
+			{ "prewarm_cache_rejected_total", "Cache entries that failed verification, by tier.", offsetof(__typeof__(cs->tier[0]), rejected) },
+			{ "prewarm_cache_puts_total", "Entries written, by tier.", offsetof(__typeof__(cs->tier[0]), puts) },
+		};
+		for (size_t k = 0; k < sizeof tc / sizeof tc[0]; k++) {
+			help(b, tc[k].name, "counter", tc[k].help);
+			for (unsigned t = 0; t < cs->ntiers && t < 4; t++) {
+				uint64_t v;
+				memcpy(&v, (const char *)&cs->tier[t] + tc[k].off, sizeof v);
+				pw_buf_printf(b, "%s{tier=\"%s\"} %llu\n", tc[k].name, cs->tier[t].name ? cs->tier[t].name : "?",
+				              (unsigned long long)v);
+			}
+		}
+		help(b, "prewarm_compiles_total", "counter", "Modules compiled to native code.");
+		pw_buf_printf(b, "prewarm_compiles_total %llu\n", (unsigned long long)cs->compiles);
+		help(b, "prewarm_compile_seconds_total", "counter", "Time spent compiling.");
+		pw_buf_printf(b, "prewarm_compile_seconds_total %.6f\n", cs->compile_seconds);
+		help(b, "prewarm_compile_seconds_saved_total", "counter", "Recorded compile time of the cache hits.");
+		pw_buf_printf(b, "prewarm_compile_seconds_saved_total %.6f\n", cs->compile_seconds_saved);
+	}
+	return b->data ? 0 : pw_error_set(PW_ENOMEM, "out of memory");
+}

@@ -1,0 +1,543 @@
+/*
+ * The startup pipeline: turns a parsed policies.yml into a ready policy set.
+ *
+ *   fetch     every distinct module URL once, in parallel (file:// read in place; http(s)
+ *             and registry refs pulled into the download dir by the OCI client), then
+ *             deduplicated by sha256: policies sharing bytes share one module;
+ *   cache     per distinct module, pw_cache_get_or_compile (local tier, registry tier,
+ *             else compile and publish) in a pool bounded by cores and by a memory budget
+ *             (a compile can take ~1 GB per MB of wasm); a module already loaded by the
+ *             previous set (reload) is reused as is;
+ *   load      verify + dlopen each new artifact with the policy host imports;
+ *   policies  one pw_policy per entry;
+ *   settings  validate_settings of every policy, in parallel.
+ * Each phase is timed into the log and the metrics; one log line per policy says where
+ * its code came from. Errors name the policy; with continue_on_errors the broken policy
+ * stays in the set with its error (the server answers 500 for it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prewarm/oci.h"
+#include "server/server_int.h"
+
+#define PW_WASM_MAX (512u << 20)
+
+/* ---- refcounts ------------------------------------------------------------------------ */
+
+void pw_module_ref(pw_module *m)
+{
+	if (m)
+		atomic_fetch_add(&m->refs, 1);
+}
+
+void pw_module_unref(pw_module *m)
+{
+	if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+		return;
+	pw_artifact_free(m->artifact);
+	free(m);
+}
+
+void pw_pset_ref(pw_pset *s)
+{
+	if (s)
+		atomic_fetch_add(&s->refs, 1);
+}
+
+void pw_pset_unref(pw_pset *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		pw_policy_free(s->e[i].policy);   /* instances go before their artifact */
+		pw_module_unref(s->e[i].module);
+		free(s->e[i].error);
+	}
+	free(s->e);
+	pw_policies_free(s->conf);
+	free(s);
+}
+
+pw_pset_entry *pw_pset_find(pw_pset *s, const char *id)
+{
+	for (size_t i = 0; s && i < s->n; i++)
+		if (!strcmp(s->e[i].conf->id, id))
+			return &s->e[i];
+	return NULL;
+}
+
+/* ---- the pipeline --------------------------------------------------------------------- */
+
+/* One distinct module URL. */
+typedef struct fetch_item {
+	const char *url;
+	pw_buf wasm;
+	char sha256[PW_SHA256_HEX_LEN + 1];
+	char *error;
+	pw_cache_meta subject;          /* registry manifest, for the cache's `subject` */
+	struct mod_item *mod;
+} fetch_item;
+
+/* One distinct module (by digest). */
+typedef struct mod_item {
+	fetch_item *f;                  /* the first URL with these bytes */
+	pw_module *module;              /* reused or loaded */
+	pw_buf artifact;
+	char *error;
+	const char *source;
+	double seconds, compile_seconds, load_seconds;
+	const pw_build_ctx *ctx;
+	struct budget *budget;
+} mod_item;
+
+typedef struct budget {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t avail;
+	unsigned running;
+	bool unlimited;
+} budget;
+
+static uint64_t compile_estimate(size_t wasm_len)
+{
+	/* measured: peak compiler memory ~50-110 MB per MB of generated C, ~10x the wasm */
+	return (64ull << 20) + (uint64_t)wasm_len * 1100;
+}
+
+static uint64_t budget_acquire(budget *b, uint64_t want)
+{
+	if (b->unlimited)
+		return 0;
+	pthread_mutex_lock(&b->mu);
+	while (b->running > 0 && want > b->avail)
+		pthread_cond_wait(&b->cv, &b->mu);
+	uint64_t got = want < b->avail ? want : b->avail;  /* alone, a big job runs anyway */
+	b->avail -= got;
+	b->running++;
+	pthread_mutex_unlock(&b->mu);
+	return got;
+}
+
+static void budget_release(budget *b, uint64_t got)
+{
+	if (b->unlimited)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->avail += got;
+	b->running--;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static char *dup_error(void)
+{
+	return strdup(pw_error_last()[0] ? pw_error_last() : "unknown error");
+}
+
+static void cache_job(void *arg)
+{
+	mod_item *m = arg;
+	const pw_build_ctx *ctx = m->ctx;
+	const pw_imports *host = pw_policy_host_imports();
+	double t0 = pw_now();
+	uint64_t got = budget_acquire(m->budget, compile_estimate(m->f->wasm.len));
+	int rc;
+
+	if (ctx->cache) {
+		pw_cache_result res = { 0 };
+		rc = pw_cache_get_or_compile(ctx->cache, ctx->engine, m->f->wasm.data, m->f->wasm.len, host,
+		                             m->f->subject.subject_digest[0] ? &m->f->subject : NULL,
+		                             &m->artifact, &res);
+		if (rc == 0) {
+			m->compile_seconds = res.compile_seconds;
+			m->source = res.tier < 0 ? "compiled" : !strcmp(res.tier_name, "local") ? "local hit"
+			          : !strcmp(res.tier_name, "registry") ? "registry hit" : "cache hit";
+		}
+	} else {
+		pw_compile_stats st = { 0 };
+		rc = pw_engine_compile(ctx->engine, m->f->wasm.data, m->f->wasm.len, host, &m->artifact, &st);
+		m->compile_seconds = st.total_seconds;
+		m->source = "compiled";
+	}
+	budget_release(m->budget, got);
+	m->seconds = pw_now() - t0;
+	if (rc < 0)
+		m->error = dup_error();
+}
+
+static void load_job(void *arg)
+{
+	mod_item *m = arg;
+	const pw_build_ctx *ctx = m->ctx;
+	pw_artifact_info expect = { .abi_version = PW_ARTIFACT_ABI_VERSION };
+	pw_artifact *a = NULL;
+	double t0 = pw_now();
+
+	snprintf(expect.engine_hash, sizeof expect.engine_hash, "%s", pw_engine_hash(ctx->engine));
+	memcpy(expect.wasm_sha256, m->f->sha256, sizeof expect.wasm_sha256);
+	if (pw_artifact_load(&a, m->artifact.data, m->artifact.len, &expect, pw_policy_host_imports()) < 0) {
+		m->error = dup_error();
+	} else if (!(m->module = calloc(1, sizeof *m->module))) {
+		pw_artifact_free(a);
+		m->error = strdup("out of memory");
+	} else {
+		atomic_init(&m->module->refs, 1);
+		memcpy(m->module->sha256, m->f->sha256, sizeof m->module->sha256);
+		m->module->artifact = a;
+	}
+	pw_buf_free(&m->artifact);
+	m->load_seconds = pw_now() - t0;
+}
+
+typedef struct settings_job_arg {
+	pw_pset_entry *e;
+	double seconds;
+} settings_job_arg;
+
+static void settings_job(void *arg)
+{
+	settings_job_arg *j = arg;
+	char *msg = NULL;
+	double t0 = pw_now();
+	int rc = pw_policy_validate_settings(j->e->policy, 0, &msg);
+	if (rc == PW_EINVALID) {
+		char buf[1200];
+		snprintf(buf, sizeof buf, "policy \"%s\": invalid settings: %s", j->e->conf->id,
+		         msg && *msg ? msg : "the policy rejected its settings");
+		j->e->error = strdup(buf);
+	} else if (rc < 0) {
+		char buf[1200];
+		snprintf(buf, sizeof buf, "policy \"%s\": validate_settings failed: %s", j->e->conf->id, pw_error_last());
+		j->e->error = strdup(buf);
+	}
+	free(msg);
+	j->seconds = pw_now() - t0;
+}
+
+static void fetch_name(const char *dir, const char *url, char *out, size_t n)
+{
+	char h[PW_SHA256_HEX_LEN + 1];
+	pw_sha256_hex(url, strlen(url), h);
+	snprintf(out, n, "%s/%.32s.wasm", dir, h);
+}
+
+/* Fetch phase: fills every fetch_item's bytes and digest, or its error. */
+static void fetch_all(fetch_item *f, size_t nf, const pw_build_ctx *ctx)
+{
+	pw_oci_pull_job *jobs = calloc(nf + 1, sizeof *jobs);
+	char **dests = calloc(nf + 1, sizeof *dests);
+	size_t *idx = calloc(nf + 1, sizeof *idx);
+	size_t nj = 0;
+
+	if (!jobs || !dests || !idx) {
+		for (size_t i = 0; i < nf; i++)
+			f[i].error = strdup("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (!strncmp(f[i].url, "file://", 7))
+			continue;
+		if (!ctx->oci) {
+			f[i].error = strdup("no OCI client configured for remote modules");
+			continue;
+		}
+		dests[nj] = malloc(4096);
+		if (!dests[nj]) {
+			f[i].error = strdup("out of memory");
+			continue;
+		}
+		fetch_name(ctx->download_dir, f[i].url, dests[nj], 4096);
+		jobs[nj].ref = f[i].url;
+		jobs[nj].dest = dests[nj];
+		idx[nj++] = i;
+	}
+	if (nj)
+		pw_oci_pull_many(ctx->oci, jobs, nj, pw_cpu_count() > 4 ? pw_cpu_count() : 4);
+	for (size_t j = 0; j < nj; j++) {
+		fetch_item *it = &f[idx[j]];
+		if (jobs[j].rc < 0) {
+			it->error = strdup(jobs[j].error[0] ? jobs[j].error : pw_error_code_str(jobs[j].rc));
+			continue;
+		}
+		if (jobs[j].result.manifest_digest[0]) {
+			snprintf(it->subject.subject_digest, sizeof it->subject.subject_digest, "%s",
+			         jobs[j].result.manifest_digest);
+			snprintf(it->subject.subject_media_type, sizeof it->subject.subject_media_type, "%s",
+			         jobs[j].result.manifest_media_type);
+			it->subject.subject_size = jobs[j].result.manifest_size;
+		}
+		if (pw_file_read(dests[j], PW_WASM_MAX, &it->wasm) < 0)
+			it->error = dup_error();
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (f[i].error || strncmp(f[i].url, "file://", 7))
+			continue;
+		if (pw_file_read(f[i].url + 7, PW_WASM_MAX, &f[i].wasm) < 0)
+			f[i].error = dup_error();
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (f[i].error)
+			continue;
+		if (f[i].wasm.len < 8 || memcmp(f[i].wasm.data, "\0asm", 4) != 0) {
+			char buf[600];
+			snprintf(buf, sizeof buf, "%s is not a WebAssembly module (no \\0asm magic)", f[i].url);
+			f[i].error = strdup(buf);
+			continue;
+		}
+		pw_sha256_hex(f[i].wasm.data, f[i].wasm.len, f[i].sha256);
+	}
+out:
+	for (size_t j = 0; j < nj; j++)
+		free(dests[j]);
+	free(dests);
+	free(jobs);
+	free(idx);
+}
+
+static pw_module *previous_module(const pw_pset *prev, const char *sha)
+{
+	for (size_t i = 0; prev && i < prev->n; i++)
+		if (prev->e[i].module && !strcmp(prev->e[i].module->sha256, sha))
+			return prev->e[i].module;
+	return NULL;
+}
+
+static int fail_entry(pw_pset_entry *e, const char *what, const char *why)
+{
+	char buf[1400];
+	snprintf(buf, sizeof buf, "policy \"%s\": %s: %s", e->conf->id, what, why);
+	free(e->error);
+	e->error = strdup(buf);
+	return PW_ERROR;
+}
+
+int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
+{
+	const pw_server_opts *o = ctx->opts;
+	size_t n = conf->n, nf = 0, nm = 0;
+	fetch_item *f = calloc(n + 1, sizeof *f);
+	mod_item *mods = calloc(n + 1, sizeof *mods);
+	size_t *ent_fetch = calloc(n + 1, sizeof *ent_fetch);
+	settings_job_arg *sj = calloc(n + 1, sizeof *sj);
+	pw_pset *s = calloc(1, sizeof *s);
+	pw_pool *pool = NULL;
+	budget bud = { .unlimited = true };
+	double t_start = pw_now(), t, t_fetch, t_cache, t_load, t_pol, t_set;
+	int rc = 0;
+	char tbuf[5][32];
+
+	*out = NULL;
+	if (!f || !mods || !ent_fetch || !sj || !s || !(s->e = calloc(n + 1, sizeof *s->e))) {
+		rc = pw_error_set(PW_ENOMEM, "out of memory building the policy set");
+		goto done;
+	}
+	atomic_init(&s->refs, 1);
+	s->n = n;
+	for (size_t i = 0; i < n; i++)
+		s->e[i].conf = &conf->items[i];
+
+	/* fetch: distinct URLs */
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+		for (k = 0; k < nf; k++)
+			if (!strcmp(f[k].url, conf->items[i].module))
+				break;
+		if (k == nf)
+			f[nf++].url = conf->items[i].module;
+		ent_fetch[i] = k;
+	}
+	t = pw_now();
+	fetch_all(f, nf, ctx);
+	t_fetch = pw_now() - t;
+	pw_metrics_phase(ctx->metrics, "fetch", t_fetch);
+
+	/* distinct digests; reuse what the previous set has loaded */
+	for (size_t k = 0; k < nf; k++) {
+		size_t j;
+		if (f[k].error)
+			continue;
+		for (j = 0; j < nm; j++)
+			if (!strcmp(mods[j].f->sha256, f[k].sha256))
+				break;
+		if (j == nm) {
+			mods[nm].f = &f[k];
+			mods[nm].ctx = ctx;
+			mods[nm].budget = &bud;
+			if ((mods[nm].module = previous_module(ctx->previous, f[k].sha256))) {
+				pw_module_ref(mods[nm].module);
+				mods[nm].source = "reused";
+			}
+			nm++;
+		}
+		f[k].mod = &mods[j];
+	}
+
+	/* cache lookup / compile, bounded by cores and memory */
+	unsigned jobs = o->compile_jobs ? o->compile_jobs : pw_cpu_count();
+	uint64_t mem = o->max_memory ? o->max_memory : pw_mem_available() / 10 * 8;
+	if (mem) {
+		bud.unlimited = false;
+		bud.avail = mem;
+		pthread_mutex_init(&bud.mu, NULL);
+		pthread_cond_init(&bud.cv, NULL);
+	}
+	t = pw_now();
+	if ((rc = pw_pool_new(&pool, jobs, 0)) < 0)
+		goto done;
+	for (size_t j = 0; j < nm; j++)
+		if (!mods[j].module)
+			pw_pool_submit(pool, cache_job, &mods[j]);
+	pw_pool_wait(pool);
+	t_cache = pw_now() - t;
+	pw_metrics_phase(ctx->metrics, "cache", t_cache);
+
+	/* load */
+	t = pw_now();
+	for (size_t j = 0; j < nm; j++)
+		if (!mods[j].module && !mods[j].error)
+			pw_pool_submit(pool, load_job, &mods[j]);
+	pw_pool_wait(pool);
+	t_load = pw_now() - t;
+	pw_metrics_phase(ctx->metrics, "load", t_load);
+	pw_metrics_reset_sources(ctx->metrics);
+	for (size_t j = 0; j < nm; j++)
+		if (mods[j].module)
+			pw_metrics_source(ctx->metrics, !strcmp(mods[j].source, "reused") ? "reused"
+			                  : !strcmp(mods[j].source, "compiled") ? "compile"
+			                  : !strcmp(mods[j].source, "local hit") ? "local" : "registry");
+
+	/* policies */
+	t = pw_now();
+	for (size_t i = 0; i < n; i++) {
+		pw_pset_entry *e = &s->e[i];
+		fetch_item *fi = &f[ent_fetch[i]];
+		const pw_policy_conf *c = e->conf;
+		if (fi->error) {
+			fail_entry(e, "fetch", fi->error);
+			continue;
+		}
+		if (fi->mod->error) {
+			fail_entry(e, "module", fi->mod->error);
+			continue;
+		}
+		e->module = fi->mod->module;
+		pw_module_ref(e->module);
+		e->source = fi->mod->source;
+		pw_policy_spec spec = {
+			.id = c->id,
+			.settings_json = c->settings_json,
+			.mode = c->mode,
+			.allowed_to_mutate = c->allowed_to_mutate,
+			.message = c->message,
+			.timeout_seconds = o->disable_timeout ? -1 : c->timeout_seconds > 0 ? c->timeout_seconds
+			                 : o->policy_timeout > 0 ? o->policy_timeout : 2,
+			.host_capabilities = (const char *const *)c->host_capabilities,
+			.nhost_capabilities = c->nhost_capabilities,
+			.context_aware = c->context_resources,
+			.ncontext_aware = c->ncontext_resources,
+			.workers = o->workers ? o->workers : 1,
+			.max_memory_bytes = o->instance_memory,
+		};
+		if (pw_policy_new(&e->policy, &spec, e->module->artifact) < 0) {
+			e->policy = NULL;
+			fail_entry(e, "policy", pw_error_last());
+		}
+	}
+	t_pol = pw_now() - t;
+	pw_metrics_phase(ctx->metrics, "policies", t_pol);
+
+	/* settings */
+	t = pw_now();
+	for (size_t i = 0; i < n; i++) {
+		if (!s->e[i].policy)
+			continue;
+		sj[i].e = &s->e[i];
+		pw_pool_submit(pool, settings_job, &sj[i]);
+	}
+	pw_pool_wait(pool);
+	t_set = pw_now() - t;
+	pw_metrics_phase(ctx->metrics, "settings", t_set);
+
+	/* one line per policy, then the verdict */
+	for (size_t i = 0; i < n; i++) {
+		pw_pset_entry *e = &s->e[i];
+		char comp[64 + PW_POLICY_ID_MAX];
+		snprintf(comp, sizeof comp, "policy:%s", e->conf->id);
+		if (e->error) {
+			pw_policy_free(e->policy);
+			e->policy = NULL;
+			s->nfailed++;
+			pw_err(comp, "%s", e->error);
+			continue;
+		}
+		mod_item *m = f[ent_fetch[i]].mod;
+		if (!strcmp(m->source, "compiled"))
+			pw_info(comp, "ready: module sha256:%.12s compiled in %s (%s)", m->module->sha256,
+			        pw_fmt_duration(m->compile_seconds, tbuf[0], sizeof tbuf[0]), e->conf->module);
+		else if (!strcmp(m->source, "reused"))
+			pw_info(comp, "ready: module sha256:%.12s reused (already loaded) (%s)", m->module->sha256,
+			        e->conf->module);
+		else
+			pw_info(comp, "ready: module sha256:%.12s %s in %s, loaded in %s (%s)", m->module->sha256, m->source,
+			        pw_fmt_duration(m->seconds, tbuf[0], sizeof tbuf[0]),
+			        pw_fmt_duration(m->load_seconds, tbuf[1], sizeof tbuf[1]), e->conf->module);
+	}
+	{
+		unsigned nlocal = 0, nreg = 0, ncomp = 0, nreuse = 0;
+		for (size_t j = 0; j < nm; j++) {
+			if (!mods[j].module)
+				continue;
+			if (!strcmp(mods[j].source, "compiled")) ncomp++;
+			else if (!strcmp(mods[j].source, "reused")) nreuse++;
+			else if (!strcmp(mods[j].source, "local hit")) nlocal++;
+			else nreg++;
+		}
+		double total = pw_now() - t_start;
+		pw_metrics_phase(ctx->metrics, "total", total);
+		pw_info("server", "policy set built in %s: %zu policies (%zu failed), %zu modules "
+		        "(%u local hits, %u registry hits, %u compiled, %u reused); phases: fetch %s, cache %s, load %s, "
+		        "policies+settings %s",
+		        pw_fmt_duration(total, tbuf[0], sizeof tbuf[0]), n, s->nfailed, nm, nlocal, nreg, ncomp, nreuse,
+		        pw_fmt_duration(t_fetch, tbuf[1], sizeof tbuf[1]), pw_fmt_duration(t_cache, tbuf[2], sizeof tbuf[2]),
+		        pw_fmt_duration(t_load, tbuf[3], sizeof tbuf[3]), pw_fmt_duration(t_pol + t_set, tbuf[4], sizeof tbuf[4]));
+	}
+	if (s->nfailed && !o->continue_on_errors) {
+		for (size_t i = 0; i < n; i++)
+			if (s->e[i].error) {
+				rc = pw_error_set(PW_EINVALID, "%s", s->e[i].error);
+				break;
+			}
+	}
+done:
+	pw_pool_free(pool);
+	for (size_t k = 0; k < nf; k++) {
+		pw_buf_free(&f[k].wasm);
+		free(f[k].error);
+	}
+	for (size_t j = 0; j < nm; j++) {
+		pw_module_unref(mods[j].module);   /* entries hold their own references */
+		pw_buf_free(&mods[j].artifact);
+		free(mods[j].error);
+	}
+	if (!bud.unlimited) {
+		pthread_mutex_destroy(&bud.mu);
+		pthread_cond_destroy(&bud.cv);
+	}
+	free(f);
+	free(mods);
+	free(ent_fetch);
+	free(sj);
+	if (rc < 0 || !s) {
+		if (s) {
+			s->conf = NULL;  /* the caller keeps conf on failure */
+			atomic_store(&s->refs, 1);
+			pw_pset_unref(s);
+		}
+		return rc < 0 ? rc : PW_ENOMEM;
+	}
+	s->conf = conf;
+	*out = s;
+	return 0;
+}
