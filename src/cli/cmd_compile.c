@@ -1,0 +1,121 @@
+/*
+ * `prewarm compile MODULE.wasm -o ARTIFACT`: checks, translates, compiles and
+ * links one module into a native artifact, written atomically (a refusal or a
+ * failed compile leaves no file). Imports are checked against the host the
+ * Policy Server offers (waPC, WASI preview1, host.call) unless --no-import-check.
+ * Option parsing lives in parse_compile_args(); the work in compile_run().
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "prewarm/engine.h"
+#include "prewarm/policy.h"
+
+int pw_cli_engine_opt(pw_engine_opts *o, int argc, char **argv, int *i);
+
+typedef struct compile_args {
+	pw_engine_opts eng;
+	const char *input;
+	const char *output;
+	int import_check;
+	int quiet;
+} compile_args;
+
+static void compile_usage(FILE *f)
+{
+	fprintf(f, "usage: prewarm compile MODULE.wasm -o ARTIFACT [--cc CC] [--opt -O1] [--cflags FLAGS]\n"
+	           "                       [--wasm2c PATH] [--tmp-dir DIR] [--keep-tmp] [--no-import-check] [-q]\n\n"
+	           "Compiles a WebAssembly module into a native artifact (a shared object with an\n"
+	           "embedded description). Refuses (exit 1, no file written) invalid modules,\n"
+	           "component-model binaries, SIMD and other unsupported features, and imports the\n"
+	           "host does not provide.\n");
+}
+
+/* Returns -1 to continue, else an exit code. */
+static int parse_compile_args(compile_args *a, int argc, char **argv)
+{
+	memset(a, 0, sizeof *a);
+	a->import_check = 1;
+	for (int i = 1; i < argc; i++) {
+		int r = pw_cli_engine_opt(&a->eng, argc, argv, &i);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		const char *s = argv[i];
+		if (!strcmp(s, "-o") || !strcmp(s, "--output")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "prewarm compile: %s needs a file name\n", s);
+				return 2;
+			}
+			a->output = argv[++i];
+		} else if (!strncmp(s, "--output=", 9)) {
+			a->output = s + 9;
+		} else if (!strcmp(s, "--no-import-check")) {
+			a->import_check = 0;
+		} else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
+			a->quiet = 1;
+		} else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+			compile_usage(stdout);
+			return 0;
+		} else if (s[0] == '-' && s[1]) {
+			fprintf(stderr, "prewarm compile: unknown option '%s'\n", s);
+			compile_usage(stderr);
+			return 2;
+		} else if (!a->input) {
+			a->input = s;
+		} else {
+			fprintf(stderr, "prewarm compile: more than one module given ('%s', '%s')\n", a->input, s);
+			return 2;
+		}
+	}
+	if (!a->input || !a->output) {
+		fprintf(stderr, "prewarm compile: %s\n", !a->input ? "no module given" : "no output given (-o ARTIFACT)");
+		compile_usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+static int compile_run(const compile_args *a)
+{
+	pw_buf wasm = PW_BUF_INIT, art = PW_BUF_INIT;
+	pw_engine *e = NULL;
+	pw_compile_stats st;
+	const pw_imports *host = NULL;
+	int rc = pw_file_read(a->input, 0, &wasm);
+	if (!rc)
+		rc = pw_engine_new(&e, &a->eng);
+	if (!rc && a->import_check) {
+		host = pw_policy_host_imports();
+		if (!host)
+			rc = pw_error_last_code() ? pw_error_last_code() : PW_ERROR;
+	}
+	if (!rc)
+		rc = pw_engine_compile(e, wasm.data, wasm.len, host, &art, &st);
+	if (!rc)
+		rc = pw_file_write_atomic(a->output, art.data, art.len, 0644);
+	if (rc) {
+		fprintf(stderr, "prewarm compile: %s: %s\n", a->input, pw_error_last());
+	} else if (!a->quiet) {
+		char t1[32], t2[32], b1[32], b2[32];
+		fprintf(stderr, "prewarm compile: %s -> %s (%s of C, translate %s, cc %s, %s artifact, engine %.12s)\n",
+		        a->input, a->output, pw_fmt_bytes(st.c_bytes, b1, sizeof b1),
+		        pw_fmt_duration(st.translate_seconds, t1, sizeof t1), pw_fmt_duration(st.cc_seconds, t2, sizeof t2),
+		        pw_fmt_bytes(st.artifact_bytes, b2, sizeof b2), pw_engine_hash(e));
+	}
+	pw_engine_free(e);
+	pw_buf_free(&wasm);
+	pw_buf_free(&art);
+	return rc ? 1 : 0;
+}
+
+int pw_cmd_compile(int argc, char **argv)
+{
+	compile_args a;
+	int r = parse_compile_args(&a, argc, argv);
+	if (r >= 0)
+		return r;
+	return compile_run(&a);
+}

@@ -1,0 +1,226 @@
+/*
+ * The compile pipeline: wasm bytes -> checks -> wasm2c -> loop-head patch ->
+ * shim -> cc -> artifact bytes. Each compile runs in its own temp directory
+ * with fixed file names (module.wasm, wasm-rt.h, m.c, m.h, shim.c, a.so) and
+ * relative paths, without debug info or build ids, so the same (engine, wasm)
+ * gives byte-identical artifacts wherever it runs. The tools' output goes into
+ * the error message; the directory is always removed (unless keep_tmp).
+ *
+ * The loop-head patch adds WASM_RT_LOOP_CHECK after every `w2c_L<n>:` label
+ * (wasm2c emits one per wasm `loop`), so a running call can be interrupted
+ * (timeouts) even when it never calls a function.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "engine/engine_int.h"
+
+#define MAX_TOOL_OUTPUT (64 * 1024)
+#define MAX_MSG_OUTPUT 2000
+
+static bool is_loop_label(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && s[i] == ' ')
+		i++;
+	if (n - i < 7 || memcmp(s + i, "w2c_L", 5) != 0)
+		return false;
+	i += 5;
+	size_t d = i;
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	if (i == d || i >= n || s[i] != ':')
+		return false;
+	for (i++; i < n; i++)
+		if (s[i] != ' ')
+			return false;
+	return true;
+}
+
+int pw_compile_patch_loops(const uint8_t *c, size_t len, pw_buf *out, size_t *nloops)
+{
+	size_t count = 0, start = 0;
+	if (pw_buf_reserve(out, len + len / 16 + 64))
+		return pw_error_set(PW_ENOMEM, "compile: out of memory patching the generated C");
+	while (start < len) {
+		const uint8_t *nl = memchr(c + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - c) : len;
+		pw_buf_append(out, c + start, end - start);
+		if (is_loop_label(c + start, end - start)) {
+			pw_buf_puts(out, " WASM_RT_LOOP_CHECK;");
+			count++;
+		}
+		if (nl)
+			pw_buf_puts(out, "\n");
+		start = end + 1;
+	}
+	if (nloops)
+		*nloops = count;
+	return out->data || len == 0 ? 0 : pw_error_set(PW_ENOMEM, "compile: out of memory");
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[4096 + 32];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return pw_error_set_errno(PW_EIO, "compile: open %s", path);
+	size_t w = len ? fwrite(data, 1, len, f) : 0;
+	int bad = w != len;
+	if (fclose(f) != 0)
+		bad = 1;
+	if (bad)
+		return pw_error_set_errno(PW_EIO, "compile: write %s", path);
+	return 0;
+}
+
+/* Runs a tool in dir; a failure becomes an error with the tool's output. */
+static int run_tool(char *const argv[], const char *dir, const char *what, double *seconds)
+{
+	pw_buf o = PW_BUF_INIT;
+	int st = 0;
+	double t0 = pw_now();
+	int rc = pw_proc_run(argv, dir, &o, MAX_TOOL_OUTPUT, &st);
+	*seconds += pw_now() - t0;
+	if (rc) {
+		pw_buf_free(&o);
+		return pw_error_prefix("compile: %s", what);
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char sb[96];
+		const char *txt = o.data ? (const char *)o.data : "";
+		size_t n = strlen(txt);
+		while (n && (txt[n - 1] == '\n' || txt[n - 1] == ' '))
+			n--;
+		rc = pw_error_set(PW_ERROR, "compile: %s '%s' failed (%s)%s%.*s%s", what, argv[0],
+		                  pw_proc_status_str(st, sb, sizeof sb), n ? ": " : "",
+		                  (int)(n > MAX_MSG_OUTPUT ? MAX_MSG_OUTPUT : n), txt, n > MAX_MSG_OUTPUT ? "..." : "");
+		pw_buf_free(&o);
+		return rc;
+	}
+	pw_buf_free(&o);
+	return 0;
+}
+
+static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t len, const pw_wasm_module *m,
+                      const char *wasm_hex, pw_buf *artifact, pw_compile_stats *st)
+{
+	int rc;
+	if ((rc = write_file(dir, "module.wasm", wasm, len)) ||
+	    (rc = write_file(dir, "wasm-rt.h", pw_rt_header_text, pw_rt_header_len)))
+		return rc;
+	pw_buf shim = PW_BUF_INIT;
+	rc = pw_shim_generate(&shim, m, e->hash, wasm_hex);
+	if (!rc)
+		rc = write_file(dir, "shim.c", shim.data, shim.len);
+	pw_buf_free(&shim);
+	if (rc)
+		return rc;
+
+	size_t n;
+	char **w2c = pw_proc_split(e->wasm2c, &n);
+	if (!w2c)
+		return pw_error_set(PW_ENOMEM, "compile: out of memory");
+	char *targv[64];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < 50; i++)
+		targv[k++] = w2c[i];
+	targv[k++] = "-n";
+	targv[k++] = "m";
+	targv[k++] = "module.wasm";
+	targv[k++] = "-o";
+	targv[k++] = "m.c";
+	targv[k] = NULL;
+	rc = run_tool(targv, dir, "translation with", &st->translate_seconds);
+	free(w2c);
+	if (rc)
+		return rc;
+
+	char path[4096 + 32];
+	snprintf(path, sizeof path, "%s/m.c", dir);
+	pw_buf c = PW_BUF_INIT, patched = PW_BUF_INIT;
+	if ((rc = pw_file_read(path, 0, &c))) {
+		pw_buf_free(&c);
+		return rc;
+	}
+	st->c_bytes = c.len;
+	rc = pw_compile_patch_loops(c.data, c.len, &patched, NULL);
+	pw_buf_free(&c);
+	if (!rc)
+		rc = write_file(dir, "m.c", patched.data, patched.len);
+	pw_buf_free(&patched);
+	if (rc)
+		return rc;
+
+	char **cc = pw_proc_split(e->cc, &n);
+	if (!cc)
+		return pw_error_set(PW_ENOMEM, "compile: out of memory");
+	char **cargv = calloc(n + e->ncflags + 8, sizeof *cargv);
+	if (!cargv) {
+		free(cc);
+		return pw_error_set(PW_ENOMEM, "compile: out of memory");
+	}
+	k = 0;
+	for (size_t i = 0; i < n; i++)
+		cargv[k++] = cc[i];
+	for (size_t i = 0; i < e->ncflags; i++)
+		cargv[k++] = e->cflags[i];
+	cargv[k++] = "m.c";
+	cargv[k++] = "shim.c";
+	cargv[k++] = "-o";
+	cargv[k++] = "a.so";
+	cargv[k] = NULL;
+	rc = run_tool(cargv, dir, "C compile with", &st->cc_seconds);
+	free(cargv);
+	free(cc);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof path, "%s/a.so", dir);
+	size_t before = artifact->len;
+	if ((rc = pw_file_read(path, 0, artifact)))
+		return rc;
+	st->artifact_bytes = artifact->len - before;
+	return 0;
+}
+
+int pw_engine_compile(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
+                      pw_buf *artifact, pw_compile_stats *stats)
+{
+	pw_compile_stats local = { 0 };
+	pw_compile_stats *st = stats ? stats : &local;
+	memset(st, 0, sizeof *st);
+	double t0 = pw_now();
+	pw_wasm_module *m = NULL;
+	int rc = pw_wasm_parse(&m, wasm, len);
+	if (rc)
+		return rc;
+	if ((rc = pw_engine_check_module(m, host))) {
+		pw_wasm_module_free(m);
+		return rc;
+	}
+	char wasm_hex[PW_SHA256_HEX_LEN + 1];
+	pw_sha256_hex(wasm, len, wasm_hex);
+
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/prewarm-compile-XXXXXX", e->tmp_dir);
+	if (!mkdtemp(dir)) {
+		pw_wasm_module_free(m);
+		return pw_error_set_errno(PW_EIO, "compile: mkdtemp %s", dir);
+	}
+	size_t before = artifact->len;
+	rc = compile_in(e, dir, wasm, len, m, wasm_hex, artifact, st);
+	pw_wasm_module_free(m);
+	if (rc)
+		artifact->len = before;
+	if (e->keep_tmp)
+		pw_info("engine", "kept compile directory %s", dir);
+	else
+		pw_rmtree(dir);
+	st->total_seconds = pw_now() - t0;
+	return rc;
+}

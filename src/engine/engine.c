@@ -1,0 +1,280 @@
+/*
+ * The engine: a probed toolchain (wasm2c + a C compiler + flags + Prewarm's
+ * runtime header) and its compatibility hash. The description lists everything
+ * that changes the native code or its ABI, in a fixed order, one "key: value"
+ * per line; the hash is the sha256 of that text. Two hosts with equal hashes
+ * can share artifacts; any difference gives another cache key. The compiler's
+ * path is not part of it (only what it says it is), so `cc` and `gcc` of one
+ * installation share artifacts.
+ *
+ * Also here: pw_engine_check, the scan that refuses what wasm2c or the runtime
+ * cannot handle before any tool runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "engine/engine_int.h"
+
+/* Provisional defaults until bench/compile measured them (see BENCHMARKS.md). */
+#define DEFAULT_CC "gcc"
+#define DEFAULT_OPT "-O1"
+
+static const char *const fixed_cflags[] = {
+	"-shared", "-fPIC", "-fvisibility=hidden", "-fno-strict-aliasing", "-DNDEBUG", "-w",
+	"-Wl,--build-id=none", "-Wl,-z,noexecstack",
+};
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static const char *pick(const char *opt, const char *env, const char *dflt)
+{
+	if (opt && *opt)
+		return opt;
+	const char *e = getenv(env);
+	if (e && *e)
+		return e;
+	return dflt;
+}
+
+/* First line of a tool's output for `arg`, trimmed, into *out (malloc'd). */
+static int probe(char **out, const char *cmd, const char *arg, const char *what)
+{
+	size_t argc;
+	char **argv = pw_proc_split(cmd, &argc);
+	if (!argv)
+		return pw_error_set(PW_ENOMEM, "engine: out of memory");
+	if (argc == 0) {
+		free(argv);
+		return pw_error_set(PW_EINVALID, "engine: empty %s command", what);
+	}
+	char **full = calloc(argc + 2, sizeof *full);
+	if (!full) {
+		free(argv);
+		return pw_error_set(PW_ENOMEM, "engine: out of memory");
+	}
+	memcpy(full, argv, argc * sizeof *full);
+	full[argc] = (char *)arg;
+	pw_buf o = PW_BUF_INIT;
+	int st = 0;
+	int rc = pw_proc_run(full, NULL, &o, 65536, &st);
+	free(full);
+	free(argv);
+	if (rc) {
+		pw_buf_free(&o);
+		return pw_error_prefix("engine: %s '%s' not usable (install it or set the option)", what, cmd);
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char sb[64];
+		rc = pw_error_set(PW_ERROR, "engine: '%s %s' failed (%s): %.200s", cmd, arg,
+		                  pw_proc_status_str(st, sb, sizeof sb), o.data ? (char *)o.data : "");
+		pw_buf_free(&o);
+		return rc;
+	}
+	char *s = o.data ? (char *)o.data : "";
+	s[strcspn(s, "\r\n")] = 0;
+	while (*s == ' ')
+		s++;
+	*out = strdup(s);
+	pw_buf_free(&o);
+	if (!*out || !**out) {
+		free(*out);
+		return pw_error_set(PW_ERROR, "engine: '%s %s' printed nothing", cmd, arg);
+	}
+	return 0;
+}
+
+static const char *cpu_target(const char *flags, char *buf, size_t n, const char *machine)
+{
+	const char *m = flags ? strstr(flags, "-march=") : NULL;
+	if (!m && flags)
+		m = strstr(flags, "-mcpu=");
+	if (m) {
+		size_t l = strcspn(m, " \t");
+		snprintf(buf, n, "%.*s", (int)l, m);
+	} else {
+		snprintf(buf, n, "generic %.*s (no -march)", (int)strcspn(machine, "-"), machine);
+	}
+	return buf;
+}
+
+int pw_engine_new(pw_engine **out, const pw_engine_opts *opts)
+{
+	*out = NULL;
+	pw_engine_opts none = { 0 };
+	if (!opts)
+		opts = &none;
+	int rc = pw_runtime_init();
+	if (rc)
+		return rc;
+	pw_engine *e = calloc(1, sizeof *e);
+	if (!e)
+		return pw_error_set(PW_ENOMEM, "engine: out of memory");
+	e->cc = xstrdup(pick(opts->cc, "PREWARM_CC", DEFAULT_CC));
+	e->opt_level = xstrdup(pick(opts->opt_level, "PREWARM_OPT", DEFAULT_OPT));
+	e->extra_cflags = xstrdup(pick(opts->extra_cflags, "PREWARM_CFLAGS", ""));
+	e->wasm2c = xstrdup(pick(opts->wasm2c, "PREWARM_WASM2C", "wasm2c"));
+	const char *tmp = opts->tmp_dir && *opts->tmp_dir ? opts->tmp_dir : getenv("TMPDIR");
+	e->tmp_dir = xstrdup(tmp && *tmp ? tmp : "/tmp");
+	e->keep_tmp = opts->keep_tmp;
+	if (!e->cc || !e->opt_level || !e->extra_cflags || !e->wasm2c || !e->tmp_dir) {
+		pw_engine_free(e);
+		return pw_error_set(PW_ENOMEM, "engine: out of memory");
+	}
+	if (strncmp(e->opt_level, "-O", 2) != 0 || strlen(e->opt_level) > 4 || strchr(e->opt_level, ' ')) {
+		rc = pw_error_set(PW_EINVALID, "engine: bad optimization level '%s' (expected -O0, -O1, -O2, -O3, -Os)",
+		                  e->opt_level);
+		pw_engine_free(e);
+		return rc;
+	}
+
+	char *w2c_ver = NULL, *cc_ver = NULL, *cc_machine = NULL;
+	if ((rc = probe(&w2c_ver, e->wasm2c, "--version", "translator")) ||
+	    (rc = probe(&cc_ver, e->cc, "--version", "C compiler")) ||
+	    (rc = probe(&cc_machine, e->cc, "-dumpmachine", "C compiler"))) {
+		free(w2c_ver);
+		free(cc_ver);
+		free(cc_machine);
+		pw_engine_free(e);
+		return rc;
+	}
+
+	/* The full flag list: opt level, fixed flags, memcheck mode, extra flags. */
+	pw_buf fl = PW_BUF_INIT;
+	pw_buf_puts(&fl, e->opt_level);
+	for (size_t i = 0; i < sizeof fixed_cflags / sizeof fixed_cflags[0]; i++)
+		pw_buf_printf(&fl, " %s", fixed_cflags[i]);
+	pw_buf_printf(&fl, " -DWASM_RT_MEMCHECK_SIGNAL_HANDLER=%d", pw_rt_guard_pages() ? 1 : 0);
+	if (*e->extra_cflags)
+		pw_buf_printf(&fl, " %s", e->extra_cflags);
+	e->cflags = pw_proc_split(fl.data ? (char *)fl.data : "", &e->ncflags);
+
+	char hdr_hash[PW_SHA256_HEX_LEN + 1];
+	pw_sha256_hex(pw_rt_header_text, pw_rt_header_len, hdr_hash);
+	char cpu[128];
+	pw_buf d = PW_BUF_INIT;
+	pw_buf_printf(&d,
+		"prewarm-engine: 1\n"
+		"artifact-abi: %d\n"
+		"shim-abi: %d\n"
+		"translator: wasm2c %s\n"
+		"translator-flags: -n m\n"
+		"compiler: %s\n"
+		"compiler-target: %s\n"
+		"cflags: %s\n"
+		"cpu-target: %s\n"
+		"runtime-header-sha256: %s\n"
+		"features: mvp mutable-globals sat-float-to-int sign-extension multi-value bulk-memory reference-types\n"
+		"refused: simd threads exceptions tail-call memory64 multi-memory component-model\n"
+		"guard-pages: %s\n"
+		"interrupts: loop-heads function-entry\n",
+		PW_ARTIFACT_ABI_VERSION, WASM_RT_PW_SHIM_ABI, w2c_ver, cc_ver, cc_machine, (char *)fl.data,
+		cpu_target(e->extra_cflags, cpu, sizeof cpu, cc_machine), hdr_hash,
+		pw_rt_guard_pages() ? "on" : "off");
+	free(w2c_ver);
+	free(cc_ver);
+	free(cc_machine);
+	pw_buf_free(&fl);
+	if (!d.data || !e->cflags) {
+		pw_buf_free(&d);
+		pw_engine_free(e);
+		return pw_error_set(PW_ENOMEM, "engine: out of memory");
+	}
+	e->description = (char *)pw_buf_detach(&d, NULL);
+	pw_sha256_hex(e->description, strlen(e->description), e->hash);
+	*out = e;
+	return 0;
+}
+
+void pw_engine_free(pw_engine *e)
+{
+	if (!e)
+		return;
+	free(e->cc);
+	free(e->opt_level);
+	free(e->extra_cflags);
+	free(e->wasm2c);
+	free(e->tmp_dir);
+	free(e->description);
+	free(e->cflags);
+	free(e);
+}
+
+const char *pw_engine_description(const pw_engine *e)
+{
+	return e->description;
+}
+
+const char *pw_engine_hash(const pw_engine *e)
+{
+	return e->hash;
+}
+
+static const struct {
+	uint32_t bit;
+	const char *name;
+} refused[] = {
+	{ PW_FEAT_SIMD, "SIMD (v128)" },
+	{ PW_FEAT_THREADS, "threads (shared memory, atomics)" },
+	{ PW_FEAT_EXCEPTIONS, "exception handling" },
+	{ PW_FEAT_TAIL_CALL, "tail calls" },
+	{ PW_FEAT_MEMORY64, "memory64" },
+	{ PW_FEAT_MULTI_MEMORY, "multiple memories" },
+};
+
+/* The module-level checks (features, import kinds, host imports); `m` is parsed. */
+static int check_module(const pw_wasm_module *m, const pw_imports *host)
+{
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		if (m->features & refused[i].bit)
+			return pw_error_set(PW_EUNSUPPORTED, "module uses %s, which the engine does not support",
+			                    refused[i].name);
+	int rc = pw_shim_check(m);
+	if (rc || !host)
+		return rc;
+	pw_buf miss = PW_BUF_INIT;
+	size_t nmiss = 0;
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		const pw_wasm_import *im = &m->imports[i];
+		if (im->kind != PW_WASM_FUNC)
+			continue;
+		char sig[512];
+		pw_wasm_sig_string(&m->types[im->type_index], sig, sizeof sig);
+		const pw_host_func *h = pw_imports_find(host, im->module, im->name);
+		if (h && !strcmp(h->sig, sig))
+			continue;
+		if (h)
+			pw_buf_printf(&miss, "%s%s.%s (%s; the host has %s)", nmiss ? ", " : "", im->module, im->name,
+			              sig, h->sig);
+		else
+			pw_buf_printf(&miss, "%s%s.%s (%s)", nmiss ? ", " : "", im->module, im->name, sig);
+		nmiss++;
+	}
+	if (nmiss) {
+		rc = pw_error_set(PW_EUNSUPPORTED, "%s %s", nmiss == 1 ? "unknown import" : "unknown imports",
+		                  (char *)miss.data);
+		pw_buf_free(&miss);
+		return rc;
+	}
+	return 0;
+}
+
+int pw_engine_check(const pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host)
+{
+	pw_wasm_module *m = NULL;
+	int rc = pw_wasm_parse(&m, wasm, len);
+	if (rc)
+		return rc;
+	rc = check_module(m, host);
+	pw_wasm_module_free(m);
+	return rc;
+}
+
+int pw_engine_check_module(const pw_wasm_module *m, const pw_imports *host)
+{
+	return check_module(m, host);
+}

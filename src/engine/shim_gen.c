@@ -1,0 +1,276 @@
+/*
+ * The shim generator: C source compiled together with wasm2c's output that
+ * gives every artifact one uniform ABI (struct wasm_rt_pw_shim in
+ * rt/wasm-rt.h), so the loader never needs the module's generated header:
+ * - one trampoline per function import, defining the symbol the generated code
+ *   calls (e.g. `u32 Z_wapcZ___guest_request(struct Z_wapc_instance_t *, u32, u32)`)
+ *   and forwarding to the host function the loader put in the import table,
+ *   with the pw_instance (passed as every imported-module instance) first;
+ * - one generic invoker per exported function, converting 64-bit value slots
+ *   to the C types and back (multi-value results come back from wasm2c 1.0.32
+ *   as `struct wasm_multi_<letters>` with fields `<letter><index>`);
+ * - the description (ABI version, engine hash, wasm sha256) in the ELF section
+ *   `.prewarm_desc`, and the io.kubewarden.metadata section as bytes.
+ * Names follow wasm2c 1.0.32's mangling (pw_shim_mangle), tested against it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+
+int pw_shim_mangle(pw_buf *out, const char *name)
+{
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		unsigned c = *p;
+		bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z' && c != 'Z') ||
+		            (c >= '0' && c <= '9') || c == '_';
+		int rc = keep ? pw_buf_append(out, p, 1) : pw_buf_printf(out, "Z%02X", c);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* A C string literal of any bytes. */
+static void c_string(pw_buf *out, const char *s)
+{
+	pw_buf_puts(out, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' && *p != '?')
+			pw_buf_append(out, p, 1);
+		else
+			pw_buf_printf(out, "\\%03o", *p);
+	}
+	pw_buf_puts(out, "\"");
+}
+
+static const char *ctype(uint8_t t)
+{
+	switch (t) {
+	case PW_WASM_I32: return "u32";
+	case PW_WASM_I64: return "u64";
+	case PW_WASM_F32: return "f32";
+	case PW_WASM_F64: return "f64";
+	default: return NULL;
+	}
+}
+
+static char multi_letter(uint8_t t)
+{
+	switch (t) {
+	case PW_WASM_I32: return 'i';
+	case PW_WASM_I64: return 'j';
+	case PW_WASM_F32: return 'f';
+	case PW_WASM_F64: return 'd';
+	default: return 0;
+	}
+}
+
+static bool numeric_type(const pw_wasm_functype *t)
+{
+	for (uint32_t i = 0; i < t->nparams; i++)
+		if (!ctype(t->params[i]))
+			return false;
+	for (uint32_t i = 0; i < t->nresults; i++)
+		if (!ctype(t->results[i]))
+			return false;
+	return true;
+}
+
+int pw_shim_check(const pw_wasm_module *m)
+{
+	static const char *const kinds[] = { "function", "table", "memory", "global", "tag" };
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		const pw_wasm_import *im = &m->imports[i];
+		if (im->kind != PW_WASM_FUNC)
+			return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is a %s: only function imports are supported",
+			                    im->module, im->name, im->kind < 5 ? kinds[im->kind] : "?");
+		if (im->type_index >= m->ntypes)
+			return pw_error_set(PW_EINVALID, "import %s.%s: type index %u out of range", im->module,
+			                    im->name, im->type_index);
+		const pw_wasm_functype *t = &m->types[im->type_index];
+		if (!numeric_type(t) || t->nresults > 1)
+			return pw_error_set(PW_EUNSUPPORTED,
+			                    "import %s.%s: only numeric parameters and at most one result are supported",
+			                    im->module, im->name);
+		for (uint32_t j = 0; j < i; j++)
+			if (!strcmp(m->imports[j].module, im->module) && !strcmp(m->imports[j].name, im->name))
+				return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is imported twice", im->module,
+				                    im->name);
+	}
+	return 0;
+}
+
+static void emit_trampoline(pw_buf *o, const pw_wasm_module *m, uint32_t idx)
+{
+	const pw_wasm_import *im = &m->imports[idx];
+	const pw_wasm_functype *t = &m->types[im->type_index];
+	const char *ret = t->nresults ? ctype(t->results[0]) : "void";
+	pw_buf_printf(o, "%s Z_", ret);
+	pw_shim_mangle(o, im->module);
+	pw_buf_puts(o, "Z_");
+	pw_shim_mangle(o, im->name);
+	pw_buf_puts(o, "(struct Z_");
+	pw_shim_mangle(o, im->module);
+	pw_buf_puts(o, "_instance_t *ctx");
+	for (uint32_t i = 0; i < t->nparams; i++)
+		pw_buf_printf(o, ", %s a%u", ctype(t->params[i]), i);
+	pw_buf_printf(o, ")\n{\n\t%s((%s (*)(void *", t->nresults ? "return " : "", ret);
+	for (uint32_t i = 0; i < t->nparams; i++)
+		pw_buf_printf(o, ", %s", ctype(t->params[i]));
+	pw_buf_printf(o, "))pw_imports[%u].fn)((void *)ctx", idx);
+	for (uint32_t i = 0; i < t->nparams; i++)
+		pw_buf_printf(o, ", a%u", i);
+	pw_buf_puts(o, ");\n}\n\n");
+}
+
+static void emit_arg(pw_buf *o, uint8_t t, uint32_t i)
+{
+	switch (t) {
+	case PW_WASM_I32: pw_buf_printf(o, ", (u32)a[%u]", i); break;
+	case PW_WASM_I64: pw_buf_printf(o, ", (u64)a[%u]", i); break;
+	case PW_WASM_F32: pw_buf_printf(o, ", pw_to_f32(a[%u])", i); break;
+	default: pw_buf_printf(o, ", pw_to_f64(a[%u])", i); break;
+	}
+}
+
+static const char *from_c(uint8_t t)
+{
+	switch (t) {
+	case PW_WASM_I32: return "(uint64_t)";
+	case PW_WASM_I64: return "(uint64_t)";
+	case PW_WASM_F32: return "pw_from_f32";
+	default: return "pw_from_f64";
+	}
+}
+
+static void emit_invoker(pw_buf *o, const pw_wasm_export *ex, const pw_wasm_functype *t, uint32_t k)
+{
+	pw_buf call = PW_BUF_INIT;
+	pw_buf_puts(&call, "Z_mZ_");
+	pw_shim_mangle(&call, ex->name);
+	pw_buf_puts(&call, "((Z_m_instance_t *)inst");
+	for (uint32_t i = 0; i < t->nparams; i++)
+		emit_arg(&call, t->params[i], i);
+	pw_buf_puts(&call, ")");
+	pw_buf_printf(o, "static void pw_invoke_%u(void *inst, const uint64_t *a, uint64_t *r)\n{\n", k);
+	if (t->nparams == 0)
+		pw_buf_puts(o, "\t(void)a;\n");
+	if (t->nresults == 0) {
+		pw_buf_printf(o, "\t(void)r;\n\t%s;\n", (char *)call.data);
+	} else if (t->nresults == 1) {
+		pw_buf_printf(o, "\tr[0] = %s(%s);\n", from_c(t->results[0]), (char *)call.data);
+	} else {
+		pw_buf_puts(o, "\tstruct wasm_multi_");
+		for (uint32_t i = 0; i < t->nresults; i++)
+			pw_buf_printf(o, "%c", multi_letter(t->results[i]));
+		pw_buf_printf(o, " v = %s;\n", (char *)call.data);
+		for (uint32_t i = 0; i < t->nresults; i++)
+			pw_buf_printf(o, "\tr[%u] = %s(v.%c%u);\n", i, from_c(t->results[i]), multi_letter(t->results[i]), i);
+	}
+	pw_buf_puts(o, "}\n\n");
+	pw_buf_free(&call);
+}
+
+int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash, const char *wasm_sha256)
+{
+	int rc = pw_shim_check(m);
+	if (rc)
+		return rc;
+	pw_buf_puts(o,
+		"/* Generated by prewarm (src/engine/shim_gen.c): the artifact's uniform ABI. */\n"
+		"#include \"m.h\"\n\n"
+		"static inline f32 pw_to_f32(uint64_t v) { u32 b = (u32)v; f32 f; memcpy(&f, &b, 4); return f; }\n"
+		"static inline f64 pw_to_f64(uint64_t v) { f64 f; memcpy(&f, &v, 8); return f; }\n"
+		"static inline uint64_t pw_from_f32(f32 f) { u32 b; memcpy(&b, &f, 4); return b; }\n"
+		"static inline uint64_t pw_from_f64(f64 f) { uint64_t b; memcpy(&b, &f, 8); return b; }\n\n");
+
+	/* description section */
+	pw_buf_printf(o, "__attribute__((section(\".prewarm_desc\"), used, aligned(1)))\n"
+	                 "static const char pw_desc[] = \"abi=%d\\nengine=%s\\nwasm=%s\\n\";\n\n",
+	              PW_ARTIFACT_ABI_VERSION, engine_hash, wasm_sha256);
+
+	/* imports */
+	pw_buf_printf(o, "static wasm_rt_pw_import pw_imports[%u] = {\n", m->nimports ? m->nimports : 1);
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		char sig[512];
+		pw_wasm_sig_string(&m->types[m->imports[i].type_index], sig, sizeof sig);
+		pw_buf_puts(o, "\t{ ");
+		c_string(o, m->imports[i].module);
+		pw_buf_puts(o, ", ");
+		c_string(o, m->imports[i].name);
+		pw_buf_printf(o, ", \"%s\", 0 },\n", sig);
+	}
+	if (!m->nimports)
+		pw_buf_puts(o, "\t{ 0, 0, 0, 0 },\n");
+	pw_buf_puts(o, "};\n\n");
+	for (uint32_t i = 0; i < m->nimports; i++)
+		emit_trampoline(o, m, i);
+
+	/* exports: numeric-typed functions only */
+	uint32_t nex = 0;
+	pw_buf table = PW_BUF_INIT;
+	for (uint32_t i = 0; i < m->nexports; i++) {
+		const pw_wasm_export *ex = &m->exports[i];
+		if (ex->kind != PW_WASM_FUNC)
+			continue;
+		const pw_wasm_functype *t = pw_wasm_func_type(m, ex->index);
+		if (!t || !numeric_type(t))
+			continue;
+		emit_invoker(o, ex, t, nex);
+		char sig[512];
+		pw_wasm_sig_string(t, sig, sizeof sig);
+		pw_buf_puts(&table, "\t{ ");
+		c_string(&table, ex->name);
+		pw_buf_printf(&table, ", \"%s\", %u, %u, pw_invoke_%u },\n", sig, t->nparams, t->nresults, nex);
+		nex++;
+	}
+	pw_buf_printf(o, "static const wasm_rt_pw_export pw_exports[%u] = {\n%s%s};\n\n", nex ? nex : 1,
+	              table.data ? (char *)table.data : "", nex ? "" : "\t{ 0, 0, 0, 0, 0 },\n");
+	pw_buf_free(&table);
+
+	/* distinct imported modules: each gets the host instance pointer */
+	uint32_t nmods = 0;
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		bool seen = false;
+		for (uint32_t j = 0; j < i && !seen; j++)
+			seen = !strcmp(m->imports[j].module, m->imports[i].module);
+		nmods += !seen;
+	}
+	pw_buf_puts(o, "static void pw_instantiate(void *inst, void *host)\n{\n\t(void)host;\n"
+	               "\tZ_m_instantiate((Z_m_instance_t *)inst");
+	for (uint32_t i = 0; i < nmods; i++)
+		pw_buf_puts(o, ", host");
+	pw_buf_puts(o, ");\n}\n\n"
+	               "static void pw_free(void *inst)\n{\n\tZ_m_free((Z_m_instance_t *)inst);\n}\n\n");
+
+	if (m->kw_metadata && m->kw_metadata_len) {
+		pw_buf_puts(o, "static const uint8_t pw_kw_metadata[] = {");
+		for (size_t i = 0; i < m->kw_metadata_len; i++)
+			pw_buf_printf(o, "%s%u,", i % 24 ? "" : "\n\t", m->kw_metadata[i]);
+		pw_buf_puts(o, "\n};\n\n");
+	}
+
+	pw_buf_printf(o,
+		"static const wasm_rt_pw_shim pw_shim = {\n"
+		"\t.abi_version = WASM_RT_PW_SHIM_ABI,\n"
+		"\t.memcheck_signal = WASM_RT_MEMCHECK_SIGNAL_HANDLER,\n"
+		"\t.instance_size = sizeof(Z_m_instance_t),\n"
+		"\t.init_module = Z_m_init_module,\n"
+		"\t.instantiate = pw_instantiate,\n"
+		"\t.free_instance = pw_free,\n"
+		"\t.nimports = %u,\n"
+		"\t.imports = pw_imports,\n"
+		"\t.nexports = %u,\n"
+		"\t.exports = pw_exports,\n"
+		"\t.description = pw_desc,\n"
+		"\t.kw_metadata = %s,\n"
+		"\t.kw_metadata_len = %zu,\n"
+		"};\n\n"
+		"__attribute__((visibility(\"default\"))) const wasm_rt_pw_shim *pw_artifact_shim_v1(void);\n"
+		"const wasm_rt_pw_shim *pw_artifact_shim_v1(void)\n{\n\treturn &pw_shim;\n}\n",
+		m->nimports, nex, m->kw_metadata && m->kw_metadata_len ? "pw_kw_metadata" : "0",
+		m->kw_metadata && m->kw_metadata_len ? m->kw_metadata_len : (size_t)0);
+	return o->data ? 0 : pw_error_set(PW_ENOMEM, "shim: out of memory");
+}
