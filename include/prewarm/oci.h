@@ -182,6 +182,11 @@ typedef struct pw_oci_client_opts {
 typedef struct pw_oci_client pw_oci_client;
 
 int pw_oci_client_new(pw_oci_client **out, const pw_oci_client_opts *opts);
+/* The usual setup from Kubewarden's flags: --docker-config-json-path (a directory holding
+ * config.json, or the file; NULL = anonymous) and --sources-path (NULL = none). `base` may
+ * be NULL (defaults); its sources/creds are ignored. Errors name the file. */
+int pw_oci_client_from_paths(pw_oci_client **out, const char *docker_config_path,
+                             const char *sources_path, const pw_oci_client_opts *base);
 void pw_oci_client_free(pw_oci_client *c);
 
 /* What a pull got. */
