@@ -1,0 +1,662 @@
+/*
+ * Engine tests through the C API, on real compiles (wasm2c + the default C
+ * compiler) of the project's own WAT fixtures: the toolchain probe and hash,
+ * every refusal, every trap kind with its reason, host imports (including
+ * exit and trap from a host function), memory growth limits, interrupts by
+ * deadline and from another thread, 8 threads with their own instances,
+ * reproducible artifacts, the artifact description, name mangling.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "engine/engine_int.h"
+#include "prewarm/engine.h"
+
+static pw_engine *g_engine;
+static pw_imports *g_host;
+static pw_buf g_basic_wasm, g_basic_art;
+
+/* ---- host functions ---- */
+
+static uint32_t host_add(pw_instance *inst, uint32_t a, uint32_t b)
+{
+	int *bias = pw_instance_host_data(inst);
+	return a + b + (uint32_t)(bias ? *bias : 0);
+}
+
+static void host_exit(pw_instance *inst, uint32_t code)
+{
+	pw_instance_exit(inst, (int)code);
+}
+
+static void host_trap(pw_instance *inst)
+{
+	pw_instance_trap(inst, "host says no");
+}
+
+static double host_f64(pw_instance *inst, double x, uint64_t y)
+{
+	return x * 2 + (double)y;
+}
+
+static int setup(void)
+{
+	if (g_engine)
+		return 0;
+	if (pw_engine_new(&g_engine, NULL))
+		return -1;
+	if (pw_imports_new(&g_host) ||
+	    pw_imports_add(g_host, "env", "host_add", "ii:i", (void (*)(void))host_add) ||
+	    pw_imports_add(g_host, "env", "host_exit", "i:", (void (*)(void))host_exit) ||
+	    pw_imports_add(g_host, "env", "host_trap", ":", (void (*)(void))host_trap) ||
+	    pw_imports_add(g_host, "env", "host_f64", "FI:F", (void (*)(void))host_f64))
+		return -1;
+	if (pw_file_read(pw_test_fixture("engine_basic.wasm"), 0, &g_basic_wasm))
+		return -1;
+	return pw_engine_compile(g_engine, g_basic_wasm.data, g_basic_wasm.len, g_host, &g_basic_art, NULL);
+}
+
+#define SETUP() CHECK_OK(setup())
+
+static int new_instance(pw_instance **out, pw_artifact **art, const pw_instance_opts *o)
+{
+	int rc = pw_artifact_load(art, g_basic_art.data, g_basic_art.len, NULL, g_host);
+	if (rc)
+		return rc;
+	return pw_instance_new(out, *art, o);
+}
+
+static uint64_t f64_bits(double d)
+{
+	uint64_t b;
+	memcpy(&b, &d, 8);
+	return b;
+}
+
+static double bits_f64(uint64_t b)
+{
+	double d;
+	memcpy(&d, &b, 8);
+	return d;
+}
+
+static uint64_t f32_bits(float f)
+{
+	uint32_t b;
+	memcpy(&b, &f, 4);
+	return b;
+}
+
+/* ---- tests ---- */
+
+static void test_engine_probe(void)
+{
+	SETUP();
+	const char *h = pw_engine_hash(g_engine);
+	CHECK(pw_is_sha256_hex(h));
+	const char *d = pw_engine_description(g_engine);
+	CHECK(strstr(d, "translator: wasm2c 1.0.") != NULL);
+	CHECK(strstr(d, "runtime-header-sha256: ") != NULL);
+	CHECK(strstr(d, "compiler-target: ") != NULL);
+	char hh[65];
+	pw_sha256_hex(d, strlen(d), hh);
+	CHECK_STR(hh, h);
+
+	pw_engine *same = NULL, *o2 = NULL;
+	CHECK_OK(pw_engine_new(&same, NULL));
+	CHECK_STR(pw_engine_hash(same), h);
+	pw_engine_opts o = { .opt_level = "-O2" };
+	CHECK_OK(pw_engine_new(&o2, &o));
+	CHECK(strcmp(pw_engine_hash(o2), h) != 0);
+	CHECK(strstr(pw_engine_description(o2), "cflags: -O2 ") != NULL);
+	pw_engine_free(same);
+	pw_engine_free(o2);
+
+	pw_engine *bad = NULL;
+	pw_engine_opts ob = { .cc = "/nonexistent/prewarm-cc" };
+	CHECK_INT(pw_engine_new(&bad, &ob), PW_ERROR);
+	CHECK(strstr(pw_error_last(), "/nonexistent/prewarm-cc") != NULL);
+	CHECK(bad == NULL);
+	pw_engine_opts ol = { .opt_level = "-O9; rm" };
+	CHECK_INT(pw_engine_new(&bad, &ol), PW_EINVALID);
+}
+
+static void refuse(const uint8_t *w, size_t n, int code, const char *msg1, const char *msg2)
+{
+	pw_buf art = PW_BUF_INIT;
+	pw_buf_puts(&art, "x");
+	int rc = pw_engine_compile(g_engine, w, n, g_host, &art, NULL);
+	if (rc != code) {
+		pw_test_fail(__FILE__, __LINE__, "compile returned %d (%s), expected %d", rc, pw_error_last(), code);
+		pw_buf_free(&art);
+		return;
+	}
+	if (art.len != 1)
+		pw_test_fail(__FILE__, __LINE__, "artifact buffer changed on refusal");
+	if (msg1 && !strstr(pw_error_last(), msg1))
+		pw_test_fail(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", pw_error_last(), msg1);
+	if (msg2 && !strstr(pw_error_last(), msg2))
+		pw_test_fail(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", pw_error_last(), msg2);
+	CHECK_INT(pw_engine_check(g_engine, w, n, g_host), code);
+	pw_buf_free(&art);
+}
+
+static void refuse_fixture(const char *name, int code, const char *m1, const char *m2)
+{
+	pw_buf w = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture(name), 0, &w));
+	refuse(w.data, w.len, code, m1, m2);
+	pw_buf_free(&w);
+}
+
+static void test_refusals(void)
+{
+	SETUP();
+	static const uint8_t badmagic[] = { 0x7f, 'E', 'L', 'F', 1, 0, 0, 0, 0, 0 };
+	refuse(badmagic, sizeof badmagic, PW_EINVALID, "magic", NULL);
+	if (pw_test_stopped())
+		return;
+	refuse(g_basic_wasm.data, g_basic_wasm.len / 2, PW_EINVALID, NULL, NULL);
+	if (pw_test_stopped())
+		return;
+	uint8_t garbage[64] = { 0, 'a', 's', 'm', 1, 0, 0, 0 };
+	for (size_t i = 8; i < sizeof garbage; i++)
+		garbage[i] = (uint8_t)(i * 37 + 11);
+	refuse(garbage, sizeof garbage, PW_EINVALID, NULL, NULL);
+	static const uint8_t component[] = { 0, 'a', 's', 'm', 0x0d, 0x00, 0x01, 0x00 };
+	refuse(component, sizeof component, PW_EUNSUPPORTED, "component", NULL);
+	refuse_fixture("engine_simd.wasm", PW_EUNSUPPORTED, "SIMD", NULL);
+	refuse_fixture("engine_unknown_import.wasm", PW_EUNSUPPORTED, "env.no_such_function (i:i)", "mystery.thing (:)");
+	refuse_fixture("engine_memimport.wasm", PW_EUNSUPPORTED, "env.memory", "only function imports");
+	refuse(NULL, 0, PW_EINVALID, NULL, NULL);
+}
+
+static void test_calls(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(new_instance(&inst, &a, NULL));
+	pw_val r[3] = { 0 };
+	pw_val args2[2] = { 40, 2 };
+	CHECK_OK(pw_instance_call(inst, "add", args2, 2, r, 1));
+	CHECK_INT(r[0], 42);
+	pw_val a64[2] = { 0xffffffffffULL, 1 };
+	CHECK_OK(pw_instance_call(inst, "add64", a64, 2, r, 1));
+	CHECK(r[0] == 0x10000000000ULL);
+	pw_val af[2] = { f32_bits(1.5f), f32_bits(-4.0f) };
+	CHECK_OK(pw_instance_call(inst, "mulf32", af, 2, r, 1));
+	CHECK(r[0] == f32_bits(-6.0f));
+	pw_val ad[2] = { f64_bits(1.0), f64_bits(8.0) };
+	CHECK_OK(pw_instance_call(inst, "divf64", ad, 2, r, 1));
+	CHECK(bits_f64(r[0]) == 0.125);
+	pw_val a3[3] = { 7, 0x123456789ULL, f64_bits(2.5) };
+	CHECK_OK(pw_instance_call(inst, "swap3", a3, 3, r, 3));
+	CHECK(bits_f64(r[0]) == 2.5);
+	CHECK(r[1] == 0x123456789ULL);
+	CHECK_INT(r[2], 7);
+	CHECK_OK(pw_instance_call(inst, "count", NULL, 0, r, 1));
+	CHECK_OK(pw_instance_call(inst, "count", NULL, 0, r, 1));
+	CHECK_INT(r[0], 2);
+	pw_val a1 = 16;
+	CHECK_OK(pw_instance_call(inst, "load8", &a1, 1, r, 1));
+	CHECK_INT(r[0], 'p');
+	uint64_t size = 0;
+	uint8_t *mem = pw_instance_memory(inst, &size);
+	CHECK(mem != NULL);
+	CHECK_INT(size, 65536);
+	CHECK(memcmp(mem + 16, "prewarm", 7) == 0);
+	CHECK(pw_instance_mem_ok(inst, 65530, 6));
+	CHECK(!pw_instance_mem_ok(inst, 65530, 7));
+	CHECK(!pw_instance_mem_ok(inst, UINT64_MAX, 2));
+
+	CHECK_INT(pw_instance_call(inst, "nope", NULL, 0, NULL, 0), PW_ENOTFOUND);
+	CHECK_INT(pw_instance_call(inst, "add", args2, 1, r, 1), PW_EINVALID);
+	const pw_func_info *fi = pw_artifact_find_func(a, "swap3");
+	CHECK(fi != NULL);
+	CHECK_STR(fi->sig, "iIF:FIi");
+	CHECK_INT(fi->nresults, 3);
+	CHECK(pw_artifact_export_count(a) >= 20);
+	CHECK(pw_artifact_export(a, pw_artifact_export_count(a)) == NULL);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+}
+
+static void expect_trap(pw_instance *inst, const char *fn, const pw_val *args, size_t n, const char *reason)
+{
+	pw_val r[1];
+	int rc = pw_instance_call(inst, fn, args, n, r, 1);
+	if (rc != PW_ETRAP) {
+		pw_test_fail(__FILE__, __LINE__, "%s returned %d (%s), expected a trap", fn, rc, pw_error_last());
+		return;
+	}
+	if (strcmp(pw_instance_trap_reason(inst), reason) != 0)
+		pw_test_fail(__FILE__, __LINE__, "%s: trap reason \"%s\", expected \"%s\"", fn,
+		             pw_instance_trap_reason(inst), reason);
+	if (strncmp(pw_error_last(), "trap: ", 6) != 0 || !strstr(pw_error_last(), reason))
+		pw_test_fail(__FILE__, __LINE__, "%s: message \"%s\"", fn, pw_error_last());
+}
+
+static void test_traps(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(new_instance(&inst, &a, NULL));
+	pw_val v[2];
+	expect_trap(inst, "unreachable", NULL, 0, "unreachable");
+	v[0] = 65534;
+	expect_trap(inst, "load", v, 1, "out of bounds memory access");
+	v[0] = 0xffffffffu;
+	expect_trap(inst, "load", v, 1, "out of bounds memory access");
+	v[0] = 65536;
+	v[1] = 1;
+	expect_trap(inst, "store", v, 2, "out of bounds memory access");
+	v[0] = 1;
+	v[1] = 0;
+	expect_trap(inst, "div_s", v, 2, "integer divide by zero");
+	expect_trap(inst, "div_u", v, 2, "integer divide by zero");
+	v[0] = 0x80000000u;
+	v[1] = 0xffffffffu;
+	expect_trap(inst, "div_s", v, 2, "integer overflow");
+	v[0] = f32_bits(__builtin_nanf(""));
+	expect_trap(inst, "trunc", v, 1, "invalid conversion to integer");
+	v[0] = f32_bits(3e9f);
+	expect_trap(inst, "trunc", v, 1, "integer overflow");
+	v[0] = 2; /* null element */
+	v[1] = 5;
+	expect_trap(inst, "call_ind", v, 2, "indirect call: undefined element, null or signature mismatch");
+	v[0] = 1; /* $nop: wrong type */
+	expect_trap(inst, "call_ind", v, 2, "indirect call: undefined element, null or signature mismatch");
+	v[0] = 99; /* out of the table */
+	expect_trap(inst, "call_ind", v, 2, "indirect call: undefined element, null or signature mismatch");
+	v[0] = 0;
+	expect_trap(inst, "recurse", v, 1, "call stack exhausted");
+	if (pw_test_stopped())
+		return;
+	/* the instance keeps working after traps */
+	pw_val r[1];
+	v[0] = 0;
+	v[1] = 21;
+	CHECK_OK(pw_instance_call(inst, "call_ind", v, 2, r, 1));
+	CHECK_INT(r[0], 42);
+	v[0] = 1;
+	v[1] = 2;
+	CHECK_OK(pw_instance_call(inst, "add", v, 2, r, 1));
+	CHECK_INT(r[0], 3);
+	CHECK_STR(pw_instance_trap_reason(inst), "");
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+}
+
+static void test_host_imports(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	int bias = 1000;
+	pw_instance_opts o = { .host_data = &bias };
+	CHECK_OK(new_instance(&inst, &a, &o));
+	pw_val v[2] = { 20, 3 }, r[1];
+	CHECK_OK(pw_instance_call(inst, "call_host_add", v, 2, r, 1));
+	CHECK_INT(r[0], 1023);
+	v[0] = f64_bits(1.25);
+	v[1] = 10;
+	CHECK_OK(pw_instance_call(inst, "call_host_f64", v, 2, r, 1));
+	CHECK(bits_f64(r[0]) == 12.5);
+	v[0] = 7;
+	CHECK_INT(pw_instance_call(inst, "call_host_exit", v, 1, NULL, 0), PW_EEXIT);
+	CHECK_INT(pw_instance_exit_code(inst), 7);
+	CHECK_INT(pw_instance_call(inst, "call_host_trap", NULL, 0, NULL, 0), PW_ETRAP);
+	CHECK_STR(pw_instance_trap_reason(inst), "host says no");
+	CHECK(strstr(pw_error_last(), "host says no") != NULL);
+	v[0] = 1;
+	v[1] = 1;
+	CHECK_OK(pw_instance_call(inst, "call_host_add", v, 2, r, 1));
+	CHECK_INT(r[0], 1002);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+
+	/* a host lacking an import: load names it */
+	pw_imports *part = NULL;
+	CHECK_OK(pw_imports_new(&part));
+	CHECK_OK(pw_imports_add(part, "env", "host_add", "ii:i", (void (*)(void))host_add));
+	CHECK_OK(pw_imports_add(part, "env", "host_exit", "I:", (void (*)(void))host_exit));
+	CHECK_INT(pw_artifact_load(&a, g_basic_art.data, g_basic_art.len, NULL, part), PW_EUNSUPPORTED);
+	CHECK(strstr(pw_error_last(), "env.host_trap (:)") != NULL);
+	CHECK(strstr(pw_error_last(), "env.host_exit (i:; the host has I:)") != NULL);
+	CHECK(a == NULL);
+	pw_imports_free(part);
+}
+
+static void test_memory_grow(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(new_instance(&inst, &a, NULL));
+	pw_val v, r[1];
+	CHECK_OK(pw_instance_call(inst, "size", NULL, 0, r, 1));
+	CHECK_INT(r[0], 1);
+	v = 2;
+	CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+	CHECK_INT(r[0], 1);
+	v = 2; /* 3 + 2 > max 4 */
+	CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+	CHECK_INT(r[0], 0xffffffffu);
+	v = 1;
+	CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+	CHECK_INT(r[0], 3);
+	uint64_t size;
+	uint8_t *mem = pw_instance_memory(inst, &size);
+	CHECK_INT(size, 4 * 65536);
+	mem[4 * 65536 - 1] = 9;
+	v = 4 * 65536 - 4;
+	CHECK_OK(pw_instance_call(inst, "load", &v, 1, r, 1));
+	CHECK_INT(r[0], 9u << 24);
+	pw_instance_free(inst);
+
+	/* the instance cap: 2 pages */
+	pw_instance_opts o = { .max_memory_bytes = 2 * 65536 };
+	CHECK_OK(pw_instance_new(&inst, a, &o));
+	v = 1;
+	CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+	CHECK_INT(r[0], 1);
+	CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+	CHECK_INT(r[0], 0xffffffffu);
+	v = 2 * 65536;
+	expect_trap(inst, "load", &v, 1, "out of bounds memory access");
+	pw_instance_free(inst);
+
+	/* a cap below the initial size: instantiation fails cleanly */
+	pw_instance_opts tiny = { .max_memory_bytes = 1000 };
+	CHECK_INT(pw_instance_new(&inst, a, &tiny), PW_ETRAP);
+	CHECK(strstr(pw_error_last(), "exceeds the limit") != NULL);
+	CHECK(inst == NULL);
+	pw_artifact_free(a);
+}
+
+static void test_interrupt_deadline(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(new_instance(&inst, &a, NULL));
+	pw_instance_set_deadline(inst, pw_now() + 0.2);
+	pw_val v = 0, r[1];
+	CHECK_INT(pw_instance_call(inst, "spin", &v, 1, r, 1), PW_ETIMEOUT);
+	CHECK_STR(pw_instance_trap_reason(inst), "interrupted");
+	pw_instance_set_deadline(inst, 0);
+	v = 100000;
+	CHECK_OK(pw_instance_call(inst, "sum_to", &v, 1, r, 1));
+	CHECK(r[0] == 5000050000ULL);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+}
+
+typedef struct interrupter {
+	pw_instance *inst;
+	volatile int done;
+} interrupter;
+
+static void *interrupt_main(void *p)
+{
+	interrupter *it = p;
+	while (!it->done) {
+		pw_instance_interrupt(it->inst);
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static void test_interrupt_other_thread(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(new_instance(&inst, &a, NULL));
+	/* idle: no effect */
+	pw_instance_interrupt(inst);
+	pw_val v[2] = { 1, 2 }, r[1];
+	CHECK_OK(pw_instance_call(inst, "add", v, 2, r, 1));
+	interrupter it = { inst, 0 };
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, interrupt_main, &it) == 0);
+	int rc = pw_instance_call(inst, "spin", v, 1, r, 1);
+	it.done = 1;
+	pthread_join(th, NULL);
+	CHECK_INT(rc, PW_ETIMEOUT);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+}
+
+typedef struct worker {
+	pw_artifact *a;
+	int id;
+	int ok, traps;
+	char err[256];
+} worker;
+
+static void *worker_main(void *p)
+{
+	worker *w = p;
+	pw_instance *inst = NULL;
+	if (pw_instance_new(&inst, w->a, NULL)) {
+		snprintf(w->err, sizeof w->err, "instance: %s", pw_error_last());
+		return NULL;
+	}
+	for (int i = 0; i < 300 && !w->err[0]; i++) {
+		pw_val v[2], r[1];
+		int rc;
+		const char *want = NULL;
+		switch (i % 10) {
+		case 3:
+			v[0] = (pw_val)i;
+			v[1] = 0;
+			rc = pw_instance_call(inst, "div_s", v, 2, r, 1);
+			want = "integer divide by zero";
+			break;
+		case 6:
+			v[0] = 70000 + (pw_val)w->id;
+			rc = pw_instance_call(inst, "load", v, 1, r, 1);
+			want = "out of bounds memory access";
+			break;
+		case 9:
+			if (i % 50 == 9) {
+				v[0] = 0;
+				rc = pw_instance_call(inst, "recurse", v, 1, r, 1);
+				want = "call stack exhausted";
+				break;
+			}
+			/* fall through */
+		default:
+			v[0] = (pw_val)i;
+			v[1] = (pw_val)w->id * 1000;
+			rc = pw_instance_call(inst, "add", v, 2, r, 1);
+			if (rc == 0 && r[0] != (pw_val)(i + w->id * 1000))
+				snprintf(w->err, sizeof w->err, "add gave %llu", (unsigned long long)r[0]);
+		}
+		if (want) {
+			if (rc != PW_ETRAP || strcmp(pw_instance_trap_reason(inst), want) != 0)
+				snprintf(w->err, sizeof w->err, "iteration %d: rc %d reason '%s', expected '%s'", i, rc,
+				         pw_instance_trap_reason(inst), want);
+			w->traps++;
+		} else if (rc) {
+			snprintf(w->err, sizeof w->err, "iteration %d: %s", i, pw_error_last());
+		} else {
+			w->ok++;
+		}
+	}
+	pw_val r[1];
+	if (!w->err[0] && (pw_instance_call(inst, "count", NULL, 0, r, 1) || r[0] != 1))
+		snprintf(w->err, sizeof w->err, "instances share globals (count = %llu)", (unsigned long long)r[0]);
+	pw_instance_free(inst);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	CHECK_OK(pw_artifact_load(&a, g_basic_art.data, g_basic_art.len, NULL, g_host));
+	worker w[8];
+	pthread_t th[8];
+	for (int i = 0; i < 8; i++) {
+		w[i] = (worker){ .a = a, .id = i };
+		CHECK(pthread_create(&th[i], NULL, worker_main, &w[i]) == 0);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 8; i++) {
+		CHECK_MSG(!w[i].err[0], "thread %d: %s", i, w[i].err);
+		CHECK_INT(w[i].ok + w[i].traps, 300);
+		CHECK_INT(w[i].traps, 66);
+	}
+	pw_artifact_free(a);
+}
+
+static void test_reproducible_and_info(void)
+{
+	SETUP();
+	/* the basic module plus an io.kubewarden.metadata custom section */
+	static const char meta[] = "{\"protocolVersion\":\"v1\",\"rules\":[]}";
+	static const char secname[] = "io.kubewarden.metadata";
+	pw_buf w = PW_BUF_INIT;
+	pw_buf_append(&w, g_basic_wasm.data, g_basic_wasm.len);
+	uint8_t hdr[3] = { 0, (uint8_t)(1 + strlen(secname) + strlen(meta)), (uint8_t)strlen(secname) };
+	pw_buf_append(&w, hdr, 3);
+	pw_buf_puts(&w, secname);
+	pw_buf_puts(&w, meta);
+
+	pw_buf a1 = PW_BUF_INIT, a2 = PW_BUF_INIT;
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, g_host, &a1, NULL));
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, g_host, &a2, NULL));
+	CHECK_INT(a1.len, a2.len);
+	CHECK_MSG(memcmp(a1.data, a2.data, a1.len) == 0, "two compiles of one module differ");
+	CHECK_MSG(a1.len != g_basic_art.len || memcmp(a1.data, g_basic_art.data, a1.len) != 0,
+	          "different modules gave the same artifact");
+
+	pw_artifact_info info;
+	CHECK_OK(pw_artifact_read_info(a1.data, a1.len, &info));
+	CHECK_INT(info.abi_version, PW_ARTIFACT_ABI_VERSION);
+	CHECK_STR(info.engine_hash, pw_engine_hash(g_engine));
+	char wh[65];
+	pw_sha256_hex(w.data, w.len, wh);
+	CHECK_STR(info.wasm_sha256, wh);
+
+	pw_artifact *a = NULL;
+	CHECK_OK(pw_artifact_load(&a, a1.data, a1.len, &info, g_host));
+	size_t ml = 0;
+	const char *m = pw_artifact_kw_metadata(a, &ml);
+	CHECK(m != NULL);
+	CHECK_INT(ml, strlen(meta));
+	CHECK(memcmp(m, meta, ml) == 0);
+	CHECK_STR(pw_artifact_get_info(a)->wasm_sha256, wh);
+	pw_artifact_free(a);
+
+	pw_artifact_info wrong = info;
+	wrong.wasm_sha256[0] = wrong.wasm_sha256[0] == 'a' ? 'b' : 'a';
+	CHECK_INT(pw_artifact_load(&a, a1.data, a1.len, &wrong, g_host), PW_EMISMATCH);
+	CHECK(strstr(pw_error_last(), "wasm sha256") != NULL);
+	wrong = info;
+	wrong.engine_hash[5] = wrong.engine_hash[5] == '0' ? '1' : '0';
+	CHECK_INT(pw_artifact_load(&a, a1.data, a1.len, &wrong, g_host), PW_EMISMATCH);
+	CHECK(strstr(pw_error_last(), "engine hash") != NULL);
+
+	/* not artifacts */
+	CHECK_INT(pw_artifact_read_info(w.data, w.len, &info), PW_EINVALID);
+	CHECK_INT(pw_artifact_read_info(a1.data, 40, &info), PW_EINVALID);
+	CHECK_INT(pw_artifact_load(&a, a1.data, a1.len / 2, NULL, g_host), PW_EINVALID);
+	pw_buf_free(&a1);
+	pw_buf_free(&a2);
+	pw_buf_free(&w);
+}
+
+static uint32_t odd_a(pw_instance *i, uint32_t x) { return x + 1; }
+static uint64_t odd_b(pw_instance *i, uint64_t x) { return x * 3; }
+static float odd_c(pw_instance *i, float x) { return x / 2; }
+
+static void test_names(void)
+{
+	SETUP();
+	static const struct { const char *in, *out; } cases[] = {
+		{ "__guest_request", "__guest_request" }, { "odd-name.x", "oddZ2DnameZ2Ex" },
+		{ "Z", "Z5A" }, { "weird$name", "weirdZ24name" }, { "\xc3\xa9", "ZC3ZA9" }, { "a b", "aZ20b" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pw_buf b = PW_BUF_INIT;
+		CHECK_OK(pw_shim_mangle(&b, cases[i].in));
+		CHECK_STR((char *)b.data, cases[i].out);
+		pw_buf_free(&b);
+	}
+	pw_imports *h = NULL;
+	CHECK_OK(pw_imports_new(&h));
+	CHECK_OK(pw_imports_add(h, "Zmod-x", "ZZ.y", "i:i", (void (*)(void))odd_a));
+	CHECK_OK(pw_imports_add(h, "a__b", "_", "I:I", (void (*)(void))odd_b));
+	CHECK_OK(pw_imports_add(h, "\xc3\xa9", "1 x", "f:f", (void (*)(void))odd_c));
+	pw_buf w = PW_BUF_INIT, art = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_names.wasm"), 0, &w));
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, h, &art, NULL));
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, h));
+	CHECK_OK(pw_instance_new(&inst, a, NULL));
+	pw_val v = 41, r[1];
+	CHECK_OK(pw_instance_call(inst, "Z", &v, 1, r, 1));
+	CHECK_INT(r[0], 42);
+	v = 5;
+	CHECK_OK(pw_instance_call(inst, "__x$y", &v, 1, r, 1));
+	CHECK_INT(r[0], 15);
+	v = f32_bits(3.0f);
+	CHECK_OK(pw_instance_call(inst, "\xc3\xa9\xe2\x82\xac \"q\" ?", &v, 1, r, 1));
+	CHECK(r[0] == f32_bits(1.5f));
+	CHECK_OK(pw_instance_call(inst, "", NULL, 0, r, 1));
+	CHECK_INT(r[0], 42);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+	pw_imports_free(h);
+	pw_buf_free(&w);
+	pw_buf_free(&art);
+}
+
+static void test_patch_loops(void)
+{
+	static const char in[] = "static u32 f(void) {\n  w2c_L0: \n    x++;\n  w2c_L12: \n  w2c_B3:;\n"
+	                         "  y = w2c_L1;\n w2c_L7:\n}";
+	pw_buf out = PW_BUF_INIT;
+	size_t n = 0;
+	CHECK_OK(pw_compile_patch_loops((const uint8_t *)in, strlen(in), &out, &n));
+	CHECK_INT(n, 3);
+	CHECK_STR((char *)out.data, "static u32 f(void) {\n  w2c_L0:  WASM_RT_LOOP_CHECK;\n    x++;\n"
+	                            "  w2c_L12:  WASM_RT_LOOP_CHECK;\n  w2c_B3:;\n  y = w2c_L1;\n"
+	                            " w2c_L7: WASM_RT_LOOP_CHECK;\n}");
+	pw_buf_free(&out);
+}
+
+int main(int argc, char **argv)
+{
+	static const pw_test tests[] = {
+		PW_TEST(test_patch_loops),
+		PW_TEST(test_engine_probe),
+		PW_TEST(test_refusals),
+		PW_TEST(test_calls),
+		PW_TEST(test_traps),
+		PW_TEST(test_host_imports),
+		PW_TEST(test_memory_grow),
+		PW_TEST(test_interrupt_deadline),
+		PW_TEST(test_interrupt_other_thread),
+		PW_TEST(test_threads),
+		PW_TEST(test_reproducible_and_info),
+		PW_TEST(test_names),
+	};
+	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+	pw_engine_free(g_engine);
+	pw_imports_free(g_host);
+	pw_buf_free(&g_basic_wasm);
+	pw_buf_free(&g_basic_art);
+	return rc;
+}

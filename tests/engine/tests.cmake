@@ -1,0 +1,4 @@
+# Engine tests: the C API on real compiles of tests/fixtures/wat/engine_*.wat, and
+# `prewarm compile` / `prewarm engine` through the binary.
+pw_add_c_test(test_engine ${CMAKE_SOURCE_DIR}/tests/engine/test_engine.c pw_engine pw_util)
+pw_add_sh_test(test_engine_cli ${CMAKE_SOURCE_DIR}/tests/engine/test_cli.sh)
