@@ -162,8 +162,10 @@ static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind
 	pw_eval_result res = { 0 };
 	pw_eval_kind ek = k == R_VALIDATE ? PW_EVAL_VALIDATE : k == R_AUDIT ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE_RAW;
 	double t0 = pw_now();
+	pw_metrics_in_flight(pw_server__metrics(srv), 1);
 	int erc = pw_policy_evaluate(e->policy, (unsigned)t_worker, rc->body.data ? (const char *)rc->body.data : "",
 	                             rc->body.len, ek, &resp, &res);
+	pw_metrics_in_flight(pw_server__metrics(srv), -1);
 	double dt = pw_now() - t0;
 	if (erc == PW_EINVALID) {
 		ret = send_error(c, h, 400, NULL, "policy %s: bad request: %s", id, pw_error_last());

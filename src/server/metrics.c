@@ -14,6 +14,7 @@
 
 #include "server/server_int.h"
 
+
 static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
@@ -43,6 +44,7 @@ struct pw_metrics {
 	kv_count source[8];
 	size_t nsource;
 	uint64_t reloads_ok, reloads_failed;
+	atomic_int in_flight;
 	double started;
 };
 
@@ -52,6 +54,7 @@ int pw_metrics_new(pw_metrics **out)
 	if (!m)
 		return pw_error_set(PW_ENOMEM, "out of memory");
 	pthread_mutex_init(&m->mu, NULL);
+	atomic_init(&m->in_flight, 0);
 	m->started = pw_wall_now();
 	*out = m;
 	return 0;
@@ -149,6 +152,11 @@ void pw_metrics_reset_sources(pw_metrics *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
+void pw_metrics_in_flight(pw_metrics *m, int delta)
+{
+	atomic_fetch_add(&m->in_flight, delta);
+}
+
 void pw_metrics_reload(pw_metrics *m, bool ok)
 {
 	pthread_mutex_lock(&m->mu);
@@ -225,6 +233,8 @@ int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, size_t
 	                 "# TYPE prewarm_start_time_seconds gauge\nprewarm_start_time_seconds %.3f\n", m->started);
 	pthread_mutex_unlock(&m->mu);
 
+	help(b, "prewarm_evaluations_in_flight", "gauge", "Evaluations running now.");
+	pw_buf_printf(b, "prewarm_evaluations_in_flight %d\n", atomic_load(&m->in_flight));
 	help(b, "prewarm_policies_loaded", "gauge", "Policies of the current set that serve requests.");
 	pw_buf_printf(b, "prewarm_policies_loaded %zu\n", loaded);
 	help(b, "prewarm_policies_failed", "gauge", "Policies of the current set that are broken (continue-on-errors).");

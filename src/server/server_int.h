@@ -38,6 +38,8 @@ void pw_metrics_phase(pw_metrics *m, const char *phase, double seconds);
 void pw_metrics_source(pw_metrics *m, const char *source);
 void pw_metrics_reset_sources(pw_metrics *m);
 void pw_metrics_reload(pw_metrics *m, bool ok);
+/* Evaluations running now (+1 when one starts, -1 when it ends). */
+void pw_metrics_in_flight(pw_metrics *m, int delta);
 /* Prometheus text exposition (version 0.0.4). cs may be NULL. */
 int pw_metrics_render(pw_metrics *m, pw_buf *out, const pw_cache_stats *cs, size_t policies_loaded,
                       size_t policies_failed, bool ready);

@@ -1,3 +1,4 @@
 # Tests of the server part: policies.yml parsing (C) and the end-to-end `prewarm serve`
 # tests (bash + curl against the real binary).
 pw_add_c_test(test_server_policies ${CMAKE_CURRENT_LIST_DIR}/test_policies.c pw_server pw_util)
+pw_add_sh_test(test_server_serve ${CMAKE_CURRENT_LIST_DIR}/serve_e2e.sh)
