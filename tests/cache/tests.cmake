@@ -3,3 +3,10 @@
 # tests driving the real prewarm binary with several processes (tests/cache/*.sh).
 pw_add_c_test(test_cache_local ${CMAKE_SOURCE_DIR}/tests/cache/test_local.c pw_cache pw_util)
 pw_add_c_test(test_cache_tiers ${CMAKE_SOURCE_DIR}/tests/cache/test_tiers.c pw_cache pw_engine pw_util)
+add_executable(cache_tool ${CMAKE_SOURCE_DIR}/tests/cache/cache_tool.c ${CMAKE_SOURCE_DIR}/src/cli/cache_opts.c)
+target_link_libraries(cache_tool PRIVATE pw_cache pw_oci pw_engine pw_util)
+set_target_properties(cache_tool PROPERTIES ENABLE_EXPORTS ON)
+add_dependencies(cache_tool pw_fixtures)
+pw_add_sh_test(test_cache_concurrent ${CMAKE_SOURCE_DIR}/tests/cache/concurrent.sh)
+pw_add_sh_test(test_cache_crash ${CMAKE_SOURCE_DIR}/tests/cache/crash.sh)
+pw_add_sh_test(test_cache_bad_dir ${CMAKE_SOURCE_DIR}/tests/cache/bad_dir.sh)
