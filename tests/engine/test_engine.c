@@ -519,6 +519,51 @@ static void test_threads(void)
 	pw_artifact_free(a);
 }
 
+typedef struct small_stack {
+	pw_artifact *a;
+	int rc, rc2;
+	char reason[128];
+	pw_val sum;
+} small_stack;
+
+static void *small_stack_main(void *p)
+{
+	small_stack *s = p;
+	pw_instance *inst = NULL;
+	s->rc = -100;
+	if (pw_instance_new(&inst, s->a, NULL))
+		return NULL;
+	pw_val v = 0, r[1];
+	s->rc = pw_instance_call(inst, "recurse", &v, 1, r, 1);
+	snprintf(s->reason, sizeof s->reason, "%s", pw_instance_trap_reason(inst));
+	v = 1000;
+	s->rc2 = pw_instance_call(inst, "sum_to", &v, 1, r, 1);
+	s->sum = r[0];
+	pw_instance_free(inst);
+	return NULL;
+}
+
+/* A thread whose stack overflows before the depth limit: the guard page fault
+ * becomes a clean "call stack exhausted" trap, and the thread goes on. */
+static void test_stack_overflow_small_thread(void)
+{
+	SETUP();
+	small_stack s = { 0 };
+	CHECK_OK(pw_artifact_load(&s.a, g_basic_art.data, g_basic_art.len, NULL, g_host));
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	pthread_t th;
+	CHECK(pthread_create(&th, &at, small_stack_main, &s) == 0);
+	pthread_join(th, NULL);
+	pthread_attr_destroy(&at);
+	pw_artifact_free(s.a);
+	CHECK_INT(s.rc, PW_ETRAP);
+	CHECK_STR(s.reason, "call stack exhausted");
+	CHECK_INT(s.rc2, 0);
+	CHECK_INT(s.sum, 500500);
+}
+
 static void test_reproducible_and_info(void)
 {
 	SETUP();
@@ -650,6 +695,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_interrupt_deadline),
 		PW_TEST(test_interrupt_other_thread),
 		PW_TEST(test_threads),
+		PW_TEST(test_stack_overflow_small_thread),
 		PW_TEST(test_reproducible_and_info),
 		PW_TEST(test_names),
 	};
