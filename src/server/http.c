@@ -191,12 +191,10 @@ out:
 	return ret;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                               const char *version, const char *upload_data, size_t *upload_data_size,
-                               void **req_cls)
+static enum MHD_Result handle(pw_http *h, bool is_main, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *upload_data, size_t *upload_data_size,
+                              void **req_cls)
 {
-	pw_http *h = cls;
-	bool is_main = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == h->main;
 	req_ctx *rc = *req_cls;
 	const char *id;
 	route_kind k = route(url, &id);
@@ -265,6 +263,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	return evaluate(c, h, k, id, rc);
 }
 
+static enum MHD_Result handler_main(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                    const char *version, const char *upload_data, size_t *upload_data_size,
+                                    void **req_cls)
+{
+	return handle(cls, true, c, url, method, upload_data, upload_data_size, req_cls);
+}
+
+static enum MHD_Result handler_ready(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                     const char *version, const char *upload_data, size_t *upload_data_size,
+                                     void **req_cls)
+{
+	return handle(cls, false, c, url, method, upload_data, upload_data_size, req_cls);
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
 	pw_http *h = cls;
@@ -300,8 +312,8 @@ static int make_addr(const char *addr, unsigned port, struct sockaddr_storage *s
 	return 0;
 }
 
-static struct MHD_Daemon *start_daemon(pw_http *h, const char *addr, unsigned port, unsigned threads,
-                                       bool tls, unsigned *bound, const char *what)
+static struct MHD_Daemon *start_daemon(pw_http *h, bool main_port, const char *addr, unsigned port,
+                                       unsigned threads, bool tls, unsigned *bound, const char *what)
 {
 	struct sockaddr_storage ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -315,17 +327,25 @@ static struct MHD_Daemon *start_daemon(pw_http *h, const char *addr, unsigned po
 	if (tls)
 		flags |= MHD_USE_TLS;
 	struct MHD_OptionItem opts[] = {
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL },
 		{ MHD_OPTION_SOCK_ADDR, 0, &ss },
-		{ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, h },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL },
 		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
-		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL },
+		{ threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL },
 		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? h->cert.data : NULL },
 		{ tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, tls ? h->key.data : NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
-	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	/* options after an END are ignored: keep the optional ones (TLS, pool) last */
+	struct MHD_OptionItem packed[sizeof opts / sizeof opts[0]];
+	size_t np = 0;
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		if (opts[i].option != MHD_OPTION_END)
+			packed[np++] = opts[i];
+	packed[np] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, main_port ? handler_main : handler_ready, h,
+	                     MHD_OPTION_ARRAY, packed, MHD_OPTION_END);
 	if (!d) {
 		pw_error_set(PW_ERROR, "cannot listen on %s port %u for the %s%s (address in use, or no permission)",
 		             addr, port, what, tls ? " with TLS (check --cert-file/--key-file)" : "");
@@ -368,9 +388,9 @@ int pw_http_start(pw_http **out, pw_server *s)
 			return PW_EIO;
 		}
 	}
-	h->main = start_daemon(h, addr, o->port, h->workers, tls, &h->port, "policy server");
+	h->main = start_daemon(h, true, addr, o->port, h->workers, tls, &h->port, "policy server");
 	if (h->main)
-		h->ready = start_daemon(h, addr, o->readiness_port, 1, false, &h->ready_port, "readiness probe");
+		h->ready = start_daemon(h, false, addr, o->readiness_port, 1, false, &h->ready_port, "readiness probe");
 	if (!h->main || !h->ready) {
 		int rc = pw_error_last_code() ? pw_error_last_code() : PW_ERROR;
 		if (h->main)
