@@ -33,11 +33,11 @@ rc=$?
 cat "$out"
 check "bad.wast exits 1 (got $rc)" test "$rc" -eq 1
 check "bad.wast: 1 passed, 8 failed, 0 skipped" has "bad.wast: 1 passed, 8 failed, 0 skipped"
-for line in 9 10 11 12 13 14 15 16; do
+for line in 10 11 12 13 14 15 16 17; do
   check "bad.wast: failure of line $line reported" has "FAIL bad.wast:$line:"
 done
 check "bad.wast: wrong result shown with both values" \
-  has "FAIL bad.wast:9: assert_return \"one\": result 0: expected i32:0x00000002 (2), got i32:0x00000001 (1)"
+  has "FAIL bad.wast:10: assert_return \"one\": result 0: expected i32:0x00000002 (2), got i32:0x00000001 (1)"
 check "bad.wast: wrong trap family named" has "expected trap \"integer divide by zero\""
 check "bad.wast: an accepted invalid module is a failure" has "was accepted by every stage"
 

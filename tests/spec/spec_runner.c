@@ -10,9 +10,11 @@
  *   assert_return, action  pw_instance_call, results compared bit-exactly (nan:canonical and
  *                          nan:arithmetic by their bit patterns)
  *   assert_trap/exhaustion PW_ETRAP with a reason of the expected family
- *   assert_invalid, assert_malformed, assert_unlinkable, assert_uninstantiable
+ *   assert_invalid, assert_malformed
  *                          the module must be refused by pw_engine_check, wasm-validate,
  *                          pw_engine_compile, pw_artifact_load or pw_instance_new
+ *   assert_unlinkable      refused for its imports (PW_EUNSUPPORTED / PW_ENOTFOUND)
+ *   assert_uninstantiable  compiled and loaded, then refused by pw_instance_new
  * Modules are compiled up front (optionally on several threads, --jobs) at -O0 by default:
  * the spec modules are tiny and numerous, so compile time dominates.
  *
@@ -906,7 +908,7 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 		}
 		if (rc != 0) {
 			stage = ST_VALIDATE;
-			pw_error_set(PW_EINVALID, "wasm-validate exited %d", rc);
+			rc = pw_error_set(PW_EINVALID, "wasm-validate exited %d", rc);
 			goto refused;
 		}
 	}
@@ -929,8 +931,20 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 	     text ? text : "");
 	goto out;
 refused:
-	g_refused_by[stage]++;
 	msg = xstrdup(pw_error_last());
+	/* A valid module refused for an unrelated reason proves nothing: assert_uninstantiable
+	 * must fail when instantiated, assert_unlinkable on its imports. */
+	if (strcmp(type, "assert_uninstantiable") == 0 && stage != ST_INSTANTIATE) {
+		fail(line, "%s: expected a failure when instantiated (\"%s\"), but %s refused the "
+		     "module: %s", type, text ? text : "", stage_names[stage], msg);
+		goto out;
+	}
+	if (strcmp(type, "assert_unlinkable") == 0 && rc != PW_EUNSUPPORTED && rc != PW_ENOTFOUND) {
+		fail(line, "%s: expected an import to be refused (\"%s\"), but %s failed with %s: %s",
+		     type, text ? text : "", stage_names[stage], pw_error_code_str(rc), msg);
+		goto out;
+	}
+	g_refused_by[stage]++;
 	if (g_opt.verbose)
 		printf("ok %s:%d: %s \"%s\" refused by %s: %s\n", g_file, line, type, text ? text : "",
 		       stage_names[stage], msg);
