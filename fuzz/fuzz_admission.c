@@ -39,6 +39,9 @@ static void check_patch(const pw_host_req *r, const uint8_t *out, size_t out_len
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static int quiet;
+	if (!quiet++)
+		pw_log_configure(PW_LOG_ERROR, PW_LOG_TEXT);  /* monitor mode logs every verdict */
 	if (size < 1)
 		return 0;
 	uint8_t flags = data[0];
