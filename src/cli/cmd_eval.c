@@ -1,0 +1,366 @@
+/*
+ * `prewarm eval`: evaluates one policy on one request and prints what the Policy Server
+ * would answer, the policy author's tool (like `kwctl run`).
+ *
+ * The policy is a wasm module, an artifact Prewarm compiled earlier, or a reference the
+ * OCI client can pull (registry://, a bare host/repo:tag, https://, file://). A module goes
+ * through the artifact cache (the shared cache options), so a second eval of the same module
+ * loads native code instead of compiling. Then: settings are validated (invalid settings
+ * are an error, exit 1), the request is evaluated in a fresh instance, and the answer body
+ * (AdmissionReview, or {"response": ...} with --raw) is printed on stdout. Exit code 0 when
+ * the evaluation ran, whatever the verdict; 1 for failures (named on stderr); 2 for usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cache_opts.h"
+#include "cli/cli.h"
+#include "prewarm/cache.h"
+#include "prewarm/engine.h"
+#include "prewarm/oci.h"
+#include "prewarm/policy.h"
+#include "prewarm/server.h"
+#include "prewarm/util.h"
+
+#define MAX_INPUT (64u << 20)
+#define MAX_CAPS 64
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: prewarm eval POLICY --request FILE [options]\n\n"
+	        "Evaluates POLICY (a .wasm module, a Prewarm artifact, or a reference such as\n"
+	        "registry://host/repo:tag, host/repo:tag, https://..., file:///...) on the admission\n"
+	        "request in FILE ('-' for stdin) and prints the answer the Policy Server would give.\n"
+	        "Exit code 0 when the evaluation ran (whatever the verdict).\n\n"
+	        "options:\n"
+	        "  --request FILE          AdmissionReview JSON (with --raw: {\"request\": ...})\n"
+	        "  --settings FILE|JSON    policy settings: inline JSON, or a JSON/YAML file\n"
+	        "  --raw                   validate_raw: answer {\"response\": ...}\n"
+	        "  --audit                 like /audit: no monitor/mutation post-processing\n"
+	        "  --mode protect|monitor  policyMode (default protect)\n"
+	        "  --allowed-to-mutate     allow the policy to mutate (else a mutation is a rejection)\n"
+	        "  --message TEXT          custom rejection message\n"
+	        "  --timeout SECONDS       evaluation timeout (default 2; 0 = none)\n"
+	        "  --host-capability CAP   allow a host callback (repeatable; default all)\n"
+	        "  --sources-path FILE     sources.yml (insecure registries, extra CAs)\n"
+	        "  --docker-config-json-path DIR   registry credentials (DIR/config.json)\n"
+	        "  --log-level LEVEL       trace|debug|info|warn|error (default warn)\n"
+	        "%s", pw_cache_cli_help);
+}
+
+/* --settings: inline JSON when it looks like JSON, else a JSON or YAML file. */
+static int load_settings(const char *arg, char **out)
+{
+	json_error_t e;
+	const char *p = arg;
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (*p == '{') {
+		json_t *j = json_loads(arg, JSON_REJECT_DUPLICATES, &e);
+		if (!j)
+			return pw_error_set(PW_EINVALID, "--settings: not valid JSON: %s at column %d", e.text, e.column);
+		*out = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		return 0;
+	}
+	pw_buf b = PW_BUF_INIT;
+	int rc = pw_file_read(arg, MAX_INPUT, &b);
+	if (rc < 0)
+		return pw_error_prefix("--settings");
+	json_t *j = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &e);
+	if (!j) {
+		void *y = NULL;
+		rc = pw_yaml_to_json(&y, (const char *)b.data, b.len, arg);
+		j = y;
+	}
+	pw_buf_free(&b);
+	if (!j)
+		return pw_error_prefix("--settings %s", arg);
+	if (json_is_null(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return pw_error_set(PW_EINVALID, "--settings %s: settings must be an object", arg);
+	}
+	*out = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return 0;
+}
+
+static int read_input(const char *path, pw_buf *b)
+{
+	if (strcmp(path, "-") != 0)
+		return pw_file_read(path, MAX_INPUT, b);
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+		if (b->len + n > MAX_INPUT)
+			return pw_error_set(PW_EINVALID, "stdin: request larger than %u MiB", MAX_INPUT >> 20);
+		if (pw_buf_append(b, chunk, n) < 0)
+			return PW_ENOMEM;
+	}
+	if (ferror(stdin))
+		return pw_error_set_errno(PW_EIO, "read stdin");
+	return 0;
+}
+
+typedef struct eval_args {
+	const char *policy, *request, *settings, *message, *sources, *docker_config;
+	const char *caps[MAX_CAPS];
+	size_t ncaps;
+	bool caps_given, raw, audit, monitor, allowed_to_mutate;
+	double timeout;
+	int log_level;
+} eval_args;
+
+/* Fetches a reference that is not a local file into tmpdir; *path gets the file. */
+static int fetch_ref(const eval_args *a, const char *tmpdir, char **path)
+{
+	pw_oci_sources *src = NULL;
+	pw_oci_creds *creds = NULL;
+	pw_oci_client *cl = NULL;
+	int rc = 0;
+	if (a->sources && (rc = pw_oci_sources_load(&src, a->sources)) < 0)
+		return rc;
+	if (a->docker_config) {
+		char cfg[4096];
+		snprintf(cfg, sizeof cfg, "%s/config.json", a->docker_config);
+		if ((rc = pw_oci_creds_new(&creds)) < 0 ||
+		    (rc = pw_oci_creds_load_docker_config(creds, cfg)) < 0)
+			goto out;
+	}
+	pw_oci_client_opts co = { .sources = src, .creds = creds };
+	if ((rc = pw_oci_client_new(&cl, &co)) < 0)
+		goto out;
+	if (asprintf(path, "%s/policy.wasm", tmpdir) < 0) {
+		rc = pw_error_set(PW_ENOMEM, "out of memory");
+		goto out;
+	}
+	pw_oci_pulled pulled;
+	rc = pw_oci_pull(cl, a->policy, *path, &pulled);
+	if (rc == 0)
+		pw_info("eval", "pulled %s (%s, %llu bytes)", a->policy, pulled.digest,
+		        (unsigned long long)pulled.size);
+out:
+	pw_oci_client_free(cl);
+	pw_oci_creds_free(creds);
+	pw_oci_sources_free(src);
+	return rc;
+}
+
+/* Loads the policy's artifact: from artifact bytes, or module bytes through the cache. */
+static int load_artifact(const eval_args *a, pw_cache_cli_opts *co, const pw_buf *bytes,
+                         pw_artifact **art)
+{
+	const pw_imports *imports = pw_policy_host_imports();
+	if (!imports)
+		return PW_ENOMEM;
+	if (bytes->len >= 4 && !memcmp(bytes->data, "\x7f" "ELF", 4))
+		return pw_artifact_load(art, bytes->data, bytes->len, NULL, imports);
+	if (bytes->len < 4 || memcmp(bytes->data, "\0asm", 4) != 0)
+		return pw_error_set(PW_EINVALID, "%s: neither a WebAssembly module nor a Prewarm artifact",
+		                    a->policy);
+	pw_engine *e = NULL;
+	pw_cache *cache = NULL;
+	pw_buf so = PW_BUF_INIT;
+	int rc = pw_engine_new(&e, NULL);
+	if (rc < 0)
+		return rc;
+	if ((rc = pw_cache_cli_open(co, &cache)) < 0)
+		goto out;
+	pw_cache_result res;
+	rc = pw_cache_get_or_compile(cache, e, bytes->data, bytes->len, imports, NULL, &so, &res);
+	if (rc < 0)
+		goto out;
+	char d[32];
+	pw_info("eval", "%s: artifact from %s in %s", a->policy, res.tier_name ? res.tier_name : "?",
+	        pw_fmt_duration(res.seconds, d, sizeof d));
+	rc = pw_artifact_load(art, so.data, so.len, NULL, imports);
+out:
+	pw_buf_free(&so);
+	pw_cache_free(cache);
+	pw_engine_free(e);
+	return rc;
+}
+
+static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		int r = pw_cache_cli_parse(co, argc, argv, &i);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		const char *o = argv[i];
+		bool has_val = i + 1 < argc;
+#define VAL() (has_val ? argv[++i] : NULL)
+		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(o, "--raw")) {
+			a->raw = true;
+		} else if (!strcmp(o, "--audit")) {
+			a->audit = true;
+		} else if (!strcmp(o, "--allowed-to-mutate")) {
+			a->allowed_to_mutate = true;
+		} else if (!strcmp(o, "--request") || !strcmp(o, "--settings") || !strcmp(o, "--mode") ||
+		           !strcmp(o, "--message") || !strcmp(o, "--timeout") ||
+		           !strcmp(o, "--host-capability") || !strcmp(o, "--sources-path") ||
+		           !strcmp(o, "--docker-config-json-path") || !strcmp(o, "--log-level")) {
+			const char *v = VAL();
+			if (!v) {
+				fprintf(stderr, "prewarm eval: %s needs a value\n", o);
+				return 2;
+			}
+			if (!strcmp(o, "--request")) {
+				a->request = v;
+			} else if (!strcmp(o, "--settings")) {
+				a->settings = v;
+			} else if (!strcmp(o, "--message")) {
+				a->message = v;
+			} else if (!strcmp(o, "--sources-path")) {
+				a->sources = v;
+			} else if (!strcmp(o, "--docker-config-json-path")) {
+				a->docker_config = v;
+			} else if (!strcmp(o, "--mode")) {
+				if (!strcmp(v, "monitor")) {
+					a->monitor = true;
+				} else if (strcmp(v, "protect") != 0) {
+					fprintf(stderr, "prewarm eval: --mode must be protect or monitor, not '%s'\n", v);
+					return 2;
+				}
+			} else if (!strcmp(o, "--timeout")) {
+				if (pw_parse_duration(v, &a->timeout) < 0 || a->timeout < 0) {
+					fprintf(stderr, "prewarm eval: --timeout: bad duration '%s'\n", v);
+					return 2;
+				}
+				if (a->timeout == 0)
+					a->timeout = -1;
+			} else if (!strcmp(o, "--log-level")) {
+				if ((a->log_level = pw_log_level_parse(v)) < 0) {
+					fprintf(stderr, "prewarm eval: --log-level: unknown level '%s'\n", v);
+					return 2;
+				}
+			} else {
+				if (a->ncaps == MAX_CAPS) {
+					fprintf(stderr, "prewarm eval: more than %d --host-capability\n", MAX_CAPS);
+					return 2;
+				}
+				a->caps[a->ncaps++] = v;
+				a->caps_given = true;
+			}
+		} else if (o[0] == '-' && o[1]) {
+			fprintf(stderr, "prewarm eval: unknown option '%s'\n", o);
+			return 2;
+		} else if (!a->policy) {
+			a->policy = o;
+		} else {
+			fprintf(stderr, "prewarm eval: unexpected argument '%s'\n", o);
+			return 2;
+		}
+#undef VAL
+	}
+	if (!a->policy || !a->request) {
+		fprintf(stderr, "prewarm eval: %s is required\n\n", !a->policy ? "POLICY" : "--request");
+		usage(stderr);
+		return 2;
+	}
+	if (a->raw && a->audit) {
+		fprintf(stderr, "prewarm eval: --raw and --audit exclude each other\n");
+		return 2;
+	}
+	return -1;
+}
+
+int pw_cmd_eval(int argc, char **argv)
+{
+	eval_args a = { .log_level = PW_LOG_WARN };
+	pw_cache_cli_opts co;
+	pw_cache_cli_init(&co);
+	int ex = parse_args(&a, &co, argc, argv);
+	if (ex >= 0) {
+		pw_cache_cli_free(&co);
+		return ex;
+	}
+	pw_log_configure((pw_log_level)a.log_level, PW_LOG_TEXT);
+
+	ex = 1;
+	char *settings = NULL, *tmpdir = NULL, *fetched = NULL, *answer = NULL, *msg = NULL;
+	pw_buf bytes = PW_BUF_INIT, req = PW_BUF_INIT;
+	pw_artifact *art = NULL;
+	pw_policy *pol = NULL;
+	int rc;
+
+	if (a.settings && (rc = load_settings(a.settings, &settings)) < 0)
+		goto fail;
+	if ((rc = read_input(a.request, &req)) < 0) {
+		pw_error_prefix("--request %s", a.request);
+		goto fail;
+	}
+	const char *path = a.policy;
+	if (strncmp(path, "file://", 7) != 0 && access(path, F_OK) != 0) {
+		if ((rc = pw_mkdtemp(&tmpdir, "prewarm-eval")) < 0 || (rc = fetch_ref(&a, tmpdir, &fetched)) < 0)
+			goto fail;
+		path = fetched;
+	} else if (!strncmp(path, "file://", 7)) {
+		path += 7;
+	}
+	if ((rc = pw_file_read(path, 0, &bytes)) < 0 || (rc = load_artifact(&a, &co, &bytes, &art)) < 0)
+		goto fail;
+
+	pw_policy_spec spec = {
+		.id = "eval",
+		.settings_json = settings,
+		.mode = a.monitor ? PW_POLICY_MONITOR : PW_POLICY_PROTECT,
+		.allowed_to_mutate = a.allowed_to_mutate,
+		.message = a.message,
+		.timeout_seconds = a.timeout,
+		.host_capabilities = a.caps_given ? a.caps : NULL,
+		.nhost_capabilities = a.ncaps,
+		.workers = 1,
+	};
+	if ((rc = pw_policy_new(&pol, &spec, art)) < 0)
+		goto fail;
+	if ((rc = pw_policy_validate_settings(pol, 0, &msg)) < 0) {
+		if (rc == PW_EINVALID)
+			pw_error_set(rc, "%s: settings are not valid: %s", a.policy, msg ? msg : "(no message)");
+		goto fail;
+	}
+	pw_eval_kind kind = a.raw ? PW_EVAL_VALIDATE_RAW : a.audit ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE;
+	pw_eval_result res;
+	if ((rc = pw_policy_evaluate(pol, 0, (const char *)req.data, req.len, kind, &answer, &res)) < 0)
+		goto fail;
+	/* pretty-print the answer */
+	json_t *j = json_loads(answer, 0, NULL);
+	char *pretty = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	printf("%s\n", pretty ? pretty : answer);
+	free(pretty);
+	json_decref(j);
+	fflush(stdout);
+	ex = 0;
+	goto out;
+fail:
+	fprintf(stderr, "prewarm eval: %s\n", pw_error_last()[0] ? pw_error_last() : "failed");
+out:
+	free(answer);
+	free(msg);
+	pw_policy_free(pol);
+	pw_artifact_free(art);
+	pw_buf_free(&bytes);
+	pw_buf_free(&req);
+	free(settings);
+	free(fetched);
+	if (tmpdir) {
+		pw_rmtree(tmpdir);
+		free(tmpdir);
+	}
+	pw_cache_cli_free(&co);
+	return ex;
+}
