@@ -8,3 +8,5 @@ target_include_directories(test_host_policy PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 add_executable(bench_eval EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/bench/eval/bench_eval.c)
 target_link_libraries(bench_eval PRIVATE pw_host pw_engine pw_util)
 set_target_properties(bench_eval PROPERTIES ENABLE_EXPORTS ON)
+
+pw_add_sh_test(test_cli_eval ${CMAKE_SOURCE_DIR}/tests/host/test_cli_eval.sh)
