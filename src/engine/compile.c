@@ -174,6 +174,7 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 	cargv[k++] = "shim.c";
 	cargv[k++] = "-o";
 	cargv[k++] = "a.so";
+	cargv[k++] = "-lm";   /* after the objects: --as-needed keeps it only if used */
 	cargv[k] = NULL;
 	rc = run_tool(cargv, dir, "C compile with", &st->cc_seconds);
 	free(cargv);

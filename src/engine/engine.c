@@ -166,6 +166,7 @@ int pw_engine_new(pw_engine **out, const pw_engine_opts *opts)
 		"compiler: %s\n"
 		"compiler-target: %s\n"
 		"cflags: %s\n"
+		"link: m.c shim.c -o a.so -lm\n"
 		"cpu-target: %s\n"
 		"runtime-header-sha256: %s\n"
 		"features: mvp mutable-globals sat-float-to-int sign-extension multi-value bulk-memory reference-types\n"

@@ -59,6 +59,10 @@ refuse missing "$T/does-not-exist.wasm" "does-not-exist.wasm"
 "$BIN" compile -q --no-import-check "$FIX/engine_basic.wasm" -o "$T/a1.so" || bad "compile failed"
 "$BIN" compile -q --no-import-check "$FIX/engine_basic.wasm" -o "$T/a2.so" || bad "second compile failed"
 cmp -s "$T/a1.so" "$T/a2.so" || bad "two compiles differ"
+# libm calls (f64.ceil -> ceil) must resolve in any host binary: the artifact needs libm itself
+if command -v readelf > /dev/null; then
+	readelf -d "$T/a1.so" | grep -q 'NEEDED.*libm\.so' || bad "the artifact does not link libm"
+fi
 grep -qa "engine=$h" "$T/a1.so" || bad "the artifact does not embed engine=$h"
 
 [[ $fail == 0 ]] && echo "ok"

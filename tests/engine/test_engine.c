@@ -193,6 +193,12 @@ static void test_calls(void)
 	pw_val ad[2] = { f64_bits(1.0), f64_bits(8.0) };
 	CHECK_OK(pw_instance_call(inst, "divf64", ad, 2, r, 1));
 	CHECK(bits_f64(r[0]) == 0.125);
+	pw_val c1 = f64_bits(1.25);
+	CHECK_OK(pw_instance_call(inst, "ceil", &c1, 1, r, 1));
+	CHECK(bits_f64(r[0]) == 2.0);
+	c1 = f64_bits(2.5);
+	CHECK_OK(pw_instance_call(inst, "nearest", &c1, 1, r, 1));
+	CHECK(bits_f64(r[0]) == 2.0);
 	pw_val a3[3] = { 7, 0x123456789ULL, f64_bits(2.5) };
 	CHECK_OK(pw_instance_call(inst, "swap3", a3, 3, r, 3));
 	CHECK(bits_f64(r[0]) == 2.5);
