@@ -381,7 +381,7 @@ static int gc_collect(local_backend *lb, const char *path, const char *name, con
 			if (unlink(path) == 0) {
 				g->tmp_removed++;
 				g->tmp_freed += (uint64_t)st->st_size;
-				pw_info("cache", "removed stale temp file %s (a writer that died)", path);
+				pw_debug("cache", "removed stale temp file %s (a writer that died)", path);
 			}
 		}
 		return 0;
@@ -444,6 +444,8 @@ static int gc_scan(local_backend *lb, uint64_t limit, uint64_t target, unsigned 
 		}
 	}
 	pthread_mutex_unlock(&lb->gc_lock);
+	if (g.tmp_removed)
+		pw_info("cache", "removed %u stale temp files (writers that died) from %s", g.tmp_removed, lb->dir);
 	if (nrem)
 		pw_info("cache", "evicted %u entries (%llu bytes) from %s to stay under %llu bytes",
 		        nrem, (unsigned long long)nfreed, lb->dir, (unsigned long long)limit);
