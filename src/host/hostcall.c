@@ -18,6 +18,34 @@
 
 #define MAX_CAPTURE (64u << 20)
 
+/* The SDKs send {"level": "info", "message": "...", <fields>...}: logged at that level with
+ * the other fields as key=value; anything else is logged as it is, at info. */
+static void trace_log(pw_host_call *c, const uint8_t *payload, size_t len)
+{
+	json_t *j = json_loadb((const char *)payload, len, 0, NULL);
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	if (!msg) {
+		pw_info(c->log_tag, "%.*s", (int)(len > 65536 ? 65536 : len), (const char *)payload);
+		json_decref(j);
+		return;
+	}
+	int level = pw_log_level_parse(json_string_value(json_object_get(j, "level")) ?: "info");
+	pw_buf extra = PW_BUF_INIT;
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v) {
+		if (!strcmp(k, "message") || !strcmp(k, "level"))
+			continue;
+		char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		pw_buf_printf(&extra, " %s=%s", k, t ? t : "?");
+		free(t);
+	}
+	pw_log(level < 0 ? PW_LOG_INFO : (pw_log_level)level, c->log_tag, "%s%s", msg,
+	       extra.data ? (const char *)extra.data : "");
+	pw_buf_free(&extra);
+	json_decref(j);
+}
+
 int pw_host_dispatch(pw_host_call *c, const char *binding, const char *ns, const char *op,
                      const uint8_t *payload, size_t len, pw_buf *answer)
 {
@@ -29,7 +57,7 @@ int pw_host_dispatch(pw_host_call *c, const char *binding, const char *ns, const
 		return PW_EAUTH;
 	}
 	if (!strcmp(binding, "kubewarden") && !strcmp(ns, "tracing") && !strcmp(op, "log")) {
-		pw_info(c->log_tag, "%.*s", (int)(len > 65536 ? 65536 : len), (const char *)payload);
+		trace_log(c, payload, len);
 		return 0;
 	}
 	pw_debug(c->log_tag, "host call %s/%s/%s: capability not available", binding, ns, op);

@@ -182,11 +182,17 @@ const pw_host_func pw_host_wapc_funcs[] = {
 #undef F
 const size_t pw_host_wapc_nfuncs = sizeof pw_host_wapc_funcs / sizeof pw_host_wapc_funcs[0];
 
+/* The policy id from the log tag "policy:<id>". */
+static const char *policy_id(const pw_host_call *c)
+{
+	return strncmp(c->log_tag, "policy:", 7) ? c->log_tag : c->log_tag + 7;
+}
+
 int pw_host_wapc_call(pw_instance *inst, pw_host_call *c, const char *op,
                       const uint8_t *payload, size_t len)
 {
 	if (len > UINT32_MAX)
-		return pw_error_set(PW_EINVALID, "policy %s: payload of %zu bytes is too large", c->log_tag, len);
+		return pw_error_set(PW_EINVALID, "policy %s: payload of %zu bytes is too large", policy_id(c), len);
 	c->op = op;
 	c->op_len = strlen(op);
 	c->payload = payload;
@@ -203,12 +209,12 @@ int pw_host_wapc_call(pw_instance *inst, pw_host_call *c, const char *op,
 	c->payload = NULL;
 	pw_host_call_flush_logs(c);
 	if (rc < 0)
-		return pw_error_prefix("%s: waPC operation %s", c->log_tag, op);
+		return pw_error_prefix("policy %s: waPC operation %s", policy_id(c), op);
 	if ((uint32_t)res != 1) {
 		const char *msg = c->has_guest_error ? (const char *)c->guest_error.data
 		                                     : "no error message set for call failure";
-		return pw_error_set(PW_ERROR, "%s: waPC operation %s failed: guest error: %s",
-		                    c->log_tag, op, msg);
+		return pw_error_set(PW_ERROR, "policy %s: waPC operation %s failed: guest error: %s",
+		                    policy_id(c), op, msg);
 	}
 	if (!c->has_response)
 		pw_buf_clear(&c->response);
@@ -223,15 +229,15 @@ int pw_host_wapc_start(pw_instance *inst, pw_host_call *c)
 		int rc = pw_wasi_run_start(inst, &code);
 		pw_host_call_flush_logs(c);
 		if (rc < 0)
-			return pw_error_prefix("%s: _start", c->log_tag);
+			return pw_error_prefix("policy %s: _start", policy_id(c));
 		if (code != 0)
-			return pw_error_set(PW_EEXIT, "%s: _start exited with code %d", c->log_tag, code);
+			return pw_error_set(PW_EEXIT, "policy %s: _start exited with code %d", policy_id(c), code);
 	}
 	if (pw_artifact_find_func(a, "wapc_init")) {
 		int rc = pw_instance_call(inst, "wapc_init", NULL, 0, NULL, 0);
 		pw_host_call_flush_logs(c);
 		if (rc < 0)
-			return pw_error_prefix("%s: wapc_init", c->log_tag);
+			return pw_error_prefix("policy %s: wapc_init", policy_id(c));
 	}
 	return 0;
 }
