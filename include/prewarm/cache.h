@@ -138,10 +138,12 @@ typedef struct pw_local_opts {
  *   DIR/stats/                                                   persisted counters
  * Entries are written to a temp file in their final directory, fsynced, renamed into
  * place, and the directory fsynced: no locks, any number of processes on one host or on
- * a shared file system. get re-reads nothing it did not check for size; touch sets the
- * entry's mtime (= last use); put then applies the size limit (LRU, down to 90% of it)
- * and removes temp files older than tmp_max_age. PW_EIO naming the path if the directory
- * cannot be created or is not a directory. opts may be NULL.
+ * a shared file system. get returns PW_ENOTFOUND for a missing entry, PW_EINVALID for a
+ * file that is not a whole entry (truncated, garbage: the tiers count it as rejected and
+ * replace it), PW_EIO for I/O errors. touch sets the entry's mtime (= last use). After a
+ * put that takes the directory past max_size, entries are evicted (least recently used
+ * first) down to 90% of it, and temp files older than tmp_max_age are removed. PW_EIO
+ * naming the path if the directory cannot be created or is not a directory. opts may be NULL.
  */
 int pw_cache_local_new(pw_cache_backend **out, const char *dir, const pw_local_opts *opts);
 /* Applies the size limit now (LRU eviction: least recently used first, until the total is
