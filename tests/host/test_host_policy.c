@@ -499,6 +499,31 @@ static void test_wapc_min_guest(void)
 	pw_policy_free(p);
 }
 
+/* ABI choice: metadata first, then exports; OPA/Gatekeeper refused as not supported yet. */
+static void test_abi_choice(void)
+{
+	static const struct { const char *fixture; int rc; const char *want; } cases[] = {
+		{ "host_gatekeeper.wasm", PW_EUNSUPPORTED, "executionMode 'gatekeeper' (OPA/Gatekeeper policies) is not supported yet" },
+		{ "host_opa.wasm", PW_EUNSUPPORTED, "OPA/Gatekeeper policies (export opa_eval) are not supported yet" },
+		{ "host_noabi.wasm", PW_EINVALID, "neither a waPC guest" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pw_artifact *a = load(pw_test_fixture(cases[i].fixture));
+		CHECK_MSG(a, "%s: %s", cases[i].fixture, pw_error_last());
+		pw_policy_spec spec = { .id = "abi" };
+		pw_policy *p = NULL;
+		CHECK_INT(pw_policy_new(&p, &spec, a), cases[i].rc);
+		CHECK(p == NULL);
+		CHECK_MSG(strstr(pw_error_last(), cases[i].want) && strstr(pw_error_last(), "policy abi"),
+		          "%s: '%s'", cases[i].fixture, pw_error_last());
+	}
+	pw_policy *p = make(0, NULL);
+	CHECK(p);
+	CHECK(pw_policy_metadata(p) == NULL);
+	CHECK_STR(pw_policy_abi_name(pw_policy_get_abi(p)), "waPC");
+	pw_policy_free(p);
+}
+
 /* ---- the third-party corpus --------------------------------------------------------------- */
 
 static const char *corpus(const char *name)
@@ -644,6 +669,7 @@ int main(int argc, char **argv)
 {
 	static const pw_test tests[] = {
 		PW_TEST(test_wapc_min_guest),
+		PW_TEST(test_abi_choice),
 		PW_TEST(test_accept_reject),
 		PW_TEST(test_mutation),
 		PW_TEST(test_warnings_and_raw),
