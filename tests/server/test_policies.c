@@ -26,8 +26,8 @@ static int has(const char *needle)
 	int _rc = parse(&_p, yaml); \
 	CHECK_MSG(_rc == (code), "expected %d, got %d (%s) for: %s", code, _rc, pw_error_last(), yaml); \
 	CHECK(_p == NULL); \
-	CHECK_MSG(has(n1), "message \"%s\" lacks \"%s\"", pw_error_last(), (const char *)(n1)); \
-	CHECK_MSG(has(n2), "message \"%s\" lacks \"%s\"", pw_error_last(), (const char *)(n2)); \
+	CHECK_MSG(has(n1), "message \"%s\" lacks \"%s\"", pw_error_last(), (n1) ? (const char *)(n1) : ""); \
+	CHECK_MSG(has(n2), "message \"%s\" lacks \"%s\"", pw_error_last(), (n2) ? (const char *)(n2) : ""); \
 } while (0)
 
 static void test_full_entry(void)
