@@ -277,6 +277,7 @@ static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key,
 
 		if (!tier_usable(c, i, false))
 			continue;
+		memset(&ent, 0, sizeof ent);
 		rc = b->get(b, key, &ent);
 		if (rc == PW_ENOTFOUND) {
 			COUNT(c, i, misses, 1);
@@ -295,6 +296,7 @@ static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key,
 			continue;
 		}
 		if (rc < 0) {
+			pw_cache_entry_free(&ent);
 			mark_failed(c, i, false, ks, pw_error_last());
 			continue;
 		}
