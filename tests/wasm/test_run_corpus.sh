@@ -1,0 +1,67 @@
+#!/bin/bash
+# Real third-party WASI programs from PREWARM_CORPUS, each compiled once with
+# `prewarm compile` and run as an artifact with `prewarm run`:
+#  - wasm3's brotli (C, wasi_unstable): compress stdin to stdout and back,
+#    byte-identical round trip (and the host's brotli, when installed, agrees);
+#  - Sightglass tinygo-json (TinyGo): the Go runtime starts, finds no input file
+#    (Prewarm gives programs no file system) and exits 1 with Go's message;
+#  - Sightglass rust-json (Rust std): same, Rust panics with its message on
+#    stderr and aborts, which is a wasm trap: exit 134 and "trap: unreachable".
+# Big compiles (a minute or more each on this machine): labelled no-asan.
+set -u
+BIN=${PREWARM_BIN:?PREWARM_BIN not set}
+C=${PREWARM_CORPUS:-}
+if [[ -z $C || ! -d $C ]]; then
+	echo "skip: PREWARM_CORPUS is not set (folder of third-party .wasm modules)"
+	exit 77
+fi
+BR=$C/wasm3_wasm3__brotli.wasm
+TG=$C/bytecodealliance_sightglass__tinygo_json.wasm
+RJ=$C/bytecodealliance_sightglass__rust_json.wasm
+for f in "$BR" "$TG" "$RJ"; do
+	[[ -f $f ]] || { echo "skip: $f is missing from PREWARM_CORPUS"; exit 77; }
+done
+T=$(mktemp -d "${TMPDIR:-/tmp}/prewarm-run-corpus.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+# --- brotli (C): a real round trip through stdin/stdout ---
+nice "$BIN" compile "$BR" -o "$T/brotli.so" || { echo "FAIL: compile brotli"; exit 1; }
+"$BIN" run "$T/brotli.so" --version > "$T/out" 2>&1
+rc=$?
+[[ $rc == 0 ]] || bad "brotli --version exit $rc: $(cat "$T/out")"
+grep -q '^brotli [0-9]' "$T/out" || bad "brotli --version: $(cat "$T/out")"
+{ for i in $(seq 1 3000); do echo "line $i of a compressible policy document"; done; head -c 50000 /dev/urandom; } > "$T/in"
+"$BIN" run "$T/brotli.so" -c -q 5 < "$T/in" > "$T/in.br"
+rc=$?
+[[ $rc == 0 ]] || bad "brotli compress exit $rc"
+[[ $(stat -c %s "$T/in.br") -lt $(stat -c %s "$T/in") ]] || bad "brotli output is not smaller"
+"$BIN" run "$T/brotli.so" -d -c < "$T/in.br" > "$T/out"
+rc=$?
+[[ $rc == 0 ]] || bad "brotli decompress exit $rc"
+cmp -s "$T/in" "$T/out" || bad "brotli round trip differs"
+if command -v brotli > /dev/null; then
+	brotli -d -c < "$T/in.br" | cmp -s - "$T/in" || bad "host brotli cannot decode prewarm's output"
+fi
+printf 'garbage, not brotli' | "$BIN" run "$T/brotli.so" -d -c > /dev/null 2> "$T/err"
+rc=$?
+[[ $rc != 0 && $rc -lt 128 ]] || bad "brotli -d of garbage: exit $rc (expected its own error code)"
+
+# --- TinyGo (imports bench.start/bench.end: compile without the policy import check) ---
+nice "$BIN" compile --no-import-check "$TG" -o "$T/tinygo.so" || { echo "FAIL: compile tinygo_json"; exit 1; }
+"$BIN" run "$T/tinygo.so" > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 1 ]] || bad "tinygo_json exit $rc, expected 1: $(cat "$T/err")"
+grep -qF 'Error reading input: open tinygo-json.input' "$T/err" || bad "tinygo_json stderr: $(cat "$T/err")"
+
+# --- Rust std ---
+nice "$BIN" compile --no-import-check "$RJ" -o "$T/rust.so" || { echo "FAIL: compile rust_json"; exit 1; }
+"$BIN" run "$T/rust.so" > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 134 ]] || bad "rust_json exit $rc, expected 134 (panic = abort = trap): $(cat "$T/err")"
+grep -qF "thread 'main' panicked" "$T/err" || bad "rust_json: no Rust panic message: $(cat "$T/err")"
+grep -qF 'unable to read default.input' "$T/err" || bad "rust_json stderr: $(cat "$T/err")"
+grep -qx 'trap: unreachable' "$T/err" || bad "rust_json: no 'trap: unreachable': $(cat "$T/err")"
+
+exit $fail
