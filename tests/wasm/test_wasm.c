@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "prewarm/engine.h"
 #include "prewarm/util.h"
+#include "prewarm/wasi.h"
 #include "prewarm/wasm.h"
 
 static int parse_file(const char *path, pw_wasm_module **m)
@@ -351,6 +353,39 @@ static void test_corpus(void)
 	CHECK(n > 0);
 }
 
+/* Every WASI import wasi-libc makes (fixture wasi_allsigs references all of them) is
+ * registered by pw_wasi_add_imports under both module names, with the same signature. */
+static void test_wasi_signatures_match_wasi_libc(void)
+{
+	pw_wasm_module *m = NULL;
+	pw_imports *im = NULL;
+	char sig[64];
+	uint32_t n = 0;
+	CHECK_OK(parse_file(pw_test_fixture("wasi_allsigs.wasm"), &m));
+	if (pw_imports_new(&im) != 0 || pw_wasi_add_imports(im) != 0) {
+		pw_wasm_module_free(m);
+		pw_imports_free(im);
+		CHECK_MSG(0, "pw_wasi_add_imports: %s", pw_error_last());
+	}
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		const pw_wasm_import *w = &m->imports[i];
+		if (w->kind != PW_WASM_FUNC || strcmp(w->module, "wasi_snapshot_preview1") != 0)
+			continue;
+		pw_wasm_sig_string(&m->types[w->type_index], sig, sizeof sig);
+		const pw_host_func *h1 = pw_imports_find(im, "wasi_snapshot_preview1", w->name);
+		const pw_host_func *h0 = pw_imports_find(im, "wasi_unstable", w->name);
+		if (!h1 || !h0 || strcmp(h1->sig, sig) != 0 || strcmp(h0->sig, sig) != 0) {
+			pw_test_fail(__FILE__, __LINE__, "%s: wasi-libc imports it as \"%s\", host has %s / %s", w->name,
+			             sig, h1 ? h1->sig : "(missing)", h0 ? h0->sig : "(missing)");
+			break;
+		}
+		n++;
+	}
+	pw_wasm_module_free(m);
+	pw_imports_free(im);
+	CHECK_MSG(n >= 40, "only %u WASI imports in the fixture", n);
+}
+
 int main(int argc, char **argv)
 {
 	static const pw_test tests[] = {
@@ -361,6 +396,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_malformed),
 		PW_TEST(test_truncations),
 		PW_TEST(test_corpus),
+		PW_TEST(test_wasi_signatures_match_wasi_libc),
 	};
 	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
