@@ -241,6 +241,8 @@ int pw_oci_push_wasm(pw_oci_client *c, const char *ref, const uint8_t *wasm, siz
 
 /* 0 when the blob exists, PW_ENOTFOUND when not. */
 int pw_oci_blob_exists(pw_oci_client *c, const pw_oci_ref *r, const char *digest);
+/* Deletes a blob (registries may answer 405 when deletes are off). */
+int pw_oci_blob_delete(pw_oci_client *c, const pw_oci_ref *r, const char *digest);
 /* Uploads (HEAD first: an existing blob is not sent again). digest is computed when NULL. */
 int pw_oci_blob_push(pw_oci_client *c, const pw_oci_ref *r, const void *data, size_t len,
                      const char *digest);
@@ -281,7 +283,26 @@ typedef struct pw_registry_cache_opts {
 	 * publish_deadline seconds (0 = 30) for publishes still running, then abandons them. */
 	bool async_put;
 	double publish_deadline;
+	/* Text for the engine-description annotation (e.g. pw_engine_description()); NULL = the
+	 * description embedded in the artifact (ABI version, engine hash, wasm sha256). */
+	const char *engine_description;
 } pw_registry_cache_opts;
+
+#define PW_CACHE_ARTIFACT_TYPE "application/vnd.prewarm.artifact.v1"
+#define PW_CACHE_LAYER_TYPE "application/vnd.prewarm.artifact.v1+zstd"
+/* Annotations of a registry cache entry. */
+#define PW_CACHE_ANN_META "io.prewarm.cache.meta"          /* pw_cache_meta_to_json */
+#define PW_CACHE_ANN_ENGINE "io.prewarm.engine.hash"
+#define PW_CACHE_ANN_ENGINE_DESC "io.prewarm.engine.description"
+#define PW_CACHE_ANN_WASM "io.prewarm.wasm.digest"          /* "sha256:<hex>" */
+#define PW_CACHE_ANN_ARTIFACT "io.prewarm.artifact.sha256"
+#define PW_CACHE_ANN_SIGNATURE "io.prewarm.artifact.signature"
+/* "pw1-" + engine hash[0:32] + "-" + wasm sha256: 101 characters. out: 128 bytes. */
+void pw_cache_registry_tag(const char *engine_hash, const char *wasm_sha256, char out[128]);
+/* Publishes still running in the background (async_put); 0 for other backends. */
+unsigned pw_cache_registry_pending(struct pw_cache_backend *b);
+/* Publisher threads still running in this process, abandoned ones included (tests, shutdown). */
+unsigned pw_cache_registry_live_publishers(void);
 
 /*
  * Opens the registry tier: one OCI image manifest per entry (artifactType

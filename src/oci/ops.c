@@ -307,3 +307,22 @@ int pw_oci_tags_list(pw_oci_client *c, const pw_oci_ref *r, int (*cb)(const char
 	pw_buf_free(&body);
 	return rc;
 }
+
+int pw_oci_blob_delete(pw_oci_client *c, const pw_oci_ref *r, const char *digest)
+{
+	char path[1024], what[600];
+	pw_oci_resp resp;
+	int rc;
+	if ((rc = need_registry(r)) < 0)
+		return rc;
+	snprintf(path, sizeof path, "/v2/%s/blobs/%s", r->repo, digest);
+	snprintf(what, sizeof what, "blob %s/%s@%s", r->host, r->repo, digest);
+	pw_oci_req q = { .method = "DELETE", .host = r->host, .repo = r->repo, .push = true, .path = path,
+	                 .fd = -1, .what = what };
+	memset(&resp, 0, sizeof resp);
+	rc = pw_oci__request(c, &q, &resp);
+	if (rc == 0 && resp.status != 202 && resp.status != 200)
+		rc = pw_oci__status_error(&q, &resp);
+	pw_oci__resp_clear(&resp);
+	return rc;
+}
