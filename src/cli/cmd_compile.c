@@ -1,8 +1,10 @@
 /*
  * `prewarm compile MODULE.wasm -o ARTIFACT`: checks, translates, compiles and
  * links one module into a native artifact, written atomically (a refusal or a
- * failed compile leaves no file). Imports are checked against the host the
- * Policy Server offers (waPC, WASI preview1, host.call) unless --no-import-check.
+ * failed compile leaves no file). Imports are checked against a host: by default
+ * the one the Policy Server offers (waPC, WASI preview1, host.call); `--host run`
+ * the one of `prewarm run` (WASI preview1, bench.start/end); `--host none` or
+ * --no-import-check: no import check.
  * Option parsing lives in parse_compile_args(); the work in compile_run().
  */
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include "cli/cli.h"
 #include "prewarm/engine.h"
 #include "prewarm/policy.h"
+#include "prewarm/wasi.h"
 
 int pw_cli_engine_opt(pw_engine_opts *o, int argc, char **argv, int *i);
 
@@ -18,25 +21,28 @@ typedef struct compile_args {
 	pw_engine_opts eng;
 	const char *input;
 	const char *output;
-	int import_check;
+	const char *host;   /* "policy" (default), "run", "none" */
 	int quiet;
 } compile_args;
 
 static void compile_usage(FILE *f)
 {
 	fprintf(f, "usage: prewarm compile MODULE.wasm -o ARTIFACT [--cc CC] [--opt -O1] [--cflags FLAGS]\n"
-	           "                       [--wasm2c PATH] [--tmp-dir DIR] [--keep-tmp] [--no-import-check] [-q]\n\n"
+	           "                       [--wasm2c PATH] [--tmp-dir DIR] [--keep-tmp] [--host policy|run|none]\n"
+	           "                       [--no-import-check] [-q]\n\n"
 	           "Compiles a WebAssembly module into a native artifact (a shared object with an\n"
 	           "embedded description). Refuses (exit 1, no file written) invalid modules,\n"
 	           "component-model binaries, SIMD and other unsupported features, and imports the\n"
-	           "host does not provide.\n");
+	           "host does not provide: --host policy (default: waPC, WASI, host.call, as in\n"
+	           "`prewarm serve`), run (WASI and bench.start/end, as in `prewarm run`), none\n"
+	           "(same as --no-import-check).\n");
 }
 
 /* Returns -1 to continue, else an exit code. */
 static int parse_compile_args(compile_args *a, int argc, char **argv)
 {
 	memset(a, 0, sizeof *a);
-	a->import_check = 1;
+	a->host = "policy";
 	for (int i = 1; i < argc; i++) {
 		int r = pw_cli_engine_opt(&a->eng, argc, argv, &i);
 		if (r < 0)
@@ -53,7 +59,14 @@ static int parse_compile_args(compile_args *a, int argc, char **argv)
 		} else if (!strncmp(s, "--output=", 9)) {
 			a->output = s + 9;
 		} else if (!strcmp(s, "--no-import-check")) {
-			a->import_check = 0;
+			a->host = "none";
+		} else if (!strcmp(s, "--host") || !strncmp(s, "--host=", 7)) {
+			const char *v = s[6] == '=' ? s + 7 : i + 1 < argc ? argv[++i] : NULL;
+			if (!v || (strcmp(v, "policy") && strcmp(v, "run") && strcmp(v, "none"))) {
+				fprintf(stderr, "prewarm compile: --host takes policy, run or none\n");
+				return 2;
+			}
+			a->host = v;
 		} else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
 			a->quiet = 1;
 		} else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -78,20 +91,38 @@ static int parse_compile_args(compile_args *a, int argc, char **argv)
 	return -1;
 }
 
+/* The import table for --host: *owned is set when the caller must free it. */
+static int host_imports(const char *which, const pw_imports **out, pw_imports **owned)
+{
+	*out = NULL;
+	*owned = NULL;
+	if (!strcmp(which, "none"))
+		return 0;
+	if (!strcmp(which, "policy")) {
+		*out = pw_policy_host_imports();
+		return *out ? 0 : (pw_error_last_code() ? pw_error_last_code() : PW_ERROR);
+	}
+	int rc = pw_imports_new(owned);
+	if (!rc)
+		rc = pw_wasi_add_imports(*owned);
+	if (!rc)
+		rc = pw_wasi_add_bench_imports(*owned);
+	*out = *owned;
+	return rc;
+}
+
 static int compile_run(const compile_args *a)
 {
 	pw_buf wasm = PW_BUF_INIT, art = PW_BUF_INIT;
 	pw_engine *e = NULL;
 	pw_compile_stats st;
 	const pw_imports *host = NULL;
+	pw_imports *owned = NULL;
 	int rc = pw_file_read(a->input, 0, &wasm);
 	if (!rc)
 		rc = pw_engine_new(&e, &a->eng);
-	if (!rc && a->import_check) {
-		host = pw_policy_host_imports();
-		if (!host)
-			rc = pw_error_last_code() ? pw_error_last_code() : PW_ERROR;
-	}
+	if (!rc)
+		rc = host_imports(a->host, &host, &owned);
 	if (!rc)
 		rc = pw_engine_compile(e, wasm.data, wasm.len, host, &art, &st);
 	if (!rc)
@@ -106,6 +137,7 @@ static int compile_run(const compile_args *a)
 		        pw_fmt_bytes(st.artifact_bytes, b2, sizeof b2), pw_engine_hash(e));
 	}
 	pw_engine_free(e);
+	pw_imports_free(owned);
 	pw_buf_free(&wasm);
 	pw_buf_free(&art);
 	return rc ? 1 : 0;

@@ -52,6 +52,12 @@ refuse missing "$T/does-not-exist.wasm" "does-not-exist.wasm"
 [[ $? == 1 ]] && grep -q nonexistent-cc "$T/err" || bad "a missing compiler is not a clear error: $(cat "$T/err")"
 [[ ! -e $T/out/x.so ]] || bad "a failed compile left its output"
 
+# --host run: WASI + bench only, so a waPC import is unknown there
+"$BIN" compile --host run "$FIX/engine_unknown_import.wasm" -o "$T/out/z.so" 2> "$T/err"
+[[ $? == 1 ]] && grep -qF "env.no_such_function (i:i)" "$T/err" || bad "--host run: $(cat "$T/err")"
+[[ ! -e $T/out/z.so ]] || bad "--host run: a refused compile left its output"
+"$BIN" compile --host bogus "$FIX/engine_basic.wasm" -o "$T/out/y.so" 2>/dev/null; [[ $? == 2 ]] || bad "--host bogus is not a usage error"
+
 "$BIN" compile 2>/dev/null; [[ $? == 2 ]] || bad "compile without arguments is not a usage error"
 "$BIN" compile "$FIX/engine_basic.wasm" 2>/dev/null; [[ $? == 2 ]] || bad "compile without -o is not a usage error"
 
