@@ -6,9 +6,10 @@
  * gives byte-identical artifacts wherever it runs. The tools' output goes into
  * the error message; the directory is always removed (unless keep_tmp).
  *
- * The loop-head patch adds WASM_RT_LOOP_CHECK after every `w2c_L<n>:` label
- * (wasm2c emits one per wasm `loop`), so a running call can be interrupted
- * (timeouts) even when it never calls a function.
+ * The patch of the generated C adds WASM_RT_LOOP_CHECK after every `w2c_L<n>:`
+ * label (wasm2c emits one per wasm `loop`), so a running call can be interrupted
+ * (timeouts) even when it never calls a function, and redefines CALL_INDIRECT
+ * so the three call_indirect failures trap with the spec's three reasons.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,21 +42,39 @@ static bool is_loop_label(const uint8_t *s, size_t n)
 	return true;
 }
 
+static const char ci_redefine[] =
+	"#undef CALL_INDIRECT\n"
+	"#define CALL_INDIRECT(table, t, ft, x, ...) \\\n"
+	"  (wasm_rt_pw_check_indirect(&(table), (x), func_types[ft]), ((t)(table).data[x].func)(__VA_ARGS__))\n";
+
 int pw_compile_patch_loops(const uint8_t *c, size_t len, pw_buf *out, size_t *nloops)
 {
 	size_t count = 0, start = 0;
-	if (pw_buf_reserve(out, len + len / 16 + 64))
+	bool in_ci = false;
+	if (pw_buf_reserve(out, len + len / 16 + 256))
 		return pw_error_set(PW_ENOMEM, "compile: out of memory patching the generated C");
 	while (start < len) {
 		const uint8_t *nl = memchr(c + start, '\n', len - start);
 		size_t end = nl ? (size_t)(nl - c) : len;
-		pw_buf_append(out, c + start, end - start);
-		if (is_loop_label(c + start, end - start)) {
+		const uint8_t *line = c + start;
+		size_t l = end - start;
+		pw_buf_append(out, line, l);
+		if (is_loop_label(line, l)) {
 			pw_buf_puts(out, " WASM_RT_LOOP_CHECK;");
 			count++;
 		}
 		if (nl)
 			pw_buf_puts(out, "\n");
+		if (l >= 22 && !memcmp(line, "#define CALL_INDIRECT(", 22))
+			in_ci = true;
+		if (in_ci && (l == 0 || line[l - 1] != '\\')) {
+			/* end of wasm2c's definition: replace it with one telling the three
+			 * failures apart (undefined element, null element, type mismatch) */
+			if (!nl)
+				pw_buf_puts(out, "\n");
+			pw_buf_puts(out, ci_redefine);
+			in_ci = false;
+		}
 		start = end + 1;
 	}
 	if (nloops)

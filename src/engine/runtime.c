@@ -215,7 +215,9 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap)
 	case WASM_RT_TRAP_DIV_BY_ZERO: return "integer divide by zero";
 	case WASM_RT_TRAP_INVALID_CONVERSION: return "invalid conversion to integer";
 	case WASM_RT_TRAP_UNREACHABLE: return "unreachable";
-	case WASM_RT_TRAP_CALL_INDIRECT: return "indirect call: undefined element, null or signature mismatch";
+	case WASM_RT_TRAP_CALL_INDIRECT: return "indirect call type mismatch";
+	case WASM_RT_TRAP_PW_UNDEFINED_ELEMENT: return "undefined element";
+	case WASM_RT_TRAP_PW_NULL_ELEMENT: return "uninitialized element";
 	case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: return "uncaught exception";
 	case WASM_RT_TRAP_EXHAUSTION: return "call stack exhausted";
 	case WASM_RT_TRAP_PW_INTERRUPTED: return "interrupted";

@@ -274,11 +274,13 @@ static void test_traps(void)
 	expect_trap(inst, "trunc", v, 1, "integer overflow");
 	v[0] = 2; /* null element */
 	v[1] = 5;
-	expect_trap(inst, "call_ind", v, 2, "indirect call: undefined element, null or signature mismatch");
+	expect_trap(inst, "call_ind", v, 2, "uninitialized element");
 	v[0] = 1; /* $nop: wrong type */
-	expect_trap(inst, "call_ind", v, 2, "indirect call: undefined element, null or signature mismatch");
+	expect_trap(inst, "call_ind", v, 2, "indirect call type mismatch");
 	v[0] = 99; /* out of the table */
-	expect_trap(inst, "call_ind", v, 2, "indirect call: undefined element, null or signature mismatch");
+	expect_trap(inst, "call_ind", v, 2, "undefined element");
+	v[0] = 0xffffffffu;
+	expect_trap(inst, "call_ind", v, 2, "undefined element");
 	v[0] = 0;
 	expect_trap(inst, "recurse", v, 1, "call stack exhausted");
 	if (pw_test_stopped())
@@ -676,13 +678,19 @@ static void test_names(void)
 
 static void test_patch_loops(void)
 {
-	static const char in[] = "static u32 f(void) {\n  w2c_L0: \n    x++;\n  w2c_L12: \n  w2c_B3:;\n"
+	static const char in[] = "#define CALL_INDIRECT(a, b) \\\n  (stock(a, b))\n\n"
+	                         "static u32 f(void) {\n  w2c_L0: \n    x++;\n  w2c_L12: \n  w2c_B3:;\n"
 	                         "  y = w2c_L1;\n w2c_L7:\n}";
 	pw_buf out = PW_BUF_INIT;
 	size_t n = 0;
 	CHECK_OK(pw_compile_patch_loops((const uint8_t *)in, strlen(in), &out, &n));
 	CHECK_INT(n, 3);
-	CHECK_STR((char *)out.data, "static u32 f(void) {\n  w2c_L0:  WASM_RT_LOOP_CHECK;\n    x++;\n"
+	const char *o = (const char *)out.data;
+	CHECK(strncmp(o, "#define CALL_INDIRECT(a, b) \\\n  (stock(a, b))\n#undef CALL_INDIRECT\n", 60) == 0);
+	CHECK(strstr(o, "wasm_rt_pw_check_indirect(&(table), (x), func_types[ft])") != NULL);
+	o = strstr(o, "static u32");
+	CHECK(o != NULL);
+	CHECK_STR(o, "static u32 f(void) {\n  w2c_L0:  WASM_RT_LOOP_CHECK;\n    x++;\n"
 	                            "  w2c_L12:  WASM_RT_LOOP_CHECK;\n  w2c_B3:;\n  y = w2c_L1;\n"
 	                            " w2c_L7: WASM_RT_LOOP_CHECK;\n}");
 	pw_buf_free(&out);

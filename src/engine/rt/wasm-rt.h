@@ -96,6 +96,8 @@ typedef enum {
 	WASM_RT_TRAP_PW_HOST,          /* a host function trapped; message kept by the runtime */
 	WASM_RT_TRAP_PW_EXIT,          /* a host function called pw_instance_exit */
 	WASM_RT_TRAP_PW_ALLOC,         /* memory/table allocation failed at instantiation */
+	WASM_RT_TRAP_PW_UNDEFINED_ELEMENT, /* call_indirect index past the table */
+	WASM_RT_TRAP_PW_NULL_ELEMENT,      /* call_indirect to a null entry */
 } wasm_rt_trap_t;
 
 typedef enum {
@@ -147,6 +149,18 @@ void wasm_rt_free(void);
 WASM_RT_NO_RETURN void wasm_rt_trap(wasm_rt_trap_t trap);
 WASM_RT_NO_RETURN void wasm_rt_pw_interrupted(void);
 const char *wasm_rt_strerror(wasm_rt_trap_t trap);
+
+/* Used by the compiler's CALL_INDIRECT: the three failures get three reasons
+ * (WASM_RT_TRAP_CALL_INDIRECT is then the signature mismatch). */
+static inline void wasm_rt_pw_check_indirect(const wasm_rt_funcref_table_t *t, uint32_t x, uint32_t type)
+{
+	if (UNLIKELY(x >= t->size))
+		wasm_rt_trap(WASM_RT_TRAP_PW_UNDEFINED_ELEMENT);
+	if (UNLIKELY(!t->data[x].func))
+		wasm_rt_trap(WASM_RT_TRAP_PW_NULL_ELEMENT);
+	if (UNLIKELY(t->data[x].func_type != type))
+		wasm_rt_trap(WASM_RT_TRAP_CALL_INDIRECT);
+}
 
 /* Thread-safe; equal signatures give equal nonzero ids. */
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...);
