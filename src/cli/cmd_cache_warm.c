@@ -1,0 +1,319 @@
+/*
+ * `prewarm cache warm policies.yml`: run before a rollout (a Job, a Helm hook) so that even
+ * the first pod of a new version starts warm. Fetches every module of a policies.yml (in
+ * parallel, with the same OCI client as the server), looks each one up in the cache tiers,
+ * compiles what no tier holds (bounded parallelism) and publishes it to the local directory
+ * and, synchronously here (nothing waits on readiness), to the registry tier. One line per
+ * step and module; exit 1 when a module cannot be fetched or compiled, or when the registry
+ * tier failed (the Job must not look green when nothing was published).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <pthread.h>
+
+#include "cli/cache_opts.h"
+#include "cli/cli.h"
+#include "prewarm/cache.h"
+#include "prewarm/engine.h"
+#include "prewarm/oci.h"
+#include "prewarm/policy.h"
+#include "prewarm/server.h"
+
+int pw_cmd_cache_warm(int argc, char **argv);
+
+static void warm_usage(FILE *f)
+{
+	fprintf(f, "usage: prewarm cache warm POLICIES.yml [cache options] [--docker-config-json-path DIR]\n"
+	           "                             [--sources-path FILE] [--download-dir DIR] [--jobs N]\n\n"
+	           "Fetches every policy module of POLICIES.yml, compiles those that no cache tier holds,\n"
+	           "and publishes them to the local directory and the registry tier (--cache-registry).\n\n%s",
+	        pw_cache_cli_help);
+}
+
+typedef struct warm_item {
+	const char *id;
+	const char *module;
+	char path[4096];
+	pw_buf wasm;
+	int rc;
+	char msg[600];
+	pw_cache_result res;
+	bool dup;                 /* same module as an earlier item */
+} warm_item;
+
+typedef struct warm_ctx {
+	pw_cache *cache;
+	pw_engine *engine;
+	warm_item *items;
+	size_t n, done;
+	pthread_mutex_t mu;
+	bool tty;
+} warm_ctx;
+
+typedef struct warm_task {
+	warm_ctx *ctx;
+	warm_item *it;
+} warm_task;
+
+static void report(warm_ctx *w, warm_item *it, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(warm_ctx *w, warm_item *it, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&w->mu);
+	if (w->tty)
+		printf("[%zu/%zu] ", w->done, w->n);
+	printf("%s: ", it->id);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void warm_one(void *arg)
+{
+	warm_task *t = arg;
+	warm_ctx *w = t->ctx;
+	warm_item *it = t->it;
+	pw_buf art = PW_BUF_INIT;
+	char dur[32];
+	it->rc = pw_cache_get_or_compile(w->cache, w->engine, it->wasm.data, it->wasm.len, pw_policy_host_imports(),
+	                                 NULL, &art, &it->res);
+	pthread_mutex_lock(&w->mu);
+	w->done++;
+	pthread_mutex_unlock(&w->mu);
+	if (it->rc < 0) {
+		snprintf(it->msg, sizeof it->msg, "%s", pw_error_last());
+		report(w, it, "compile FAILED: %s", it->msg);
+	} else if (it->res.tier >= 0) {
+		report(w, it, "already in the %s tier (%s)", it->res.tier_name, pw_fmt_duration(it->res.seconds, dur, sizeof dur));
+	} else {
+		report(w, it, "compiled in %s, published", pw_fmt_duration(it->res.compile_seconds, dur, sizeof dur));
+	}
+	pw_buf_free(&art);
+}
+
+int pw_cmd_cache_warm(int argc, char **argv)
+{
+	pw_cache_cli_opts co;
+	const char *policies_path = NULL, *docker = NULL, *sources = NULL, *download = NULL;
+	unsigned jobs = 0;
+	pw_policies *pol = NULL;
+	pw_oci_client *oci = NULL;
+	pw_engine *engine = NULL;
+	pw_cache *cache = NULL;
+	warm_item *items = NULL;
+	pw_oci_pull_job *pj = NULL;
+	char *tmpdir = NULL;
+	int status = 1;
+
+	pw_cache_cli_init(&co);
+	for (int i = 1; i < argc; i++) {
+		int p = pw_cache_cli_parse(&co, argc, argv, &i);
+		const char *a = argv[i];
+		if (p < 0) {
+			pw_cache_cli_free(&co);
+			return 2;
+		}
+		if (p > 0)
+			continue;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			warm_usage(stdout);
+			pw_cache_cli_free(&co);
+			return 0;
+		}
+		const char **dst = !strcmp(a, "--docker-config-json-path") ? &docker :
+		                   !strcmp(a, "--sources-path") ? &sources :
+		                   !strcmp(a, "--download-dir") ? &download : NULL;
+		if (dst || !strcmp(a, "--jobs")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "prewarm cache warm: %s needs a value\n", a);
+				pw_cache_cli_free(&co);
+				return 2;
+			}
+			if (dst) {
+				*dst = argv[++i];
+			} else {
+				char *end;
+				long v = strtol(argv[++i], &end, 10);
+				if (*end || v < 1 || v > 256) {
+					fprintf(stderr, "prewarm cache warm: --jobs needs a number from 1 to 256\n");
+					pw_cache_cli_free(&co);
+					return 2;
+				}
+				jobs = (unsigned)v;
+			}
+			continue;
+		}
+		if (a[0] == '-' || policies_path) {
+			fprintf(stderr, "prewarm cache warm: unexpected argument '%s'\n", a);
+			warm_usage(stderr);
+			pw_cache_cli_free(&co);
+			return 2;
+		}
+		policies_path = a;
+	}
+	if (!policies_path) {
+		warm_usage(stderr);
+		pw_cache_cli_free(&co);
+		return 2;
+	}
+	if (co.no_cache) {
+		fprintf(stderr, "prewarm cache warm: --no-cache makes no sense here\n");
+		pw_cache_cli_free(&co);
+		return 2;
+	}
+	if (!co.registry)
+		fprintf(stderr, "prewarm cache warm: no --cache-registry: filling the local directory only\n");
+	if (co.registry_read_only) {
+		fprintf(stderr, "prewarm cache warm: --cache-registry-read-only: nothing would be published\n");
+		pw_cache_cli_free(&co);
+		return 2;
+	}
+
+	if (pw_policies_load(&pol, policies_path) < 0 ||
+	    pw_oci_client_from_paths(&oci, docker, sources, NULL) < 0)
+		goto fail;
+	if (!download) {
+		if (pw_mkdtemp(&tmpdir, "prewarm-warm") < 0)
+			goto fail;
+		download = tmpdir;
+	} else if (pw_mkdirs(download, 0755) < 0) {
+		goto fail;
+	}
+	items = calloc(pol->n + 1, sizeof *items);
+	pj = calloc(pol->n + 1, sizeof *pj);
+	if (!items || !pj) {
+		pw_error_set(PW_ENOMEM, "out of memory");
+		goto fail;
+	}
+	size_t nj = 0;
+	for (size_t i = 0; i < pol->n; i++) {
+		items[i].id = pol->items[i].id;
+		items[i].module = pol->items[i].module;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(items[j].module, items[i].module))
+				items[i].dup = true;
+		if (items[i].dup)
+			continue;
+		char h[PW_SHA256_HEX_LEN + 1];
+		pw_sha256_hex(items[i].module, strlen(items[i].module), h);
+		snprintf(items[i].path, sizeof items[i].path, "%s/%.32s.wasm", download, h);
+		pj[nj].ref = items[i].module;
+		pj[nj].dest = items[i].path;
+		nj++;
+	}
+	double t0 = pw_now();
+	pw_oci_pull_many(oci, pj, nj, jobs ? jobs : 4);
+	char b1[32], b2[32];
+	int fetch_failed = 0;
+	for (size_t i = 0, k = 0; i < pol->n; i++) {
+		if (items[i].dup)
+			continue;
+		pw_oci_pull_job *j = &pj[k++];
+		if (j->rc < 0) {
+			printf("%s: fetch FAILED: %s\n", items[i].id, j->error);
+			fetch_failed++;
+			items[i].rc = j->rc;
+			continue;
+		}
+		printf("%s: fetched %s (%s, %s)\n", items[i].id, items[i].module, pw_fmt_bytes(j->result.size, b1, sizeof b1),
+		       pw_fmt_duration(j->seconds, b2, sizeof b2));
+		if (pw_file_read(items[i].path, 0, &items[i].wasm) < 0) {
+			printf("%s: reading the download FAILED: %s\n", items[i].id, pw_error_last());
+			items[i].rc = PW_EIO;
+			fetch_failed++;
+		}
+	}
+	fflush(stdout);
+	pw_info("cache", "fetched %zu module(s) in %s", nj, pw_fmt_duration(pw_now() - t0, b1, sizeof b1));
+
+	/* the cache: local tier + registry tier publishing synchronously */
+	const char *dir = pw_cache_cli_dir(&co);
+	char stats[4200];
+	snprintf(stats, sizeof stats, "%s/stats", dir ? dir : ".");
+	pw_cache_opts copts = { .signing_key_file = co.signing_key_file, .stats_dir = dir ? stats : NULL };
+	pw_cache_backend *b = NULL;
+	if (pw_engine_new(&engine, NULL) < 0 || pw_cache_new(&cache, &copts) < 0)
+		goto fail;
+	if (dir && (pw_cache_cli_open_local(&co, &b) < 0 || pw_cache_add_backend(cache, b) < 0))
+		goto fail;
+	if (co.registry) {
+		pw_registry_cache_opts ro = {
+			.repository = co.registry, .credentials = co.registry_credentials, .ca_file = co.registry_ca,
+			.insecure = co.registry_insecure, .async_put = false, .timeout = 120,
+			.engine_description = pw_engine_description(engine),
+		};
+		b = NULL;
+		if (pw_cache_registry_new(&b, &ro) < 0 || pw_cache_add_backend(cache, b) < 0)
+			goto fail;
+	}
+	warm_ctx w = { .cache = cache, .engine = engine, .items = items, .tty = isatty(STDOUT_FILENO) };
+	pthread_mutex_init(&w.mu, NULL);
+	for (size_t i = 0; i < pol->n; i++)
+		if (!items[i].dup && items[i].rc == 0)
+			w.n++;
+	pw_pool *pool = NULL;
+	warm_task *tasks = calloc(pol->n + 1, sizeof *tasks);
+	if (!tasks || pw_pool_new(&pool, jobs ? jobs : pw_cpu_count(), 8u << 20) < 0) {
+		free(tasks);
+		pthread_mutex_destroy(&w.mu);
+		goto fail;
+	}
+	for (size_t i = 0; i < pol->n; i++) {
+		if (items[i].dup || items[i].rc != 0)
+			continue;
+		tasks[i].ctx = &w;
+		tasks[i].it = &items[i];
+		if (pw_pool_submit(pool, warm_one, &tasks[i]) < 0)
+			warm_one(&tasks[i]);
+	}
+	pw_pool_free(pool);
+	free(tasks);
+	pthread_mutex_destroy(&w.mu);
+
+	pw_cache_stats st;
+	pw_cache_get_stats(cache, &st);
+	int failed = fetch_failed;
+	unsigned compiled = 0, hits = 0;
+	for (size_t i = 0; i < pol->n; i++) {
+		if (items[i].dup)
+			continue;
+		if (items[i].rc < 0 && items[i].msg[0])
+			failed++;
+		else if (items[i].rc == 0 && items[i].res.tier < 0)
+			compiled++;
+		else if (items[i].rc == 0)
+			hits++;
+	}
+	bool reg_failed = false;
+	for (unsigned t = 0; t < st.ntiers; t++)
+		if (!strcmp(st.tier[t].name, "registry") && (st.tier[t].failed || st.tier[t].write_failed || st.tier[t].put_errors))
+			reg_failed = true;
+	printf("warm: %zu policies, %zu modules: %u compiled and published, %u already cached, %d failed%s\n", pol->n,
+	       nj, compiled, hits, failed, reg_failed ? "; the registry tier FAILED (see the warnings)" : "");
+	status = failed || reg_failed ? 1 : 0;
+	goto out;
+fail:
+	fprintf(stderr, "prewarm cache warm: %s\n", pw_error_last());
+	status = 1;
+out:
+	for (size_t i = 0; items && pol && i < pol->n; i++)
+		pw_buf_free(&items[i].wasm);
+	free(items);
+	free(pj);
+	pw_cache_free(cache);
+	pw_engine_free(engine);
+	pw_oci_client_free(oci);
+	pw_policies_free(pol);
+	if (tmpdir) {
+		pw_rmtree(tmpdir);
+		free(tmpdir);
+	}
+	pw_cache_cli_free(&co);
+	return status;
+}
