@@ -18,15 +18,15 @@
 #include "prewarm/policy.h"
 
 static pw_engine *g_engine;
+static struct { char path[1024]; pw_artifact *a; } g_loaded[16];
+static int g_nloaded;
 
 /* Compiles and loads a wasm file once per process (by path). */
 static pw_artifact *load(const char *path)
 {
-	static struct { char path[1024]; pw_artifact *a; } cache[8];
-	static int n;
-	for (int i = 0; i < n; i++)
-		if (!strcmp(cache[i].path, path))
-			return cache[i].a;
+	for (int i = 0; i < g_nloaded; i++)
+		if (!strcmp(g_loaded[i].path, path))
+			return g_loaded[i].a;
 	if (!g_engine && pw_engine_new(&g_engine, NULL) < 0)
 		return NULL;
 	pw_buf wasm = PW_BUF_INIT, so = PW_BUF_INIT;
@@ -37,9 +37,9 @@ static pw_artifact *load(const char *path)
 		pw_artifact_load(&a, so.data, so.len, NULL, im);
 	pw_buf_free(&wasm);
 	pw_buf_free(&so);
-	if (a && n < 8) {
-		snprintf(cache[n].path, sizeof cache[n].path, "%s", path);
-		cache[n++].a = a;
+	if (a && g_nloaded < 16) {
+		snprintf(g_loaded[g_nloaded].path, sizeof g_loaded[g_nloaded].path, "%s", path);
+		g_loaded[g_nloaded++].a = a;
 	}
 	return a;
 }
@@ -684,5 +684,9 @@ int main(int argc, char **argv)
 		PW_TEST(test_corpus_safe_labels),
 		PW_TEST(test_corpus_wapc_rs),
 	};
-	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+	for (int i = 0; i < g_nloaded; i++)
+		pw_artifact_free(g_loaded[i].a);
+	pw_engine_free(g_engine);
+	return rc;
 }
