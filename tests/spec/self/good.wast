@@ -24,6 +24,8 @@
     (call_indirect (type $ii_i) (i32.const 2) (i32.const 3) (local.get 0)))
   (func (export "icall-void") (param i32) (call_indirect (type $v_v) (local.get 0)))
   (func $rec (export "recurse") (call $rec))
+  (func (export "tget") (param i32) (result i32) (ref.is_null (table.get 0 (local.get 0))))
+  (func (export "ref") (result funcref) (unreachable))
 )
 (assert_return (invoke "add" (i32.const 1) (i32.const -2)) (i32.const -1))
 (assert_return (invoke "add64" (i64.const 0x7fffffffffffffff) (i64.const 1)) (i64.const 0x8000000000000000))
@@ -51,6 +53,9 @@
 (assert_trap (invoke "icall" (i32.const 2)) "undefined element")
 (assert_trap (invoke "icall-void" (i32.const 0)) "indirect call type mismatch")
 (assert_exhaustion (invoke "recurse") "call stack exhausted")
+(assert_return (invoke "tget" (i32.const 1)) (i32.const 1))
+(assert_trap (invoke "tget" (i32.const 2)) "out of bounds table access")
+(assert_trap (invoke "ref") "unreachable")
 ;; the instance stays usable after traps
 (assert_return (invoke "add" (i32.const 2) (i32.const 3)) (i32.const 5))
 
