@@ -205,7 +205,9 @@ static int from_arg(serve_cfg *c, int argc, char **argv, int *i)
 			fprintf(stderr, "prewarm serve: --%s needs a value\n", defs[k].name);
 			return -1;
 		}
-		return set_opt(c, &defs[k], val, defs[k].name) < 0 ? -1 : 1;
+		char flag[96];
+		snprintf(flag, sizeof flag, "--%s", defs[k].name);
+		return set_opt(c, &defs[k], val, flag) < 0 ? -1 : 1;
 	}
 	return 0;
 }

@@ -87,6 +87,7 @@ typedef struct mod_item {
 	pw_buf artifact;
 	char *error;
 	const char *source;
+	const char *first_policy;       /* the first policy logged with this module */
 	double seconds, compile_seconds, load_seconds;
 	const pw_build_ctx *ctx;
 	struct budget *budget;
@@ -473,7 +474,10 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 			continue;
 		}
 		mod_item *m = f[ent_fetch[i]].mod;
-		if (!strcmp(m->source, "compiled"))
+		if (m->first_policy)
+			pw_info(comp, "ready: module sha256:%.12s shared with policy %s (%s)", m->module->sha256,
+			        m->first_policy, e->conf->module);
+		else if (!strcmp(m->source, "compiled"))
 			pw_info(comp, "ready: module sha256:%.12s compiled in %s (%s)", m->module->sha256,
 			        pw_fmt_duration(m->compile_seconds, tbuf[0], sizeof tbuf[0]), e->conf->module);
 		else if (!strcmp(m->source, "reused"))
@@ -483,6 +487,8 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 			pw_info(comp, "ready: module sha256:%.12s %s in %s, loaded in %s (%s)", m->module->sha256, m->source,
 			        pw_fmt_duration(m->seconds, tbuf[0], sizeof tbuf[0]),
 			        pw_fmt_duration(m->load_seconds, tbuf[1], sizeof tbuf[1]), e->conf->module);
+		if (!m->first_policy)
+			m->first_policy = e->conf->id;
 	}
 	{
 		unsigned nlocal = 0, nreg = 0, ncomp = 0, nreuse = 0;
