@@ -12,7 +12,9 @@
  * Both `wasi_snapshot_preview1` and `wasi_unstable` are served; they differ in
  * fd_seek's whence values, the filestat layout and poll_oneoff's subscription
  * layout. Every guest pointer and length is checked against the instance's
- * memory before use: a bad one is EFAULT, never a host crash.
+ * memory before use: a bad one is EFAULT, never a host crash. Blocking waits
+ * (poll_oneoff sleeps, reads of an idle stdin) wait in slices and honour the
+ * instance's interrupt flag, so a deadline also stops a program inside them.
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine_int.h"
 #include "prewarm/wasi.h"
 
 typedef uint32_t u32;
@@ -107,6 +110,30 @@ static u32 errno_to_wasi(int e)
 	case EPERM: return PW_WASI_EPERM;
 	case ENOMEM: return PW_WASI_ENOMEM;
 	default: return PW_WASI_EIO;
+	}
+}
+
+/* Blocking host waits go in slices of this many ns, checking the interrupt flag between. */
+#define WAIT_SLICE_NS 50000000ull
+
+/* From inside a host call: unwinds to pw_instance_call with PW_ETIMEOUT when the
+ * instance's deadline passed or pw_instance_interrupt() was called. */
+static void check_interrupt(pw_instance *inst)
+{
+	if (inst->ctl && inst->ctl->interrupt)
+		wasm_rt_pw_interrupted();
+}
+
+/* Waits until `fd` is ready for `events`, interruptibly. */
+static void wait_fd(pw_instance *inst, int fd, short events)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		struct timespec ts = { 0, (long)WAIT_SLICE_NS };
+		int r = ppoll(&p, 1, &ts, NULL);
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return;   /* ready, or let the read itself report the error */
+		check_interrupt(inst);
 	}
 }
 
@@ -400,6 +427,7 @@ static u32 w_fd_read(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nread)
 		st32(pn, (u32)got);
 		return 0;
 	}
+	wait_fd(inst, s.host, POLLIN);
 	for (;;) {
 		ssize_t r = readv(s.host, v, nv);
 		if (r < 0 && errno == EINTR)
@@ -614,25 +642,30 @@ static u32 poll_oneoff(pw_instance *inst, u32 in, u32 out, u32 nsubs, u32 nevent
 		}
 	}
 
-	/* wait */
+	/* wait, in slices, until an fd is ready or the nearest clock deadline passes */
 	for (;;) {
-		struct timespec ts, *tsp = NULL;
-		struct timespec cur;
+		struct timespec ts, cur;
+		u64 left = WAIT_SLICE_NS;
+		bool last = false;
 		if (immediate) {
-			ts.tv_sec = 0; ts.tv_nsec = 0; tsp = &ts;
+			left = 0;
+			last = true;
 		} else if (nearest != UINT64_MAX) {
 			clock_gettime(CLOCK_MONOTONIC, &cur);
-			u64 c_ns = ts_ns(&cur), left = nearest > c_ns ? nearest - c_ns : 0;
-			ts.tv_sec = (time_t)(left / 1000000000ull);
-			ts.tv_nsec = (long)(left % 1000000000ull);
-			tsp = &ts;
+			u64 c_ns = ts_ns(&cur), rem = nearest > c_ns ? nearest - c_ns : 0;
+			if (rem <= WAIT_SLICE_NS) {
+				left = rem;
+				last = true;
+			}
 		}
-		int r = ppoll(npfd ? pfd : NULL, (nfds_t)npfd, tsp, NULL);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
+		ts.tv_sec = (time_t)(left / 1000000000ull);
+		ts.tv_nsec = (long)(left % 1000000000ull);
+		int r = ppoll(npfd ? pfd : NULL, (nfds_t)npfd, &ts, NULL);
+		if (r < 0 && errno != EINTR)
 			return errno_to_wasi(errno);
-		break;
+		if (r > 0 || (r == 0 && last))
+			break;
+		check_interrupt(inst);
 	}
 
 	/* events */

@@ -104,6 +104,23 @@ rc=$?
 [[ $rc == 124 ]] || bad "--timeout: exit $rc, expected 124"
 grep -q 'timeout' "$T/err" || bad "--timeout message: $(cat "$T/err")"
 
+# --timeout also stops a program blocked in a host call: a long sleep (poll_oneoff)
+# and a read from a stdin that never delivers
+"$BIN" run --timeout 0.5 "$T/wasi_misc.so" sleep 600 > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 124 ]] || bad "--timeout during a sleep: exit $rc, expected 124 ($(cat "$T/err"))"
+grep -q woke "$T/out" && bad "--timeout: the sleeper woke up"
+"$BIN" run "$T/wasi_misc.so" sleep 0 > "$T/out"
+rc=$?
+[[ $rc == 0 ]] && grep -qx woke "$T/out" || bad "sleep 0: exit $rc"
+mkfifo "$T/fifo"
+sleep 600 > "$T/fifo" &
+writer=$!
+"$BIN" run --timeout 0.5 "$T/wasi_echo.so" < "$T/fifo" > /dev/null 2>&1
+rc=$?
+kill $writer 2>/dev/null; wait $writer 2>/dev/null
+[[ $rc == 124 ]] || bad "--timeout during a blocked read: exit $rc, expected 124"
+
 # --- bad files: exit 1 with the reason; bad usage: exit 2 ---
 expect_fail() {  # CODE MESSAGE ARGS...
 	local code=$1 msg=$2; shift 2
@@ -122,6 +139,7 @@ expect_fail 1 "offset" "$T/trunc.wasm"
 expect_fail 1 "component-model" "$T/component.wasm"
 expect_fail 1 "prewarm run" "$T/trunc.so"
 expect_fail 1 "no exported _start" "$FIX/wasm_feat_bulk.wasm"
+expect_fail 1 "env." "$FIX/wasm_mvp.wasm"   # imports the host does not provide, named
 expect_fail 2 "no module given"
 expect_fail 2 "unknown option" --bogus "$FIX/wasm_loop.wasm"
 expect_fail 2 "needs a value" --env
