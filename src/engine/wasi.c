@@ -189,8 +189,11 @@ static uint8_t host_filetype(int fd, bool *seekable)
 	return FT_UNKNOWN;   /* pipes: what wasmtime reports too */
 }
 
-/* Validates an iovec array (8 bytes per entry: buf u32, len u32) and turns it into host
- * iovecs (at most IOV_MAX: a shorter transfer is allowed). */
+#define MAX_IOVS 1024   /* <= IOV_MAX on Linux */
+
+/* Validates a whole iovec array (8 bytes per entry: buf u32, len u32, every buffer inside
+ * memory) and turns its first MAX_IOVS entries into host iovecs (a shorter transfer is
+ * allowed). `out` holds MAX_IOVS entries. */
 static u32 get_iovs(pw_instance *inst, u32 iovs, u32 n, struct iovec *out, int *nout, u64 *total)
 {
 	const uint8_t *a = gmem(inst, iovs, (u64)n * 8);
@@ -205,7 +208,7 @@ static u32 get_iovs(pw_instance *inst, u32 iovs, u32 n, struct iovec *out, int *
 		u32 p = ld32(a + 8 * i), l = ld32(a + 8 * i + 4);
 		if (!pw_instance_mem_ok(inst, p, l))
 			return PW_WASI_EFAULT;
-		if (i < IOV_MAX) {
+		if (i < MAX_IOVS) {
 			out[i].iov_base = base + p;
 			out[i].iov_len = l;
 			*nout = (int)i + 1;
@@ -361,7 +364,7 @@ static u32 w_sched_yield(pw_instance *inst)
 static u32 w_fd_write(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nwritten)
 {
 	pw_wasi_ctx *c = ctx_of(inst);
-	struct iovec v[1024];
+	struct iovec v[MAX_IOVS];
 	stdio_fd s;
 	int nv;
 	u64 total;
@@ -373,8 +376,6 @@ static u32 w_fd_write(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nwritten)
 	pn = gmem(inst, nwritten, 4);
 	if (!pn)
 		return PW_WASI_EFAULT;
-	if (n > 1024)
-		n = 1024;
 	if ((e = get_iovs(inst, iovs, n, v, &nv, &total)) != 0)
 		return e;
 	if (s.cb_out) {
@@ -398,7 +399,7 @@ static u32 w_fd_write(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nwritten)
 static u32 w_fd_read(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nread)
 {
 	pw_wasi_ctx *c = ctx_of(inst);
-	struct iovec v[1024];
+	struct iovec v[MAX_IOVS];
 	stdio_fd s;
 	int nv;
 	u64 total;
@@ -410,8 +411,6 @@ static u32 w_fd_read(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nread)
 	pn = gmem(inst, nread, 4);
 	if (!pn)
 		return PW_WASI_EFAULT;
-	if (n > 1024)
-		n = 1024;
 	if ((e = get_iovs(inst, iovs, n, v, &nv, &total)) != 0)
 		return e;
 	if (s.mem_in) {

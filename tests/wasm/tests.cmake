@@ -1,5 +1,6 @@
 # Tests of the wasm reader, WASI and `prewarm inspect` / `prewarm run` (part "wasi").
 pw_add_c_test(test_wasm ${CMAKE_CURRENT_LIST_DIR}/test_wasm.c pw_engine pw_util)
+pw_add_c_test(test_wasi ${CMAKE_CURRENT_LIST_DIR}/test_wasi.c pw_engine pw_util)
 pw_add_c_test(test_run_traps ${CMAKE_CURRENT_LIST_DIR}/test_run_traps.c pw_util)
 add_dependencies(test_run_traps prewarm)
 pw_add_sh_test(test_run_wasi ${CMAKE_CURRENT_LIST_DIR}/test_run_wasi.sh)
