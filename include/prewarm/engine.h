@@ -7,9 +7,10 @@
  * description (artifact ABI version, engine hash, wasm sha256) as text, so a
  * loader can check an artifact against its cache key before any dlopen
  * (pw_artifact_read_info). Its exported symbol `pw_artifact_shim_v1` returns the
- * shim table (see src/engine/shim.h): instance size, instantiate/free, imports
- * (filled by the loader from a pw_imports table) and exports with a generic
- * invoker, so the loader never needs the module's generated header.
+ * shim table (struct wasm_rt_pw_shim in src/engine/rt/wasm-rt.h): instance size,
+ * instantiate/free, imports (filled by the loader from a pw_imports table) and
+ * exports with a generic invoker, so the loader never needs the module's
+ * generated header. Design and runtime details: docs/engine.md.
  */
 #ifndef PREWARM_ENGINE_H
 #define PREWARM_ENGINE_H
@@ -38,11 +39,14 @@ typedef struct pw_engine_opts {
 	const char *tmp_dir;     /* where compiles happen (default $TMPDIR or /tmp) */
 	bool keep_tmp;           /* keep the build dir (debugging) */
 } pw_engine_opts;
+/* Every string is copied; opts may be freed after pw_engine_new. */
 
 typedef struct pw_engine pw_engine;
 
 /* Probes the toolchain (wasm2c --version, cc --version, cc -dumpmachine) and
- * computes the description and hash. Errors name the missing tool. opts may be NULL. */
+ * computes the description and hash. Errors name the missing tool (PW_ERROR) or the bad
+ * option (PW_EINVALID). opts may be NULL. The engine is read-only afterwards: one engine
+ * may compile on several threads at once. Also installs the runtime (pw_runtime_init). */
 int pw_engine_new(pw_engine **out, const pw_engine_opts *opts);
 void pw_engine_free(pw_engine *e);
 /* Canonical multi-line "key: value" description; stable across runs. */
@@ -175,9 +179,11 @@ int pw_instance_call(pw_instance *inst, const char *name, const pw_val *args, si
                      pw_val *results, size_t nresults);
 
 /* Bounds on a call: absolute monotonic time (pw_now() based) after which the running call is
- * interrupted at the next loop head or function entry; 0 = none. Applies to later calls. */
+ * interrupted at the next loop head or function entry (PW_ETIMEOUT, trap reason
+ * "interrupted"); 0 = none. Applies to later calls; one watchdog thread serves all. */
 void pw_instance_set_deadline(pw_instance *inst, double deadline);
-/* Interrupts the instance's running call from any thread (no-op if idle). */
+/* Interrupts the instance's running call from any thread (no-op if idle): the call
+ * returns PW_ETIMEOUT. */
 void pw_instance_interrupt(pw_instance *inst);
 
 const char *pw_instance_trap_reason(const pw_instance *inst); /* "" if none */
