@@ -26,7 +26,7 @@ int pw_host_req_parse(pw_host_req *r, const char *body, size_t len, pw_eval_kind
 	if (len > MAX_BODY)
 		return pw_error_set(PW_EINVALID, "request body of %zu bytes exceeds %u MiB", len, MAX_BODY >> 20);
 	json_error_t e;
-	r->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
+	r->root = json_loadb(body, len, 0, &e);  /* duplicates: the last wins, like serde_json */
 	if (!r->root)
 		return pw_error_set(PW_EINVALID, "request body is not JSON: %s at line %d column %d",
 		                    e.text, e.line, e.column);
