@@ -2,3 +2,4 @@
 # tests (bash + curl against the real binary).
 pw_add_c_test(test_server_policies ${CMAKE_CURRENT_LIST_DIR}/test_policies.c pw_server pw_util)
 pw_add_sh_test(test_server_serve ${CMAKE_CURRENT_LIST_DIR}/serve_e2e.sh)
+pw_add_sh_test(test_server_serve_registry ${CMAKE_CURRENT_LIST_DIR}/serve_registry.sh)
