@@ -401,7 +401,16 @@ int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t l
 		                          response, result);
 	}
 	pw_host_req_free(&r);
+	double secs = pw_now() - t0;
 	if (result)
-		result->seconds = pw_now() - t0;
+		result->seconds = secs;
+	if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG) && result) {
+		char d[32];
+		pw_debug(p->slots[worker].call.log_tag, "%s: allowed %s, mutated %s, error %s, in %s",
+		         kind == PW_EVAL_VALIDATE_RAW ? "validate_raw" : kind == PW_EVAL_AUDIT ? "audit" : "validate",
+		         result->allowed ? "true" : "false", result->mutated ? "true" : "false",
+		         result->error ? pw_error_code_str(result->error) : "none",
+		         pw_fmt_duration(secs, d, sizeof d));
+	}
 	return rc;
 }
