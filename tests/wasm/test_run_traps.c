@@ -92,9 +92,10 @@ static void test_div_zero(void) { check_trap("trap_div_zero", "integer divide by
 static void test_int_overflow(void) { check_trap("trap_int_overflow", "integer overflow"); }
 static void test_bad_conversion_nan(void) { check_trap("trap_conversion", "invalid conversion to integer"); }
 static void test_bad_conversion_range(void) { check_trap("trap_conversion_overflow", "integer overflow"); }
-static void test_indirect_null(void) { check_trap("trap_indirect_null", "indirect call"); }
-static void test_indirect_type_mismatch(void) { check_trap("trap_indirect_type", "indirect call"); }
-static void test_indirect_out_of_table(void) { check_trap("trap_indirect_oob", "indirect call"); }
+/* the spec test suite's reasons for the three call_indirect failures */
+static void test_indirect_null(void) { check_trap("trap_indirect_null", "uninitialized element"); }
+static void test_indirect_type_mismatch(void) { check_trap("trap_indirect_type", "indirect call type mismatch"); }
+static void test_indirect_out_of_table(void) { check_trap("trap_indirect_oob", "undefined element"); }
 static void test_stack_exhaustion(void) { check_trap("trap_stack", "call stack exhausted"); }
 static void test_trap_in_start_function(void) { check_trap("trap_in_start", "unreachable"); }
 
