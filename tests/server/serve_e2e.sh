@@ -40,7 +40,8 @@ slow-pol:
 EOF
 
 # ---- 1. cold start ------------------------------------------------------------------------
-start_server "$T/log1" --policies "$T/policies.yml" --cache-dir "$CACHE" --max-body-size 65536 --no-watch --workers 2
+start_server "$T/log1" --policies "$T/policies.yml" --cache-dir "$CACHE" --max-body-size 65536 --no-watch --workers 2 \
+	--always-accept-admission-reviews-on-namespace trusted-ns
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RPORT/readiness" || true)
 [ "$code" = 200 ] || [ "$code" = 503 ] || fail "readiness answered $code before ready (want 503 or 200)"
 wait_ready
@@ -73,6 +74,11 @@ ok "validate mutate (patch $patch)"
 post /validate/nomutate-pol "$(review u4 mutate)"
 [ "$(json_get "$BODY_OUT" 'd["response"]["allowed"]')" = False ] || fail "mutation by a policy not allowed to mutate was accepted: $BODY_OUT"
 ok "allowedToMutate false rejects a mutation"
+
+post /validate/accept-pol "$(review u4b reject trusted-ns)"
+[ "$(json_get "$BODY_OUT" 'd["response"]["allowed"]')" = True ] || fail "always-accept namespace was evaluated: $BODY_OUT"
+[ "$(json_get "$BODY_OUT" 'd["response"]["uid"]')" = u4b ] || fail "always-accept answer lacks the uid: $BODY_OUT"
+ok "--always-accept-admission-reviews-on-namespace"
 
 post /validate/monitor-pol "$(review u5 reject)"
 [ "$(json_get "$BODY_OUT" 'd["response"]["allowed"]')" = True ] || fail "monitor mode rejected: $BODY_OUT"
