@@ -241,7 +241,7 @@ static int check_module(const pw_wasm_module *m, const pw_imports *host)
 	size_t nmiss = 0;
 	for (uint32_t i = 0; i < m->nimports; i++) {
 		const pw_wasm_import *im = &m->imports[i];
-		if (im->kind != PW_WASM_FUNC)
+		if (im->kind != PW_WASM_FUNC || pw_shim_import_repeats(m, i))
 			continue;
 		char sig[512];
 		pw_wasm_sig_string(&m->types[im->type_index], sig, sizeof sig);

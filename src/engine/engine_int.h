@@ -79,6 +79,8 @@ char **pw_proc_split(const char *cmdline, size_t *argc);
 
 /* wasm2c 1.0.32 name mangling of one name: [A-Za-z0-9_] except 'Z' kept, else "Z%02X". */
 int pw_shim_mangle(pw_buf *out, const char *name);
+/* True when import i repeats an earlier (module, name) (allowed with the same type). */
+bool pw_shim_import_repeats(const pw_wasm_module *m, uint32_t i);
 /* Checks what the shim supports (function imports with <= 1 result, ...). */
 int pw_shim_check(const pw_wasm_module *m);
 /* Writes the shim's C source for module `m` (compiled with wasm2c -n m output). */

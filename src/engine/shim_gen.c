@@ -78,6 +78,27 @@ static bool numeric_type(const pw_wasm_functype *t)
 	return true;
 }
 
+static bool same_type(const pw_wasm_functype *a, const pw_wasm_functype *b)
+{
+	return a->nparams == b->nparams && a->nresults == b->nresults &&
+	       (!a->nparams || !memcmp(a->params, b->params, a->nparams)) &&
+	       (!a->nresults || !memcmp(a->results, b->results, a->nresults));
+}
+
+/* True when import i repeats an earlier (module, name): wasm2c declares it once. */
+static bool is_repeat(const pw_wasm_module *m, uint32_t i)
+{
+	for (uint32_t j = 0; j < i; j++)
+		if (!strcmp(m->imports[j].module, m->imports[i].module) && !strcmp(m->imports[j].name, m->imports[i].name))
+			return true;
+	return false;
+}
+
+bool pw_shim_import_repeats(const pw_wasm_module *m, uint32_t i)
+{
+	return is_repeat(m, i);
+}
+
 int pw_shim_check(const pw_wasm_module *m)
 {
 	static const char *const kinds[] = { "function", "table", "memory", "global", "tag" };
@@ -95,14 +116,15 @@ int pw_shim_check(const pw_wasm_module *m)
 			                    "import %s.%s: only numeric parameters and at most one result are supported",
 			                    im->module, im->name);
 		for (uint32_t j = 0; j < i; j++)
-			if (!strcmp(m->imports[j].module, im->module) && !strcmp(m->imports[j].name, im->name))
-				return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is imported twice", im->module,
-				                    im->name);
+			if (!strcmp(m->imports[j].module, im->module) && !strcmp(m->imports[j].name, im->name) &&
+			    (m->imports[j].kind != PW_WASM_FUNC || !same_type(&m->types[m->imports[j].type_index], t)))
+				return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is imported twice with different types",
+				                    im->module, im->name);
 	}
 	return 0;
 }
 
-static void emit_trampoline(pw_buf *o, const pw_wasm_module *m, uint32_t idx)
+static void emit_trampoline(pw_buf *o, const pw_wasm_module *m, uint32_t idx, uint32_t slot)
 {
 	const pw_wasm_import *im = &m->imports[idx];
 	const pw_wasm_functype *t = &m->types[im->type_index];
@@ -119,7 +141,7 @@ static void emit_trampoline(pw_buf *o, const pw_wasm_module *m, uint32_t idx)
 	pw_buf_printf(o, ")\n{\n\t%s((%s (*)(void *", t->nresults ? "return " : "", ret);
 	for (uint32_t i = 0; i < t->nparams; i++)
 		pw_buf_printf(o, ", %s", ctype(t->params[i]));
-	pw_buf_printf(o, "))pw_imports[%u].fn)((void *)ctx", idx);
+	pw_buf_printf(o, "))pw_imports[%u].fn)((void *)ctx", slot);
 	for (uint32_t i = 0; i < t->nparams; i++)
 		pw_buf_printf(o, ", a%u", i);
 	pw_buf_puts(o, ");\n}\n\n");
@@ -191,9 +213,14 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 	                 "static const char pw_desc[] = \"abi=%d\\nengine=%s\\nwasm=%s\\n\";\n\n",
 	              PW_ARTIFACT_ABI_VERSION, engine_hash, wasm_sha256);
 
-	/* imports */
-	pw_buf_printf(o, "static wasm_rt_pw_import pw_imports[%u] = {\n", m->nimports ? m->nimports : 1);
+	/* imports (a repeated module.name is declared once by wasm2c: one slot) */
+	uint32_t nslots = 0;
+	for (uint32_t i = 0; i < m->nimports; i++)
+		nslots += !is_repeat(m, i);
+	pw_buf_printf(o, "static wasm_rt_pw_import pw_imports[%u] = {\n", nslots ? nslots : 1);
 	for (uint32_t i = 0; i < m->nimports; i++) {
+		if (is_repeat(m, i))
+			continue;
 		char sig[512];
 		pw_wasm_sig_string(&m->types[m->imports[i].type_index], sig, sizeof sig);
 		pw_buf_puts(o, "\t{ ");
@@ -202,11 +229,12 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 		c_string(o, m->imports[i].name);
 		pw_buf_printf(o, ", \"%s\", 0 },\n", sig);
 	}
-	if (!m->nimports)
+	if (!nslots)
 		pw_buf_puts(o, "\t{ 0, 0, 0, 0 },\n");
 	pw_buf_puts(o, "};\n\n");
-	for (uint32_t i = 0; i < m->nimports; i++)
-		emit_trampoline(o, m, i);
+	for (uint32_t i = 0, slot = 0; i < m->nimports; i++)
+		if (!is_repeat(m, i))
+			emit_trampoline(o, m, i, slot++);
 
 	/* exports: numeric-typed functions only */
 	uint32_t nex = 0;
@@ -270,7 +298,7 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 		"};\n\n"
 		"__attribute__((visibility(\"default\"))) const wasm_rt_pw_shim *pw_artifact_shim_v1(void);\n"
 		"const wasm_rt_pw_shim *pw_artifact_shim_v1(void)\n{\n\treturn &pw_shim;\n}\n",
-		m->nimports, nex, m->kw_metadata && m->kw_metadata_len ? "pw_kw_metadata" : "0",
+		nslots, nex, m->kw_metadata && m->kw_metadata_len ? "pw_kw_metadata" : "0",
 		m->kw_metadata && m->kw_metadata_len ? m->kw_metadata_len : (size_t)0);
 	return o->data ? 0 : pw_error_set(PW_ENOMEM, "shim: out of memory");
 }

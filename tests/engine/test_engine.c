@@ -676,6 +676,25 @@ static void test_names(void)
 	pw_buf_free(&art);
 }
 
+static void test_duplicate_import(void)
+{
+	SETUP();
+	pw_buf w = PW_BUF_INIT, art = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_dup_import.wasm"), 0, &w));
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, g_host, &art, NULL));
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL;
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, g_host));
+	CHECK_OK(pw_instance_new(&inst, a, NULL));
+	pw_val v = 10, r[1];
+	CHECK_OK(pw_instance_call(inst, "both", &v, 1, r, 1));
+	CHECK_INT(r[0], 23);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+	pw_buf_free(&w);
+	pw_buf_free(&art);
+}
+
 static void test_patch_loops(void)
 {
 	static const char in[] = "#define CALL_INDIRECT(a, b) \\\n  (stock(a, b))\n\n"
@@ -712,6 +731,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_stack_overflow_small_thread),
 		PW_TEST(test_reproducible_and_info),
 		PW_TEST(test_names),
+		PW_TEST(test_duplicate_import),
 	};
 	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 	pw_engine_free(g_engine);
