@@ -7,7 +7,8 @@
 #    (Prewarm gives programs no file system) and exits 1 with Go's message;
 #  - Sightglass rust-json (Rust std): same, Rust panics with its message on
 #    stderr and aborts, which is a wasm trap: exit 134 and "trap: unreachable".
-# Big compiles (a minute or more each on this machine): labelled no-asan.
+# Big compiles (a minute or more each on this machine, even at -O0, which is enough to
+# check behaviour): labelled no-asan.
 set -u
 BIN=${PREWARM_BIN:?PREWARM_BIN not set}
 C=${PREWARM_CORPUS:-}
@@ -27,7 +28,7 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
 # --- brotli (C): a real round trip through stdin/stdout ---
-nice "$BIN" compile "$BR" -o "$T/brotli.so" || { echo "FAIL: compile brotli"; exit 1; }
+nice "$BIN" compile --opt -O0 "$BR" -o "$T/brotli.so" || { echo "FAIL: compile brotli"; exit 1; }
 "$BIN" run "$T/brotli.so" --version > "$T/out" 2>&1
 rc=$?
 [[ $rc == 0 ]] || bad "brotli --version exit $rc: $(cat "$T/out")"
@@ -49,14 +50,14 @@ rc=$?
 [[ $rc != 0 && $rc -lt 128 ]] || bad "brotli -d of garbage: exit $rc (expected its own error code)"
 
 # --- TinyGo (imports bench.start/bench.end: compile without the policy import check) ---
-nice "$BIN" compile --no-import-check "$TG" -o "$T/tinygo.so" || { echo "FAIL: compile tinygo_json"; exit 1; }
+nice "$BIN" compile --opt -O0 --no-import-check "$TG" -o "$T/tinygo.so" || { echo "FAIL: compile tinygo_json"; exit 1; }
 "$BIN" run "$T/tinygo.so" > "$T/out" 2> "$T/err"
 rc=$?
 [[ $rc == 1 ]] || bad "tinygo_json exit $rc, expected 1: $(cat "$T/err")"
 grep -qF 'Error reading input: open tinygo-json.input' "$T/err" || bad "tinygo_json stderr: $(cat "$T/err")"
 
 # --- Rust std ---
-nice "$BIN" compile --no-import-check "$RJ" -o "$T/rust.so" || { echo "FAIL: compile rust_json"; exit 1; }
+nice "$BIN" compile --opt -O0 --no-import-check "$RJ" -o "$T/rust.so" || { echo "FAIL: compile rust_json"; exit 1; }
 "$BIN" run "$T/rust.so" > "$T/out" 2> "$T/err"
 rc=$?
 [[ $rc == 134 ]] || bad "rust_json exit $rc, expected 134 (panic = abort = trap): $(cat "$T/err")"
