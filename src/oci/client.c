@@ -2,8 +2,9 @@
  * The registry client over libcurl: one shared CURLSH (connections, DNS, TLS sessions)
  * for every thread, one easy handle per request, and the policy every request follows:
  *
- *   - TLS: system CAs plus the host's source_authorities (added to the handle's X509 store
- *     through CURLOPT_SSL_CTX_FUNCTION); an insecure_sources host is tried over HTTPS, then
+ *   - TLS: system CAs plus the host's source_authorities, in one X509 store per host built
+ *     once and handed to every connection through CURLOPT_SSL_CTX_FUNCTION (no CA file
+ *     parsed per connection); an insecure_sources host is tried over HTTPS, then
  *     HTTPS without verification, then plain HTTP, and the first that answers is kept.
  *   - Auth: anonymous first; on a 401 the WWW-Authenticate challenge decides: Basic ->
  *     resend with the host's credentials; Bearer -> ask the realm for a token (with the
@@ -44,6 +45,12 @@ typedef struct host_state {
 	bool basic;          /* the host asked for Basic auth: send it up front */
 } host_state;
 
+typedef struct trust {
+	struct trust *next;
+	char *host;
+	X509_STORE *store;
+} trust;
+
 typedef struct token {
 	struct token *next;
 	char *host, *scope, *value;
@@ -60,6 +67,7 @@ struct pw_oci_client {
 	pthread_mutex_t lock;
 	host_state *hosts;
 	token *tokens;
+	trust *stores;
 };
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
@@ -142,6 +150,12 @@ void pw_oci_client_free(pw_oci_client *c)
 		n = h->next;
 		free(h->host);
 		free(h);
+	}
+	for (trust *t = c->stores, *n; t; t = n) {
+		n = t->next;
+		free(t->host);
+		X509_STORE_free(t->store);
+		free(t);
 	}
 	for (token *t = c->tokens, *n; t; t = n) {
 		n = t->next;
@@ -321,21 +335,64 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *u)
 	return n;
 }
 
+/* Swaps curl's per-connection store for the host's shared one (no CA file parsed per
+ * connection: with parallel pulls that parsing dominated the TLS set-up). */
 static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *parm)
 {
-	const char *pem = parm;
-	X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	X509 *x;
-	if (!bio)
-		return CURLE_OUT_OF_MEMORY;
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		X509_STORE_add_cert(store, x);
-		X509_free(x);
-	}
-	ERR_clear_error();
-	BIO_free(bio);
+	SSL_CTX_set1_cert_store((SSL_CTX *)sslctx, (X509_STORE *)parm);
 	return CURLE_OK;
+}
+
+/* The trust store for a host: OpenSSL's default paths (the system CAs, looked up lazily by
+ * hash) plus the host's source_authorities. Built once per host, shared by every handle. */
+static X509_STORE *host_store(pw_oci_client *c, const char *host)
+{
+	X509_STORE *st = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (trust *t = c->stores; t; t = t->next)
+		if (!strcasecmp(t->host, host)) {
+			st = t->store;
+			break;
+		}
+	if (!st) {
+		trust *t = calloc(1, sizeof *t);
+		st = X509_STORE_new();
+		if (!t || !st || !(t->host = strdup(host)) || X509_STORE_set_default_paths(st) != 1) {
+			if (t)
+				free(t->host);
+			free(t);
+			X509_STORE_free(st);
+			st = NULL;
+		} else {
+			const char *pem = pw_oci_sources_ca_pem(c->sources, host);
+			if (pem) {
+				BIO *bio = BIO_new_mem_buf(pem, -1);
+				X509 *x;
+				while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+					X509_STORE_add_cert(st, x);
+					X509_free(x);
+				}
+				BIO_free(bio);
+			}
+			t->store = st;
+			t->next = c->stores;
+			c->stores = t;
+		}
+		ERR_clear_error();
+	}
+	pthread_mutex_unlock(&c->lock);
+	return st;
+}
+
+static void set_trust(pw_oci_client *c, CURL *h, const char *host)
+{
+	X509_STORE *st = host_store(c, host);
+	if (!st)
+		return;  /* curl's defaults then */
+	curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, st);
 }
 
 static int sink_reset(const pw_oci_req *q, xfer *x)
@@ -398,12 +455,8 @@ static CURLcode perform(pw_oci_client *c, const pw_oci_req *q, xfer *x, const ch
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
-		const char *pem = pw_oci_sources_ca_pem(c->sources, hostbuf);
-		if (pem) {
-			curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 0L);
-			curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-			curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, (void *)pem);
-		}
+		if (!strncmp(url, "https://", 8))
+			set_trust(c, h, hostbuf);
 	}
 	if (!strcmp(q->method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -548,12 +601,8 @@ static int fetch_token(pw_oci_client *c, const char *host, const pw_oci_challeng
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
-		const char *pem = pw_oci_sources_ca_pem(c->sources, realm_host);
-		if (pem) {
-			curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 0L);
-			curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-			curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, (void *)pem);
-		}
+		if (!strncmp(ch->realm, "https://", 8))
+			set_trust(c, h, realm_host);
 	}
 	if (have) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);

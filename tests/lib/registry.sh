@@ -28,7 +28,8 @@
 #   PW_REGISTRY_DOCKER_CONFIG  a directory with config.json holding the credentials
 #   PW_REGISTRY_SOURCES        a sources.yml giving the CA for the host (--tls)
 #   PW_REGISTRY_TOKEN_LOG      the token server's request log (--silly)
-# Startup is bounded (10 s); a port taken meanwhile is retried on another port.
+# Startup is bounded (10 s); a port taken meanwhile is retried on another port. Safe to
+# source from scripts running under `set -euo pipefail`.
 
 _pw_reg_free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -98,7 +99,7 @@ pw_registry_start() {
 		echo "$tokenpid" >"$dir/token.pid"
 		local i
 		for i in $(seq 1 200); do
-			curl -s -o /dev/null "http://127.0.0.1:$tokenport/token" && break
+			if curl -s -o /dev/null "http://127.0.0.1:$tokenport/token"; then break; fi
 			sleep 0.05
 		done
 	fi
@@ -129,16 +130,17 @@ pw_registry_start() {
 		local i code
 		for i in $(seq 1 200); do
 			if ! kill -0 "$rpid" 2>/dev/null; then break; fi
-			code=$(curl -s -o /dev/null -w '%{http_code}' ${ca:+--cacert "$ca"} "$scheme://127.0.0.1:$port/v2/" 2>/dev/null)
+			code=$(curl -s -o /dev/null -w '%{http_code}' ${ca:+--cacert "$ca"} "$scheme://127.0.0.1:$port/v2/" 2>/dev/null || true)
 			if [ "$code" = 200 ] || [ "$code" = 401 ]; then ok=1; break; fi
 			sleep 0.05
 		done
 		[ $ok = 1 ] && break
-		kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null
+		kill "$rpid" 2>/dev/null || true
+		wait "$rpid" 2>/dev/null || true
 	done
 	if [ $ok != 1 ]; then
 		echo "registry.sh: docker-registry did not become ready (log: $dir/registry.log)" >&2
-		[ -n "$tokenpid" ] && kill "$tokenpid" 2>/dev/null
+		[ -z "$tokenpid" ] || kill "$tokenpid" 2>/dev/null || true
 		return 1
 	fi
 	echo "$rpid" >"$dir/registry.pid"
@@ -184,10 +186,10 @@ pw_registry_stop() {
 		[ -f "$dir/$f" ] || continue
 		pid=$(cat "$dir/$f")
 		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-			kill -TERM "$pid" 2>/dev/null
+			kill -TERM "$pid" 2>/dev/null || true
 			local i
 			for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-			kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+			if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
 		fi
 		rm -f "$dir/$f"
 	done
