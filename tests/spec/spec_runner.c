@@ -85,7 +85,7 @@ static void pass(void)
 
 static void fail(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appended to failures while set: why a result may be off for reasons of the harness. */
-static char g_fail_note[160];
+static char g_fail_note[320];
 
 static void fail(int line, const char *fmt, ...)
 {
@@ -392,7 +392,7 @@ static void st_print_f64_f64(pw_instance *inst, double a, double b)
 	printf("spectest.print_f64_f64(%.17g, %.17g)\n", a, b);
 }
 
-static int spectest_imports(pw_imports **out)
+static int spectest_add(pw_imports *im)
 {
 	const pw_host_func funcs[] = {
 		{ "spectest", "print", ":", (void (*)(void))st_print },
@@ -403,11 +403,15 @@ static int spectest_imports(pw_imports **out)
 		{ "spectest", "print_i32_f32", "if:", (void (*)(void))st_print_i32_f32 },
 		{ "spectest", "print_f64_f64", "FF:", (void (*)(void))st_print_f64_f64 },
 	};
+	return pw_imports_add_all(im, funcs, sizeof funcs / sizeof funcs[0]);
+}
+
+static int spectest_imports(pw_imports **out)
+{
 	int rc = pw_imports_new(out);
 	if (rc < 0)
 		return rc;
-	rc = pw_imports_add_all(*out, funcs, sizeof funcs / sizeof funcs[0]);
-	if (rc < 0) {
+	if ((rc = spectest_add(*out)) < 0) {
 		pw_imports_free(*out);
 		*out = NULL;
 	}
@@ -436,8 +440,18 @@ typedef struct mod_slot {
 	/* run phase */
 	pw_artifact *art;
 	pw_instance *inst;
-	int skipped_action_line; /* an earlier action on it was skipped: its state may differ */
+	char taint[120];         /* why its state may differ from the script's ("" if not) */
+	struct mod_slot *linked[8]; /* modules whose functions it imports (first 8) */
+	unsigned nlinked;
+	bool registered;         /* under a `register` name: kept until the end */
+	pw_imports *imports;     /* own imports (spectest + linked functions), or NULL */
 } mod_slot;
+
+/* A `register` of a module under a name other modules import from. */
+typedef struct reg {
+	const char *as;
+	mod_slot *slot;
+} reg;
 
 struct runner {
 	pw_engine *engine;
@@ -447,6 +461,8 @@ struct runner {
 	size_t nmods;
 	size_t nseen;            /* module commands run so far */
 	mod_slot *current;
+	reg *regs;               /* registrations so far, in order */
+	size_t nregs;
 };
 
 static char *xstrdup(const char *s)
@@ -476,8 +492,8 @@ static char *xasprintf(const char *fmt, ...)
 
 /*
  * Looks at a module's imports: returns a malloc'd skip reason when the module needs
- * something the engine does not offer (non-function imports, imports from modules other
- * than spectest), NULL when it can be tried. Parse errors are not judged here.
+ * something the engine does not offer (non-function imports), NULL when it can be tried.
+ * Parse errors are not judged here.
  */
 static char *unsupported_imports(const uint8_t *wasm, size_t len)
 {
@@ -494,9 +510,6 @@ static char *unsupported_imports(const uint8_t *wasm, size_t len)
 		if (im->kind != PW_WASM_FUNC)
 			why = xasprintf("imports a %s (%s.%s): the engine supports function imports only",
 			                im->kind < 5 ? kinds[im->kind] : "?", im->module, im->name);
-		else if (strcmp(im->module, "spectest") != 0)
-			why = xasprintf("imports %s.%s from another module: cross-module linking "
-			                "(register) is not supported", im->module, im->name);
 	}
 	pw_wasm_module_free(m);
 	return why;
@@ -513,12 +526,245 @@ static int read_wasm(runner *r, const char *file, pw_buf *out, char **path_out)
 	return rc;
 }
 
+/* ---- cross-module function imports (register) ------------------------------------------ */
+
+/*
+ * Host functions are plain C functions without a closure, so a function imported from a
+ * registered module is bound to a trampoline: a static function that knows its own
+ * (signature, slot) and forwards the call to the target instance's export through
+ * pw_instance_call (a trap there becomes a trap of the caller, with the same reason).
+ * There is one set of LINK_SLOTS trampolines per signature the testsuite's linked imports
+ * use; a module needing another signature or more slots is skipped with that reason.
+ */
+#define LINK_SLOTS 16
+static const char *const link_sigs[] = {
+	":", ":i", ":I", ":f", ":F", "i:", "I:", "f:", "F:", "i:i", "I:I", "ii:", "ii:i",
+};
+#define NLINK_SIGS (sizeof link_sigs / sizeof link_sigs[0])
+
+typedef struct link_entry {
+	mod_slot *target;
+	char *as, *field;        /* the import's module (registered name) and field */
+} link_entry;
+static link_entry g_links[NLINK_SIGS][LINK_SLOTS];
+static unsigned g_nlinks[NLINK_SIGS];
+
+static pw_val link_call(unsigned sig, unsigned k, pw_instance *caller, const pw_val *args,
+                        size_t nargs, size_t nres)
+{
+	link_entry *l = &g_links[sig][k];
+	pw_val res = 0;
+	if (!l->target || !l->target->inst)
+		pw_instance_trap(caller, "spec_runner: the linked module is not instantiated");
+	int rc = pw_instance_call(l->target->inst, l->field, args, nargs, &res, nres);
+	if (rc == PW_ETRAP)
+		pw_instance_trap(caller, pw_instance_trap_reason(l->target->inst));
+	if (rc < 0)
+		pw_instance_trap(caller, pw_error_last());
+	return res;
+}
+
+static pw_val f32_val(float f)
+{
+	uint32_t b;
+	memcpy(&b, &f, sizeof b);
+	return b;
+}
+
+static pw_val f64_val(double d)
+{
+	uint64_t b;
+	memcpy(&b, &d, sizeof b);
+	return b;
+}
+
+static float val_f32(pw_val v)
+{
+	uint32_t b = (uint32_t)v;
+	float f;
+	memcpy(&f, &b, sizeof f);
+	return f;
+}
+
+static double val_f64(pw_val v)
+{
+	double d;
+	memcpy(&d, &v, sizeof d);
+	return d;
+}
+
+/* One trampoline per (signature index, slot K); the order follows link_sigs. */
+#define T0(K) static void t0_##K(pw_instance *i) { link_call(0, K, i, NULL, 0, 0); }
+#define T1(K) static uint32_t t1_##K(pw_instance *i) { return (uint32_t)link_call(1, K, i, NULL, 0, 1); }
+#define T2(K) static uint64_t t2_##K(pw_instance *i) { return link_call(2, K, i, NULL, 0, 1); }
+#define T3(K) static float t3_##K(pw_instance *i) { return val_f32(link_call(3, K, i, NULL, 0, 1)); }
+#define T4(K) static double t4_##K(pw_instance *i) { return val_f64(link_call(4, K, i, NULL, 0, 1)); }
+#define T5(K) static void t5_##K(pw_instance *i, uint32_t a) \
+	{ pw_val v[1] = { a }; link_call(5, K, i, v, 1, 0); }
+#define T6(K) static void t6_##K(pw_instance *i, uint64_t a) \
+	{ pw_val v[1] = { a }; link_call(6, K, i, v, 1, 0); }
+#define T7(K) static void t7_##K(pw_instance *i, float a) \
+	{ pw_val v[1] = { f32_val(a) }; link_call(7, K, i, v, 1, 0); }
+#define T8(K) static void t8_##K(pw_instance *i, double a) \
+	{ pw_val v[1] = { f64_val(a) }; link_call(8, K, i, v, 1, 0); }
+#define T9(K) static uint32_t t9_##K(pw_instance *i, uint32_t a) \
+	{ pw_val v[1] = { a }; return (uint32_t)link_call(9, K, i, v, 1, 1); }
+#define T10(K) static uint64_t t10_##K(pw_instance *i, uint64_t a) \
+	{ pw_val v[1] = { a }; return link_call(10, K, i, v, 1, 1); }
+#define T11(K) static void t11_##K(pw_instance *i, uint32_t a, uint32_t b) \
+	{ pw_val v[2] = { a, b }; link_call(11, K, i, v, 2, 0); }
+#define T12(K) static uint32_t t12_##K(pw_instance *i, uint32_t a, uint32_t b) \
+	{ pw_val v[2] = { a, b }; return (uint32_t)link_call(12, K, i, v, 2, 1); }
+#define FOR_SLOTS(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) \
+	M(13) M(14) M(15)
+FOR_SLOTS(T0) FOR_SLOTS(T1) FOR_SLOTS(T2) FOR_SLOTS(T3) FOR_SLOTS(T4) FOR_SLOTS(T5)
+FOR_SLOTS(T6) FOR_SLOTS(T7) FOR_SLOTS(T8) FOR_SLOTS(T9) FOR_SLOTS(T10) FOR_SLOTS(T11)
+FOR_SLOTS(T12)
+#define TP(n, K) (void (*)(void))t##n##_##K,
+#define TROW(n) { TP(n, 0) TP(n, 1) TP(n, 2) TP(n, 3) TP(n, 4) TP(n, 5) TP(n, 6) TP(n, 7) \
+	TP(n, 8) TP(n, 9) TP(n, 10) TP(n, 11) TP(n, 12) TP(n, 13) TP(n, 14) TP(n, 15) }
+static void (*const link_tramps[NLINK_SIGS][LINK_SLOTS])(void) = {
+	TROW(0), TROW(1), TROW(2), TROW(3), TROW(4), TROW(5), TROW(6), TROW(7), TROW(8), TROW(9),
+	TROW(10), TROW(11), TROW(12),
+};
+
+static mod_slot *reg_lookup(runner *r, const char *as)
+{
+	for (size_t i = r->nregs; i-- > 0;) {
+		if (strcmp(r->regs[i].as, as) == 0)
+			return r->regs[i].slot;
+	}
+	return NULL;
+}
+
+static void reg_add(runner *r, const char *as, mod_slot *s)
+{
+	reg *n = realloc(r->regs, (r->nregs + 1) * sizeof *n);
+	if (!n) {
+		fprintf(stderr, "spec_runner: out of memory\n");
+		exit(1);
+	}
+	r->regs = n;
+	r->regs[r->nregs].as = as;
+	r->regs[r->nregs].slot = s;
+	r->nregs++;
+}
+
+/* The trampoline slot for (sig, target, as, field), allocated on first use; -1 when full. */
+static int link_slot(unsigned sig, mod_slot *target, const char *as, const char *field)
+{
+	for (unsigned k = 0; k < g_nlinks[sig]; k++) {
+		link_entry *l = &g_links[sig][k];
+		if (l->target == target && strcmp(l->as, as) == 0 && strcmp(l->field, field) == 0)
+			return (int)k;
+	}
+	if (g_nlinks[sig] == LINK_SLOTS)
+		return -1;
+	link_entry *l = &g_links[sig][g_nlinks[sig]];
+	l->target = target;
+	l->as = xstrdup(as);
+	l->field = xstrdup(field);
+	return (int)g_nlinks[sig]++;
+}
+
+/* Signature of the function `field` exported by `wasm` into sig; false if none. */
+static bool export_sig(const pw_buf *wasm, const char *field, char *sig, size_t n)
+{
+	pw_wasm_module *m = NULL;
+	bool found = false;
+
+	if (!wasm->data || pw_wasm_parse(&m, wasm->data, wasm->len) < 0) {
+		pw_error_clear();
+		return false;
+	}
+	const pw_wasm_export *ex = pw_wasm_find_export(m, field, PW_WASM_FUNC);
+	const pw_wasm_functype *t = ex ? pw_wasm_func_type(m, ex->index) : NULL;
+	if (t) {
+		pw_wasm_sig_string(t, sig, n);
+		found = true;
+	}
+	pw_wasm_module_free(m);
+	return found;
+}
+
+/*
+ * The imports a module gets: NULL in *out when it imports nothing from registered modules
+ * (then the shared spectest table serves), else a new table with spectest plus one
+ * trampoline per function imported from a registered module, resolved against the
+ * registrations made so far. An import that does not resolve (no such registration or
+ * export, or another signature) is left out, so the engine refuses it as it should.
+ * Returns a malloc'd skip reason when the module cannot be linked by the runner.
+ */
+static char *link_imports(runner *r, const pw_buf *wasm, pw_imports **out, mod_slot *self)
+{
+	pw_wasm_module *m = NULL;
+	pw_imports *im = NULL;
+	char *why = NULL;
+
+	*out = NULL;
+	if (pw_wasm_parse(&m, wasm->data, wasm->len) < 0) {
+		pw_error_clear();
+		return NULL;
+	}
+	for (uint32_t i = 0; i < m->nimports && !why; i++) {
+		const pw_wasm_import *imp = &m->imports[i];
+		char isig[64], esig[64];
+		if (imp->kind != PW_WASM_FUNC || strcmp(imp->module, "spectest") == 0)
+			continue;
+		mod_slot *t = reg_lookup(r, imp->module);
+		if (!t)
+			continue;
+		if (t->state == MS_SKIPPED) {
+			why = xasprintf("imports %s.%s from a module that was skipped", imp->module, imp->name);
+			break;
+		}
+		if (imp->type_index >= m->ntypes)
+			continue;
+		pw_wasm_sig_string(&m->types[imp->type_index], isig, sizeof isig);
+		if (!export_sig(&t->wasm, imp->name, esig, sizeof esig) || strcmp(isig, esig) != 0)
+			continue;
+		unsigned sig;
+		for (sig = 0; sig < NLINK_SIGS && strcmp(link_sigs[sig], isig) != 0; sig++)
+			;
+		if (sig == NLINK_SIGS) {
+			why = xasprintf("imports %s.%s with signature %s: the runner has no linking "
+			                "trampoline of that signature", imp->module, imp->name, isig);
+			break;
+		}
+		int k = link_slot(sig, t, imp->module, imp->name);
+		if (k < 0) {
+			why = xasprintf("imports %s.%s: more than %d linked imports of signature %s",
+			                imp->module, imp->name, LINK_SLOTS, isig);
+			break;
+		}
+		if (!im && (pw_imports_new(&im) < 0 || spectest_add(im) < 0)) {
+			why = xasprintf("imports: %s", pw_error_last());
+			break;
+		}
+		if (self && self->nlinked < 8)
+			self->linked[self->nlinked++] = t;
+		const link_entry *l = &g_links[sig][k];
+		if (!pw_imports_find(im, l->as, l->field) &&
+		    pw_imports_add(im, l->as, l->field, link_sigs[sig], link_tramps[sig][k]) < 0) {
+			why = xasprintf("imports: %s", pw_error_last());
+			break;
+		}
+	}
+	pw_wasm_module_free(m);
+	if (why) {
+		pw_imports_free(im);
+		return why;
+	}
+	*out = im;
+	return NULL;
+}
+
 static void compile_slot(void *arg)
 {
 	mod_slot *s = arg;
 	double t0 = pw_now();
-	s->compile_rc = pw_engine_compile(s->r->engine, s->wasm.data, s->wasm.len, s->r->imports,
-	                                  &s->artifact, NULL);
+	s->compile_rc = pw_engine_compile(s->r->engine, s->wasm.data, s->wasm.len,
+	                                  s->imports ? s->imports : s->r->imports, &s->artifact, NULL);
 	s->compile_seconds = pw_now() - t0;
 	if (s->compile_rc < 0)
 		s->compile_err = xstrdup(pw_error_last());
@@ -549,11 +795,30 @@ static int prepare_modules(runner *r, json_t *cmds)
 	r->mods = calloc(n ? n : 1, sizeof *r->mods);
 	if (!r->mods)
 		return pw_error_set(PW_ENOMEM, "spec_runner: out of memory");
+	mod_slot *cur = NULL;
 	json_array_foreach(cmds, i, c) {
-		if (strcmp(json_string_value(json_object_get(c, "type")) ?: "", "module") != 0)
+		const char *type = json_string_value(json_object_get(c, "type")) ?: "";
+		if (strcmp(type, "register") == 0) {
+			/* replay registrations so linked imports resolve as they will at run time */
+			const char *nm = json_string_value(json_object_get(c, "name"));
+			mod_slot *t = cur;
+			if (nm) {
+				t = NULL;
+				for (size_t k = r->nmods; k-- > 0 && !t;) {
+					if (r->mods[k].name && strcmp(r->mods[k].name, nm) == 0)
+						t = &r->mods[k];
+				}
+			}
+			const char *as = json_string_value(json_object_get(c, "as"));
+			if (t && as)
+				reg_add(r, as, t);
+			continue;
+		}
+		if (strcmp(type, "module") != 0)
 			continue;
 		mod_slot *s = &r->mods[r->nmods++];
 		const char *file = json_string_value(json_object_get(c, "filename"));
+		cur = s;
 		s->r = r;
 		s->line = (int)json_integer_value(json_object_get(c, "line"));
 		s->name = json_string_value(json_object_get(c, "name"));
@@ -567,9 +832,16 @@ static int prepare_modules(runner *r, json_t *cmds)
 			s->why = xstrdup(pw_error_last());
 			continue;
 		}
-		char *why = unsupported_imports(s->wasm.data, s->wasm.len);
+		char *why = link_imports(r, &s->wasm, &s->imports, s);
 		if (why) {
-			int rc = pw_engine_check(r->engine, s->wasm.data, s->wasm.len, r->imports);
+			s->state = MS_SKIPPED;
+			s->why = why;
+			continue;
+		}
+		why = unsupported_imports(s->wasm.data, s->wasm.len);
+		if (why) {
+			int rc = pw_engine_check(r->engine, s->wasm.data, s->wasm.len,
+			                         s->imports ? s->imports : r->imports);
 			if (rc == PW_EUNSUPPORTED) {
 				s->state = MS_SKIPPED;
 				s->why = why;
@@ -581,6 +853,7 @@ static int prepare_modules(runner *r, json_t *cmds)
 			free(why);
 		}
 	}
+	r->nregs = 0;  /* run_commands registers again, in order */
 
 	double t0 = pw_now();
 	if (g_opt.jobs > 1) {
@@ -618,8 +891,28 @@ static void release_slot(mod_slot *s)
 	s->inst = NULL;
 	pw_artifact_free(s->art);
 	s->art = NULL;
+	pw_imports_free(s->imports);
+	s->imports = NULL;
 	pw_buf_free(&s->artifact);
 	pw_buf_free(&s->wasm);
+}
+
+/* A skipped module that imports from registered modules might have changed their state
+ * (data/elem segments into an imported memory/table, a start function): mark them. */
+static void taint_exporters(runner *r, const pw_buf *wasm, int line)
+{
+	pw_wasm_module *m = NULL;
+	if (!wasm->data || pw_wasm_parse(&m, wasm->data, wasm->len) < 0) {
+		pw_error_clear();
+		return;
+	}
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		mod_slot *t = reg_lookup(r, m->imports[i].module);
+		if (t && !t->taint[0])
+			snprintf(t->taint, sizeof t->taint, "the module of line %d, which imports from "
+			         "it, was skipped", line);
+	}
+	pw_wasm_module_free(m);
 }
 
 /* A `module` command: loads and instantiates the precompiled artifact; it becomes current. */
@@ -629,12 +922,13 @@ static void cmd_module(runner *r)
 	pw_artifact_info expect;
 	int rc;
 
-	if (r->current && !r->current->name)
+	if (r->current && !r->current->name && !r->current->registered)
 		release_slot(r->current);  /* an unnamed module can no longer be referred to */
 	r->current = s;
 	switch (s->state) {
 	case MS_SKIPPED:
 		skip(s->line, "module %s", s->why);
+		taint_exporters(r, &s->wasm, s->line);
 		return;
 	case MS_FAILED:
 		fail(s->line, "module: %s", s->why);
@@ -649,7 +943,8 @@ static void cmd_module(runner *r)
 		return;
 	}
 	expected_info(r, &s->wasm, &expect);
-	rc = pw_artifact_load(&s->art, s->artifact.data, s->artifact.len, &expect, r->imports);
+	rc = pw_artifact_load(&s->art, s->artifact.data, s->artifact.len, &expect,
+	                      s->imports ? s->imports : r->imports);
 	pw_buf_free(&s->artifact);
 	if (rc < 0) {
 		s->state = MS_FAILED;
@@ -805,17 +1100,23 @@ static void cmd_invoke(runner *r, json_t *cmd, int kind, int line)
 	if (rc > 0) {
 		skip(line, "%s values: the engine API passes i32/i64/f32/f64 only", what);
 		mod_slot *t = find_slot(r, action);
-		if (kind == K_ACTION && t && !t->skipped_action_line)
-			t->skipped_action_line = line;
+		if (kind == K_ACTION && t && !t->taint[0])
+			snprintf(t->taint, sizeof t->taint, "the action of line %d on this module was "
+			         "skipped", line);
 		goto out;
 	}
 	mod_slot *s = action_module(r, action, line);
 	if (!s)
 		goto out;
-	if (s->skipped_action_line)
-		snprintf(g_fail_note, sizeof g_fail_note, " (note: the action of line %d on this "
-		         "module was skipped, so its state may differ from the script's)",
-		         s->skipped_action_line);
+	if (s->taint[0])
+		snprintf(g_fail_note, sizeof g_fail_note, " (note: %s, so its state may differ from "
+		         "the script's)", s->taint);
+	for (unsigned k = 0; k < s->nlinked && !g_fail_note[0]; k++) {
+		if (s->linked[k]->taint[0])
+			snprintf(g_fail_note, sizeof g_fail_note, " (note: it calls the module of line %d: "
+			         "%s, so its state may differ from the script's)", s->linked[k]->line,
+			         s->linked[k]->taint);
+	}
 	const pw_func_info *fi = pw_artifact_find_func(s->art, field);
 	if (!fi) {
 		char sig[64];
@@ -908,6 +1209,7 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 	pw_buf wasm = PW_BUF_INIT, art = PW_BUF_INIT;
 	pw_artifact *a = NULL;
 	pw_instance *inst = NULL;
+	pw_imports *own = NULL;
 	char *path = NULL, *msg = NULL;
 	int stage = -1, rc;
 
@@ -923,20 +1225,28 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 		fail(line, "%s: %s", type, pw_error_last());
 		goto out;
 	}
+	char *lwhy = link_imports(r, &wasm, &own, NULL);
+	if (lwhy) {
+		skip(line, "%s of a module that %s", type, lwhy);
+		free(lwhy);
+		goto out;
+	}
+	const pw_imports *imps = own ? own : r->imports;
 	if (linking) {
 		char *why = unsupported_imports(wasm.data, wasm.len);
 		if (why) {
-			rc = pw_engine_check(r->engine, wasm.data, wasm.len, r->imports);
+			rc = pw_engine_check(r->engine, wasm.data, wasm.len, imps);
 			if (rc == PW_EUNSUPPORTED) {
 				/* refused, but for lack of support: proves nothing about linking */
 				skip(line, "%s of a module that %s", type, why);
+				taint_exporters(r, &wasm, line);
 				free(why);
 				goto out;
 			}
 			free(why);
 		}
 	}
-	if ((rc = pw_engine_check(r->engine, wasm.data, wasm.len, r->imports)) < 0) {
+	if ((rc = pw_engine_check(r->engine, wasm.data, wasm.len, imps)) < 0) {
 		stage = ST_CHECK;
 		goto refused;
 	}
@@ -957,13 +1267,13 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 			goto refused;
 		}
 	}
-	if ((rc = pw_engine_compile(r->engine, wasm.data, wasm.len, r->imports, &art, NULL)) < 0) {
+	if ((rc = pw_engine_compile(r->engine, wasm.data, wasm.len, imps, &art, NULL)) < 0) {
 		stage = ST_COMPILE;
 		goto refused;
 	}
 	pw_artifact_info expect;
 	expected_info(r, &wasm, &expect);
-	if ((rc = pw_artifact_load(&a, art.data, art.len, &expect, r->imports)) < 0) {
+	if ((rc = pw_artifact_load(&a, art.data, art.len, &expect, imps)) < 0) {
 		stage = ST_LOAD;
 		goto refused;
 	}
@@ -997,10 +1307,36 @@ refused:
 out:
 	pw_instance_free(inst);
 	pw_artifact_free(a);
+	pw_imports_free(own);
 	pw_buf_free(&art);
 	pw_buf_free(&wasm);
 	free(path);
 	free(msg);
+}
+
+/* `register`: later modules may import the module's functions under the name `as`. */
+static void cmd_register(runner *r, json_t *cmd, int line)
+{
+	const char *as = json_string_value(json_object_get(cmd, "as"));
+	json_t *fake = json_object_get(cmd, "name") ? json_object() : NULL;
+	mod_slot *s;
+
+	if (fake)
+		json_object_set(fake, "module", json_object_get(cmd, "name"));
+	s = find_slot(r, fake);
+	json_decref(fake);
+	if (!as || !s) {
+		fail(line, "register: no such module, or no name in the JSON");
+		return;
+	}
+	reg_add(r, as, s);
+	s->registered = true;
+	if (s->state == MS_SKIPPED)
+		skip(line, "register of a module that %s", s->why);
+	else if (s->state != MS_READY)
+		fail(line, "register of the module of line %d, which did not load", s->line);
+	else
+		pass();
 }
 
 static void run_commands(runner *r, json_t *cmds)
@@ -1030,8 +1366,7 @@ static void run_commands(runner *r, json_t *cmds)
 		         || strcmp(type, "assert_uninstantiable") == 0)
 			cmd_refused(r, c, type, line);
 		else if (strcmp(type, "register") == 0)
-			skip(line, "register: cross-module linking is not supported (imports bind to host "
-			     "functions only)");
+			cmd_register(r, c, line);
 		else
 			skip(line, "command type %s is not handled by the harness", type);
 	}
@@ -1190,6 +1525,13 @@ out:
 		free(r.mods[i].compile_err);
 	}
 	free(r.mods);
+	free(r.regs);
+	for (unsigned i = 0; i < NLINK_SIGS; i++) {
+		for (unsigned k = 0; k < g_nlinks[i]; k++) {
+			free(g_links[i][k].as);
+			free(g_links[i][k].field);
+		}
+	}
 	pw_imports_free(r.imports);
 	pw_engine_free(r.engine);
 	json_decref(root);

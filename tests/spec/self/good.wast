@@ -74,4 +74,15 @@
 ;; not supported by the engine: skipped with the reason, with the commands using it
 (module (import "spectest" "global_i32" (global i32)) (func (export "g") (result i32) (i32.const 0)))
 (assert_return (invoke "g") (i32.const 0))
+;; cross-module function imports: a registered module's exports, called through the runner's
+;; trampolines; a trap in the callee is a trap of the caller
 (register "M2" $M)
+(module
+  (import "M2" "add" (func $add (param i32 i32) (result i32)))
+  (import "M2" "div" (func $div (param i32 i32) (result i32)))
+  (func (export "add3") (param i32) (result i32) (call $add (local.get 0) (i32.const 3)))
+  (func (export "div") (param i32 i32) (result i32) (call $div (local.get 0) (local.get 1)))
+)
+(assert_return (invoke "add3" (i32.const 4)) (i32.const 7))
+(assert_trap (invoke "div" (i32.const 1) (i32.const 0)) "integer divide by zero")
+(assert_unlinkable (module (import "M2" "add" (func (param i32)))) "incompatible import type")
