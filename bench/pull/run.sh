@@ -24,9 +24,14 @@ for mode in http https; do
 	"$bin" push "$tmp/big.wasm" "$PW_REGISTRY_HOST/bench/big:v1" --docker-config-json-path "$PW_REGISTRY_DOCKER_CONFIG" \
 		--sources-path "$PW_REGISTRY_SOURCES" >/dev/null 2>&1
 	url=$PW_REGISTRY_URL/v2/bench/big/blobs/$digest
-	: >"$tmp/curl.t"; : >"$tmp/pw.t"
+	: >"$tmp/curl.t"; : >"$tmp/pw.t"; : >"$tmp/curlsha.t"
 	for r in $(seq "$rounds"); do
 		curl -s -o /dev/null -w '%{time_total}\n' "${auth[@]}" "$url" >>"$tmp/curl.t"
+		s=$(date +%s.%N)
+		curl -s -o "$tmp/c.bin" "${auth[@]}" "$url" && sha256sum "$tmp/c.bin" >/dev/null && sync "$tmp/c.bin"
+		e=$(date +%s.%N)
+		awk -v a="$e" -v b="$s" 'BEGIN { print a - b }' >>"$tmp/curlsha.t"
+		rm -f "$tmp/c.bin"
 		rm -f "$tmp/out.wasm"
 		s=$(date +%s.%N)
 		"$bin" pull "$PW_REGISTRY_HOST/bench/big:v1" -o "$tmp/out.wasm" --docker-config-json-path "$PW_REGISTRY_DOCKER_CONFIG" \
@@ -34,7 +39,8 @@ for mode in http https; do
 		e=$(date +%s.%N)
 		awk -v a="$e" -v b="$s" 'BEGIN { print a - b }' >>"$tmp/pw.t"
 	done
-	tc=$(median <"$tmp/curl.t"); tp=$(median <"$tmp/pw.t")
+	tc=$(median <"$tmp/curl.t"); tp=$(median <"$tmp/pw.t"); ts=$(median <"$tmp/curlsha.t")
+	awk -v m=$mode -v s="$size" -v c="$ts" 'BEGIN { printf "%-5s curl to a file + sha256sum + sync: %.3f s (%.0f MB/s)\n", m, c, s * 1.048576 / c }' 
 	awk -v m=$mode -v s="$size" -v c="$tc" -v p="$tp" 'BEGIN { printf "%-5s curl floor %.3f s (%.0f MB/s)   prewarm pull %.3f s (%.0f MB/s: manifest + blob + sha256 + fsync + rename, process start included)   ratio %.2f\n", m, c, s * 1.048576 / c, p, s * 1.048576 / p, p / c }' 
 	"$build/bench_pull" "$PW_REGISTRY_HOST" "$PW_REGISTRY_SOURCES" "$PW_REGISTRY_DOCKER_CONFIG" "$n" 256 "$rounds" "$par" |
 		sed "s/^/$mode  /"
