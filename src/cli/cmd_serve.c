@@ -9,10 +9,13 @@
  * sigtimedwait in the main thread (blocked everywhere else), so no handler runs async code.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cache_opts.h"
 #include "cli/cli.h"
@@ -232,6 +235,52 @@ out:
 	return rc;
 }
 
+typedef struct start_arg {
+	pw_server *srv;
+	int rc;
+	char error[1024];
+	atomic_bool done;
+} start_arg;
+
+static void *start_thread(void *p)
+{
+	start_arg *a = p;
+	a->rc = pw_server_start(a->srv);
+	if (a->rc < 0)
+		snprintf(a->error, sizeof a->error, "%s", pw_error_last());
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+/* Runs the startup pipeline in a thread while this one keeps taking signals.
+ * 1 ready, 0 start failed (logged), -1 SIGTERM/SIGINT arrived first. */
+static int start_interruptible(pw_server *srv, const sigset_t *sigs)
+{
+	start_arg a = { .srv = srv };
+	pthread_t t;
+	atomic_init(&a.done, false);
+	if (pthread_create(&t, NULL, start_thread, &a) != 0) {
+		pw_err("serve", "pthread_create failed");
+		return 0;
+	}
+	while (!atomic_load(&a.done)) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		int sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			pw_info("serve", "%s received while starting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			return -1;
+		}
+		if (sig == SIGHUP)
+			pw_info("serve", "SIGHUP ignored: still starting (the start reads the current policies file)");
+	}
+	pthread_join(t, NULL);
+	if (a.rc < 0) {
+		pw_err("serve", "start failed: %s", a.error);
+		return 0;
+	}
+	return 1;
+}
+
 int pw_cmd_serve(int argc, char **argv)
 {
 	serve_cfg c = {
@@ -342,9 +391,17 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_err("serve", "%s", pw_error_last());
 		goto out;
 	}
-	if (pw_server_start(srv) < 0) {
-		pw_err("serve", "start failed: %s", pw_error_last());
+	switch (start_interruptible(srv, &sigs)) {
+	case 1:
+		break;
+	case 0:
 		goto out;
+	default:
+		/* SIGTERM before ready: stop now (Kubernetes would otherwise wait for the whole start,
+		 * then kill). The pipeline thread may be mid-compile: leave without unwinding it. */
+		pw_server_shutdown(srv, 0);
+		pw_info("serve", "stopped before ready");
+		_exit(0);
 	}
 	for (;;) {
 		double iv = c.watch_interval > 0.05 ? c.watch_interval : 0.05;

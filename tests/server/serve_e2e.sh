@@ -259,4 +259,13 @@ json_get "$BODY_OUT" 'd["message"]' | grep -q 'nope.wasm' || fail "500 message d
 [ "$(metric_value prewarm_policies_failed)" = 1 ] || fail "policies_failed metric"
 kill -TERM "$SRV_PID"; wait_exit
 ok "--continue-on-errors serves the rest, 500 for the broken one"
+# SIGTERM while the start is still compiling: exit 0 at once, without waiting for the compile
+variant "$W" "$T/wapc_c.wasm" "c"
+printf 'cold:\n  module: file://%s\n' "$T/wapc_c.wasm" >"$T/cold.yml"
+start_server "$T/log7" --policies "$T/cold.yml" --cache-dir "$CACHE" --no-watch
+kill -TERM "$SRV_PID"
+wait_exit
+[ "$EXIT_CODE" = 0 ] || fail "SIGTERM during the start: exit $EXIT_CODE"
+grep -q 'SIGTERM received while starting' "$LOG" || grep -q 'ready: 1 policies served' "$LOG" || fail "SIGTERM during start not handled"
+ok "SIGTERM during the start stops the server"
 echo "all serve tests passed"
