@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -192,7 +193,7 @@ static host_state *host_get(pw_oci_client *c, const char *host)
 }
 
 /* Copies the cached token for (host, scope) into buf; false when none is valid. */
-static bool token_find(pw_oci_client *c, const char *host, const char *scope, pw_buf *hdr)
+static bool token_find(pw_oci_client *c, const char *host, const char *scope, pw_buf *hdr, bool *with_creds)
 {
 	bool found = false;
 	double now = pw_now();
@@ -201,6 +202,8 @@ static bool token_find(pw_oci_client *c, const char *host, const char *scope, pw
 		if (!strcmp(t->host, host) && !strcmp(t->scope, scope) && t->expires > now) {
 			pw_buf_clear(hdr);
 			pw_buf_printf(hdr, "Authorization: Bearer %s", t->value);
+			if (with_creds)
+				*with_creds = t->with_creds;
 			found = true;
 			break;
 		}
@@ -343,6 +346,25 @@ static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *parm)
 	return CURLE_OK;
 }
 
+/* The system CAs: the hashed directory, looked up lazily (parsing the whole bundle file
+ * costs ~100 ms on a busy machine), else the bundle file; SSL_CERT_FILE / SSL_CERT_DIR
+ * are honoured as OpenSSL does. */
+static int load_system_cas(X509_STORE *st)
+{
+	const char *file = getenv(X509_get_default_cert_file_env());
+	const char *dir = getenv(X509_get_default_cert_dir_env());
+	struct stat sb;
+	if (!dir)
+		dir = X509_get_default_cert_dir();
+	if (file && X509_STORE_load_file(st, file) != 1)
+		return -1;
+	if (dir && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return X509_STORE_load_path(st, dir) == 1 ? 0 : -1;
+	if (!file)
+		return X509_STORE_load_file(st, X509_get_default_cert_file()) == 1 ? 0 : -1;
+	return 0;
+}
+
 /* The trust store for a host: OpenSSL's default paths (the system CAs, looked up lazily by
  * hash) plus the host's source_authorities. Built once per host, shared by every handle. */
 static X509_STORE *host_store(pw_oci_client *c, const char *host)
@@ -357,7 +379,7 @@ static X509_STORE *host_store(pw_oci_client *c, const char *host)
 	if (!st) {
 		trust *t = calloc(1, sizeof *t);
 		st = X509_STORE_new();
-		if (!t || !st || !(t->host = strdup(host)) || X509_STORE_set_default_paths(st) != 1) {
+		if (!t || !st || !(t->host = strdup(host)) || load_system_cas(st) < 0) {
 			if (t)
 				free(t->host);
 			free(t);
@@ -688,10 +710,8 @@ int pw_oci__request(pw_oci_client *c, const pw_oci_req *q, pw_oci_resp *resp)
 	pthread_mutex_unlock(&c->lock);
 	if (!hs)
 		return pw_error_set(PW_ENOMEM, "out of memory");
-	if (!token_find(c, q->host, scope, &auth) && basic)
+	if (!token_find(c, q->host, scope, &auth, &creds_sent) && basic)
 		basic_header(c, q->host, &auth, &creds_sent);
-	else if (auth.len)
-		creds_sent = true;  /* refined below: a token got with credentials */
 
 	for (;;) {
 		CURLcode cc = CURLE_OK;
@@ -804,7 +824,7 @@ int pw_oci__request(pw_oci_client *c, const pw_oci_req *q, pw_oci_resp *resp)
 			if (rc < 0)
 				goto out;
 			creds_sent = with;
-			if (!token_find(c, q->host, scope, &auth))
+			if (!token_find(c, q->host, scope, &auth, NULL))
 				break;
 			continue;
 		}
