@@ -305,6 +305,14 @@ int pw_cmd_eval(int argc, char **argv)
 		goto fail;
 	}
 	const char *path = a.policy;
+	size_t plen = strlen(path);
+	bool looks_local = !strstr(path, "://") &&
+	                   (!strchr(path, '/') || path[0] == '/' || path[0] == '.' ||
+	                    (plen > 5 && !strcmp(path + plen - 5, ".wasm")));
+	if (looks_local && access(path, F_OK) != 0) {
+		rc = pw_error_set_errno(PW_ENOTFOUND, "%s", path);
+		goto fail;
+	}
 	if (strncmp(path, "file://", 7) != 0 && access(path, F_OK) != 0) {
 		if ((rc = pw_mkdtemp(&tmpdir, "prewarm-eval")) < 0 || (rc = fetch_ref(&a, tmpdir, &fetched)) < 0)
 			goto fail;

@@ -106,6 +106,9 @@ printf '{nope' > "$T/badreq.json"
 run badreq 1 "$WAPC" --request "$T/badreq.json" $C
 err_has badreq 'not JSON'
 run missing-request 1 "$WAPC" --request "$T/none.json" $C
+run missing-policy 1 "$T/nope.wasm" --request "$T/accept.json" $C
+err_has missing-policy 'nope.wasm: No such file'
+
 run bad-settings 1 "$WAPC" --request "$T/accept.json" --settings '{"a":' $C
 err_has bad-settings '--settings'
 run usage 2
