@@ -3,7 +3,8 @@
 # line per file plus the totals and the wall time of the whole run: the figure quoted in
 # docs/spec-tests.md. Files run JOBS at a time (default: number of CPUs), like ctest -j.
 # Usage: PREWARM_TESTSUITE=DIR tests/spec/run-all.sh BUILD_DIR [FILE...]
-# Env: JOBS, PREWARM_SPEC_OPT (default -O0), KEEP_LOGS=DIR (keep every file's output there).
+# Env: JOBS, PREWARM_SPEC_OPT (default -O0), KEEP_LOGS=DIR (keep every file's output there),
+#      SPEC_ARGS (extra runner arguments, e.g. --allow-unsupported to explore SIMD files).
 set -u
 build=${1:?usage: run-all.sh BUILD_DIR [FILE...]}; shift
 runner=$build/spec_runner
@@ -21,7 +22,7 @@ mkdir -p "$logs"
 [ -n "${KEEP_LOGS:-}" ] || trap 'rm -rf "$logs"' EXIT
 start=$(date +%s.%N)
 printf '%s\n' "${files[@]}" | xargs -P "${JOBS:-$(nproc)}" -I{} \
-  sh -c '"$0" --name "$1" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc"' "$runner" {} "$logs"
+  sh -c '"$0" $3 --name "$1" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc"' "$runner" {} "$logs" "${SPEC_ARGS:-}"
 end=$(date +%s.%N)
 p=0; f=0; s=0; bad=0
 for n in "${files[@]}"; do

@@ -24,7 +24,10 @@
  * memories or tables (spectest.global_i32, spectest.memory, ...) and modules importing from
  * another (registered) module are skipped together with the commands that use them.
  *
- * Usage: spec_runner [--opt LEVEL] [--jobs N] [--keep] [-v] (--name NAME | FILE.wast | FILE.json)
+ * Usage: spec_runner [--opt LEVEL] [--jobs N] [--allow-unsupported] [--keep] [-v]
+ *                    (--name NAME | FILE.wast | FILE.json)
+ * A module the engine refuses as unsupported is a failure, unless --allow-unsupported (then a
+ * skip with the engine's reason), which is for exploring files beyond the required ones.
  * --name NAME runs $PREWARM_TESTSUITE/NAME.wast and exits 77 (skipped) when PREWARM_TESTSUITE
  * is unset. Exit status: 0 when nothing failed, 1 otherwise, 2 on usage errors.
  */
@@ -56,7 +59,8 @@ static struct {
 	unsigned jobs;
 	bool keep;
 	bool verbose;
-} g_opt = { "-O0", 1, false, false };
+	bool allow_unsupported;
+} g_opt = { "-O0", 1, false, false, false };
 
 static const char *g_file = "";   /* the .wast name used in messages */
 static unsigned g_passed, g_failed, g_skipped;
@@ -936,6 +940,12 @@ static void cmd_module(runner *r)
 	default:
 		break;
 	}
+	if (s->compile_rc == PW_EUNSUPPORTED && g_opt.allow_unsupported) {
+		s->state = MS_SKIPPED;
+		s->why = xasprintf("uses what the engine refuses as unsupported (%s)", s->compile_err);
+		skip(s->line, "module %s", s->why);
+		return;
+	}
 	if (s->compile_rc < 0) {
 		s->state = MS_FAILED;
 		s->why = xasprintf("pw_engine_compile refused it: %s", s->compile_err);
@@ -1377,10 +1387,12 @@ static void run_commands(runner *r, json_t *cmds)
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: spec_runner [--opt LEVEL] [--jobs N] [--keep] [-v] (--name NAME | FILE.wast | FILE.json)\n"
+	        "usage: spec_runner [--opt LEVEL] [--jobs N] [--allow-unsupported] [--keep] [-v] (--name NAME | FILE.wast | FILE.json)\n"
 	        "  --name NAME  run $PREWARM_TESTSUITE/NAME.wast (exit 77 when PREWARM_TESTSUITE is unset)\n"
 	        "  --opt LEVEL  C optimization level for the artifacts (default -O0; env PREWARM_SPEC_OPT)\n"
 	        "  --jobs N     compile modules on N threads (default 1; env PREWARM_SPEC_JOBS)\n"
+	        "  --allow-unsupported  skip (instead of fail) modules the engine refuses as\n"
+	        "               unsupported (SIMD, ...): for exploring files beyond the required ones\n"
 	        "  --keep       keep the wast2json output directory\n"
 	        "  -v           print every skip and refusal\n");
 }
@@ -1411,6 +1423,8 @@ int main(int argc, char **argv)
 			g_opt.opt_level = argv[++i];
 		else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
 			g_opt.jobs = (unsigned)atoi(argv[++i]);
+		else if (strcmp(argv[i], "--allow-unsupported") == 0)
+			g_opt.allow_unsupported = true;
 		else if (strcmp(argv[i], "--keep") == 0)
 			g_opt.keep = true;
 		else if (strcmp(argv[i], "-v") == 0)
