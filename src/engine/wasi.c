@@ -611,8 +611,10 @@ static u32 poll_oneoff(pw_instance *inst, u32 in, u32 out, u32 nsubs, u32 nevent
 			uint16_t flags = ld16(s + 40 + coff);
 			u64 deadline;
 			clockid_t cid;
-			if (!clock_of(id, &cid))
-				continue;   /* reported as an EINVAL event below */
+			if (!clock_of(id, &cid)) {
+				immediate = true;   /* reported as an EINVAL event below */
+				continue;
+			}
 			if (flags & 1) {   /* absolute time on that clock */
 				struct timespec t;
 				clock_gettime(cid, &t);
