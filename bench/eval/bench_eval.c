@@ -115,24 +115,37 @@ int main(int argc, char **argv)
 	if (pw_policy_get_abi(p) == PW_POLICY_ABI_WAPC)
 		run_evals(a, settings, PW_POLICY_REUSE, &req, n, "reused instance (PW_POLICY_REUSE)");
 
-	/* reset cost: create + start + free */
+	/* reset cost: create + start + free, and each part */
 	pw_host_call c;
 	pw_host_call_init(&c, p, "bench");
 	pw_instance_opts o = { .host_data = &c };
-	double *cost = calloc((size_t)n, sizeof *cost);
+	double *cost = calloc((size_t)n, sizeof *cost), *tnew = calloc((size_t)n, sizeof *tnew);
+	double *tstart = calloc((size_t)n, sizeof *tstart), *tfree = calloc((size_t)n, sizeof *tfree);
 	for (int i = 0; i < n; i++) {
 		pw_instance *inst;
 		double s = pw_now();
 		if (pw_instance_new(&inst, a, &o) < 0)
 			return 1;
+		double s1 = pw_now();
 		if (pw_policy_get_abi(p) == PW_POLICY_ABI_WAPC)
 			pw_host_wapc_start(inst, &c);
+		double s2 = pw_now();
 		pw_instance_free(inst);
-		cost[i] = pw_now() - s;
+		double s3 = pw_now();
+		cost[i] = s3 - s;
+		tnew[i] = s1 - s;
+		tstart[i] = s2 - s1;
+		tfree[i] = s3 - s2;
 	}
-	printf("| instance reset (new + start + free) | | p50 %.3f ms | p99 %.3f ms | |\n",
-	       pct(cost, (size_t)n, 0.5) * 1e3, pct(cost, (size_t)n, 0.99) * 1e3);
+	printf("| instance reset (new + start + free) | | p50 %.3f ms | p99 %.3f ms | "
+	       "p50 of parts: new %.3f ms, start %.3f ms, free %.3f ms |\n",
+	       pct(cost, (size_t)n, 0.5) * 1e3, pct(cost, (size_t)n, 0.99) * 1e3,
+	       pct(tnew, (size_t)n, 0.5) * 1e3, pct(tstart, (size_t)n, 0.5) * 1e3,
+	       pct(tfree, (size_t)n, 0.5) * 1e3);
 	free(cost);
+	free(tnew);
+	free(tstart);
+	free(tfree);
 
 	/* resident memory per started instance */
 	enum { K = 32 };
