@@ -52,7 +52,7 @@ for abi in WAPC WASI; do
 		bad "$abi-mutate: patch is '$patch'"
 	run "$abi-mutate-denied" 0 "$m" --request "$T/mutate.json" $C
 	has "$abi-mutate-denied" 'attempted to mutate the request'
-	run "$abi-loop" 0 "$m" --request "$T/loop.json" --timeout 0.3 $C
+	run "$abi-loop" 0 "$m" --request "$T/loop.json" --timeout 1 $C
 	has "$abi-loop" '"code": 500'
 	has "$abi-loop" 'timed out'
 	run "$abi-monitor" 0 "$m" --request "$T/reject.json" --mode monitor $C
