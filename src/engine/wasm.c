@@ -281,6 +281,10 @@ static int rd_limits(pstate *st, rd *r, bool memory, uint64_t *min, uint64_t *ma
 	*max = 0;
 	if (*has_max)
 		TRY(rd_uleb(r, bits, max));
+	if (*has_max && *max < *min)
+		return bad(r, "limits: maximum is smaller than minimum");
+	if (memory && bits == 32 && (*min > 65536 || *max > 65536))
+		return bad(r, "memory limits above 65536 pages (4 GiB)");
 	return 0;
 }
 
@@ -815,6 +819,34 @@ static int sec_global(pstate *st, rd *r)
 	return 0;
 }
 
+static int cmp_export_name(const void *a, const void *b)
+{
+	return strcmp((*(const pw_wasm_export *const *)a)->name, (*(const pw_wasm_export *const *)b)->name);
+}
+
+/* Export names must be unique (the engine turns them into C symbols). */
+static int check_unique_exports(const pw_wasm_module *m, rd *r)
+{
+	const pw_wasm_export **v;
+	int rc = 0;
+	if (m->nexports < 2)
+		return 0;
+	v = malloc(sizeof *v * m->nexports);
+	if (!v)
+		return pw_error_set(PW_ENOMEM, "wasm: out of memory (export section)");
+	for (uint32_t i = 0; i < m->nexports; i++)
+		v[i] = &m->exports[i];
+	qsort(v, m->nexports, sizeof *v, cmp_export_name);
+	for (uint32_t i = 1; i < m->nexports && !rc; i++)
+		if (!strcmp(v[i - 1]->name, v[i]->name)) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "duplicate export name \"%.100s\"", v[i]->name);
+			rc = bad(r, msg);
+		}
+	free(v);
+	return rc;
+}
+
 static int sec_export(pstate *st, rd *r)
 {
 	pw_wasm_module *m = st->m;
@@ -849,7 +881,7 @@ static int sec_export(pstate *st, rd *r)
 		if (e->kind == PW_WASM_GLOBAL && st->global_mut[e->index])
 			m->features |= PW_FEAT_MUTABLE_GLOBALS;
 	}
-	return 0;
+	return check_unique_exports(m, r);
 }
 
 static int sec_start(pstate *st, rd *r)

@@ -230,6 +230,17 @@ static void test_malformed(void)
 	/* export of a missing function */
 	static const uint8_t badexport[] = { HDR, 0x07, 0x05, 0x01, 0x01, 'f', 0x00, 0x00 };
 
+	/* two exports named "f" */
+	static const uint8_t dupexport[] = { HDR, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02, 0x01, 0x00,
+	                                     0x07, 0x09, 0x02, 0x01, 'f', 0x00, 0x00, 0x01, 'f', 0x00, 0x00,
+	                                     0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b };
+	/* memory min 2 > max 1; memory of 65537 pages */
+	static const uint8_t minmax[] = { HDR, 0x05, 0x04, 0x01, 0x01, 0x02, 0x01 };
+	static const uint8_t bigmem[] = { HDR, 0x05, 0x05, 0x01, 0x00, 0x81, 0x80, 0x04 };
+
+	check_bad(dupexport, sizeof dupexport, PW_EINVALID, "duplicate export name \"f\"");
+	check_bad(minmax, sizeof minmax, PW_EINVALID, "maximum is smaller than minimum");
+	check_bad(bigmem, sizeof bigmem, PW_EINVALID, "above 65536 pages");
 	check_bad(empty, 0, PW_EINVALID, "bad magic");
 	check_bad(notwasm, sizeof notwasm, PW_EINVALID, "bad magic");
 	check_bad(shorthdr, sizeof shorthdr, PW_EINVALID, "truncated");
