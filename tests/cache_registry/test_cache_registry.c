@@ -339,6 +339,41 @@ static void test_registry_down(void)
 	pw_buf_free(&wasm);
 }
 
+/* One run, two modules: the registry serves the first, then stops: the second compiles,
+ * the tier is marked failed with one error counted, and the run goes on. */
+static void test_registry_stopped_mid_run(void)
+{
+	pw_buf w1 = PW_BUF_INIT, w2 = PW_BUF_INIT;
+	pw_cache *c = NULL;
+	pw_cache_result res;
+	pw_cache_stats st;
+	reg r;
+	char cmd[2048];
+	memset(&r, 0, sizeof r);
+	NEED(&r, "midrun", "");
+	NEED_ENGINE();
+	module_for("midrun1", &w1);
+	module_for("midrun2", &w2);
+	setup s = { .r = &r, .insecure = true };
+	CHECK_OK(publish_one(s, &w1));
+	s.local_dir = local_dir("midrun");
+	CHECK_OK(open_cache(&s, &c, NULL));
+	CHECK_OK(get_and_run(c, &w1, &res));
+	CHECK_STR(res.tier_name, "registry");
+	snprintf(cmd, sizeof cmd, "bash %s stop %s", script(), r.dir);
+	CHECK_INT(system(cmd), 0);
+	CHECK_OK(get_and_run(c, &w2, &res));
+	CHECK_INT(res.tier, -1);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 1);
+	CHECK_INT(st.tier[1].hits, 1);
+	CHECK_INT(st.tier[1].errors, 1);
+	CHECK(st.tier[1].failed);
+	pw_cache_free(c);
+	pw_buf_free(&w1);
+	pw_buf_free(&w2);
+}
+
 static void test_altered_layer(void)
 {
 	pw_buf wasm = PW_BUF_INIT, man = PW_BUF_INIT;
@@ -547,6 +582,7 @@ int main(int argc, char **argv)
 	static const pw_test tests[] = {
 		PW_TEST(test_bad_options), PW_TEST(test_warm_registry_no_compile), PW_TEST(test_tls_auth_secret_dir),
 		PW_TEST(test_wrong_password), PW_TEST(test_unknown_ca), PW_TEST(test_registry_down),
+		PW_TEST(test_registry_stopped_mid_run),
 		PW_TEST(test_altered_layer), PW_TEST(test_annotations_edited), PW_TEST(test_unsigned_with_key),
 		PW_TEST(test_read_only_never_pushes), PW_TEST(test_async_publish_does_not_block),
 	};
