@@ -50,7 +50,7 @@ variant() { # SRC DEST TEXT: same code, another digest (a custom section)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# start_ready POLICIES CACHE_DIR LOG -> prints seconds to ready, leaves the server running in $SRV
+# start_ready POLICIES CACHE_DIR LOG -> sets T_READY (seconds to ready), PHASES, COMPILES; stops the server
 start_ready() {
 	local rp t0 t1
 	rp=$(free_port)
@@ -63,10 +63,10 @@ start_ready() {
 		sleep 0.01
 	done
 	t1=$(date +%s.%N)
-	PHASES=$(curl -sf "http://127.0.0.1:$rp/metrics" | awk -F'[{}" ]' '/^prewarm_startup_phase_seconds/ { printf "%s=%.3f ", $4, $NF }')
+	PHASES=$(curl -sf "http://127.0.0.1:$rp/metrics" | awk -F'[{}" ]' '/^prewarm_startup_phase_seconds/ { printf "%s=%.3f ", $3, $NF }')
 	COMPILES=$(curl -sf "http://127.0.0.1:$rp/metrics" | awk '/^prewarm_compiles_total/ { print $2 }')
 	kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
-	python3 -c "print(f'{$t1 - $t0:.3f}')"
+	T_READY=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -82,7 +82,7 @@ write_policies() {
 	done
 }
 
-echo "module: $(basename "$MOD") ($(stat -c %s "$MOD") bytes), runs: $RUNS, registry tier: ${REG:+yes}${REG:-no}, cpus: $(nproc)"
+echo "module: $(basename "$MOD") ($(stat -c %s "$MOD") bytes), runs: $RUNS, registry tier: $([ -n "$REG" ] && echo yes || echo no), cpus: $(nproc)"
 echo
 echo "| N | cold s | warm local s | warm registry s | one changed s | floor s | cold/warm-local | warm-local - floor s |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -94,14 +94,14 @@ for n in "${NS[@]}"; do
 		d=$W/n$n-$tag
 		write_policies "$n" "$d" "$tag"
 		cache=$d/cache
-		cold+=("$(start_ready "$d/policies.yml" "$cache" "$d/cold.log")"); echo "  N=$n run $r cold: ${cold[-1]} s ($PHASES compiles=$COMPILES)" >&2
-		wl+=("$(start_ready "$d/policies.yml" "$cache" "$d/wl.log")"); echo "  N=$n run $r warm-local: ${wl[-1]} s ($PHASES compiles=$COMPILES)" >&2
+		start_ready "$d/policies.yml" "$cache" "$d/cold.log"; cold+=("$T_READY"); echo "  N=$n run $r cold: ${cold[-1]} s ($PHASES compiles=$COMPILES)" >&2
+		start_ready "$d/policies.yml" "$cache" "$d/wl.log"; wl+=("$T_READY"); echo "  N=$n run $r warm-local: ${wl[-1]} s ($PHASES compiles=$COMPILES)" >&2
 		if [ -n "$REG" ]; then
-			wr+=("$(start_ready "$d/policies.yml" "$d/cache-empty" "$d/wr.log")"); echo "  N=$n run $r warm-registry: ${wr[-1]} s ($PHASES compiles=$COMPILES)" >&2
+			start_ready "$d/policies.yml" "$d/cache-empty" "$d/wr.log"; wr+=("$T_READY"); echo "  N=$n run $r warm-registry: ${wr[-1]} s ($PHASES compiles=$COMPILES)" >&2
 		fi
 		variant "$MOD" "$d/m1.wasm" "$tag-changed"
-		one+=("$(start_ready "$d/policies.yml" "$cache" "$d/one.log")"); echo "  N=$n run $r one-changed: ${one[-1]} s ($PHASES compiles=$COMPILES)" >&2
-		fl+=("$(start_ready "$W/empty.yml" "$cache" "$d/floor.log")")
+		start_ready "$d/policies.yml" "$cache" "$d/one.log"; one+=("$T_READY"); echo "  N=$n run $r one-changed: ${one[-1]} s ($PHASES compiles=$COMPILES)" >&2
+		start_ready "$W/empty.yml" "$cache" "$d/floor.log"; fl+=("$T_READY")
 		rm -rf "$d"
 	done
 	mc=$(median "${cold[@]}"); ml=$(median "${wl[@]}"); mo=$(median "${one[@]}"); mf=$(median "${fl[@]}")
