@@ -1,4 +1,10 @@
 /*
+ * The registry-facing `prewarm cache` subcommands (dispatched from cmd_cache.c):
+ *   warm POLICIES.yml         pw_cmd_cache_warm
+ *   push KEY-or-MODULE...     pw_cmd_cache_push: local entry -> registry (verified first)
+ *   pull KEY-or-MODULE...     pw_cmd_cache_pull: registry entry -> local (verified first)
+ *   ls --registry             pw_cmd_cache_ls_registry
+ *
  * `prewarm cache warm policies.yml`: run before a rollout (a Job, a Helm hook) so that even
  * the first pod of a new version starts warm. Fetches every module of a policies.yml (in
  * parallel, with the same OCI client as the server), looks each one up in the cache tiers,
@@ -23,6 +29,9 @@
 #include "prewarm/server.h"
 
 int pw_cmd_cache_warm(int argc, char **argv);
+int pw_cmd_cache_push(int argc, char **argv);
+int pw_cmd_cache_pull(int argc, char **argv);
+int pw_cmd_cache_ls_registry(int argc, char **argv);
 
 static void warm_usage(FILE *f)
 {
@@ -316,4 +325,212 @@ out:
 	}
 	pw_cache_cli_free(&co);
 	return status;
+}
+
+/* ---- push / pull / ls --registry -------------------------------------------------------- */
+
+typedef struct xfer_args {
+	pw_cache_cli_opts co;
+	int nargs;
+	char **args;
+	bool json;
+} xfer_args;
+
+/* Parses cache options and positional words; -1 on a usage error (printed). */
+static int parse_xfer(const char *cmd, int argc, char **argv, xfer_args *x)
+{
+	pw_cache_cli_init(&x->co);
+	x->args = calloc((size_t)argc + 1, sizeof *x->args);
+	x->nargs = 0;
+	if (!x->args)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		int p = pw_cache_cli_parse(&x->co, argc, argv, &i);
+		if (p < 0)
+			return -1;
+		if (p > 0)
+			continue;
+		if (!strcmp(argv[i], "--json")) {
+			x->json = true;
+		} else if (!strcmp(argv[i], "--registry")) {
+			/* `ls --registry` */
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "prewarm cache %s: unknown option '%s'\n", cmd, argv[i]);
+			return -1;
+		} else {
+			x->args[x->nargs++] = argv[i];
+		}
+	}
+	if (!x->co.registry) {
+		fprintf(stderr, "prewarm cache %s: needs --cache-registry HOST[:PORT]/REPO\n", cmd);
+		return -1;
+	}
+	return 0;
+}
+
+static void free_xfer(xfer_args *x)
+{
+	free(x->args);
+	pw_cache_cli_free(&x->co);
+}
+
+static int open_registry(xfer_args *x, pw_cache_backend **out)
+{
+	pw_registry_cache_opts ro = {
+		.repository = x->co.registry, .credentials = x->co.registry_credentials, .ca_file = x->co.registry_ca,
+		.insecure = x->co.registry_insecure, .read_only = x->co.registry_read_only, .timeout = 120,
+	};
+	return pw_cache_registry_new(out, &ro);
+}
+
+/* KEY ("<engine>-<wasm>") or a module file (key under this build's engine). */
+static int resolve_key(const char *arg, pw_engine **e, pw_cache_key *k)
+{
+	if (pw_cache_key_parse(k, arg) == 0)
+		return 0;
+	pw_buf w = PW_BUF_INIT;
+	int rc = pw_file_read(arg, 1u << 30, &w);
+	if (rc < 0)
+		return pw_error_prefix("'%s' is neither a cache key nor a readable module", arg);
+	if (!*e && (rc = pw_engine_new(e, NULL)) < 0) {
+		pw_buf_free(&w);
+		return rc;
+	}
+	memcpy(k->engine_hash, pw_engine_hash(*e), sizeof k->engine_hash);
+	pw_sha256_hex(w.data, w.len, k->wasm_sha256);
+	pw_buf_free(&w);
+	return 0;
+}
+
+/* Copies entries between the local directory and the registry, verifying each first. */
+static int cache_xfer(const char *cmd, int argc, char **argv, bool to_registry)
+{
+	xfer_args x;
+	pw_cache_backend *local = NULL, *regb = NULL;
+	pw_cache *verifier = NULL;
+	pw_engine *e = NULL;
+	int failed = 0;
+	memset(&x, 0, sizeof x);
+	if (parse_xfer(cmd, argc, argv, &x) < 0 || x.nargs == 0) {
+		if (x.nargs == 0 && x.co.registry)
+			fprintf(stderr, "usage: prewarm cache %s KEY-or-MODULE... --cache-registry HOST/REPO [cache options]\n", cmd);
+		free_xfer(&x);
+		return 2;
+	}
+	pw_cache_opts vo = { .signing_key_file = x.co.signing_key_file };
+	if (to_registry && x.co.registry_read_only) {
+		fprintf(stderr, "prewarm cache push: --cache-registry-read-only forbids pushing\n");
+		free_xfer(&x);
+		return 2;
+	}
+	if (pw_cache_new(&verifier, &vo) < 0 || pw_cache_cli_open_local(&x.co, &local) < 0 || open_registry(&x, &regb) < 0) {
+		fprintf(stderr, "prewarm cache %s: %s\n", cmd, pw_error_last());
+		failed = -1;
+		goto out;
+	}
+	pw_cache_backend *from = to_registry ? local : regb, *to = to_registry ? regb : local;
+	for (int i = 0; i < x.nargs; i++) {
+		pw_cache_key k;
+		pw_cache_entry ent;
+		char ks[PW_CACHE_KEY_STR_LEN + 1], sz[32];
+		memset(&ent, 0, sizeof ent);
+		if (resolve_key(x.args[i], &e, &k) < 0) {
+			fprintf(stderr, "prewarm cache %s: %s\n", cmd, pw_error_last());
+			failed++;
+			continue;
+		}
+		pw_cache_key_str(&k, ks);
+		int rc = from->get(from, &k, &ent);
+		if (rc == PW_ENOTFOUND) {
+			fprintf(stderr, "prewarm cache %s: %s: not in the %s tier\n", cmd, ks, from->name);
+			failed++;
+			continue;
+		}
+		if (rc == 0)
+			rc = pw_cache_verify_entry_for(verifier, &k, &ent);
+		if (rc == 0)
+			rc = to->put(to, &ent);
+		if (rc < 0) {
+			fprintf(stderr, "prewarm cache %s: %s: %s\n", cmd, ks, pw_error_last());
+			failed++;
+		} else {
+			printf("%s %s (%s)\n", to_registry ? "pushed" : "pulled", ks,
+			       pw_fmt_bytes(ent.artifact.len, sz, sizeof sz));
+		}
+		pw_cache_entry_free(&ent);
+	}
+out:
+	if (regb)
+		regb->free(regb);
+	if (local)
+		local->free(local);
+	pw_cache_free(verifier);
+	pw_engine_free(e);
+	free_xfer(&x);
+	return failed ? 1 : 0;
+}
+
+int pw_cmd_cache_push(int argc, char **argv)
+{
+	return cache_xfer("push", argc, argv, true);
+}
+
+int pw_cmd_cache_pull(int argc, char **argv)
+{
+	return cache_xfer("pull", argc, argv, false);
+}
+
+typedef struct ls_reg {
+	unsigned n;
+	uint64_t bytes;
+	bool json;
+} ls_reg;
+
+static int ls_reg_one(const pw_cache_listing *l, void *payload)
+{
+	ls_reg *c = payload;
+	char ks[PW_CACHE_KEY_STR_LEN + 1], sz[32];
+	pw_cache_key_str(&l->key, ks);
+	if (c->json)
+		printf("%s{\"key\":\"%s\",\"size\":%llu,\"created\":%.0f}", c->n ? "," : "", ks,
+		       (unsigned long long)l->size, l->created);
+	else
+		printf("%-129s  %10s\n", ks, pw_fmt_bytes(l->size, sz, sizeof sz));
+	c->n++;
+	c->bytes += l->size;
+	return 0;
+}
+
+int pw_cmd_cache_ls_registry(int argc, char **argv)
+{
+	xfer_args x;
+	pw_cache_backend *regb = NULL;
+	ls_reg c = { 0, 0, false };
+	char sz[32];
+	int rc;
+	memset(&x, 0, sizeof x);
+	if (parse_xfer("ls", argc, argv, &x) < 0 || x.nargs) {
+		free_xfer(&x);
+		return 2;
+	}
+	c.json = x.json;
+	if (open_registry(&x, &regb) < 0) {
+		fprintf(stderr, "prewarm cache ls: %s\n", pw_error_last());
+		free_xfer(&x);
+		return 1;
+	}
+	if (c.json)
+		printf("[");
+	else
+		printf("%-129s  %10s\n", "KEY (engine hash-wasm sha256) in the registry", "SIZE");
+	rc = regb->list(regb, ls_reg_one, &c);
+	if (c.json)
+		printf("]\n");
+	else
+		printf("%u entries, %s\n", c.n, pw_fmt_bytes(c.bytes, sz, sizeof sz));
+	if (rc < 0)
+		fprintf(stderr, "prewarm cache ls: %s\n", pw_error_last());
+	regb->free(regb);
+	free_xfer(&x);
+	return rc < 0 ? 1 : 0;
 }

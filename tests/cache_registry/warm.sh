@@ -56,6 +56,26 @@ warm --cache-dir "$tmp/c4" --cache-registry "$H/prewarm-cache" --cache-registry-
 rc=$?
 [ $rc = 1 ] && grep -q "registry tier FAILED" "$tmp/out5" && grep -q "401" "$tmp/err5" && ! grep -q -F "$PW_REGISTRY_PASSWORD" "$tmp/out5" "$tmp/err5" &&
 	ok "wrong registry password: exit 1 with a 401 warning" || bad "wrong password: rc=$rc $(cat "$tmp/out5" "$tmp/err5")"
+# cache push / pull / ls --registry (through cache_registry_cli: the same functions that
+# `prewarm cache push|pull|ls --registry` run)
+cli=${PREWARM_BUILD_DIR:-}/cache_registry_cli
+if [ -x "$cli" ]; then
+	"$cli" ls --registry "${copts[@]}" >"$tmp/ls" 2>&1
+	[ $? = 0 ] && grep -q "^2 entries" "$tmp/ls" && ok "ls --registry: 2 entries" || bad "ls --registry: $(cat "$tmp/ls")"
+	cp "$fix" "$tmp/pp.wasm"
+	printf '\x00\x03\x02pp' >>"$tmp/pp.wasm"
+	printf 'pp:\n  module: file://%s\n' "$tmp/pp.wasm" >"$tmp/pp.yml"
+	"$cli" warm "$tmp/pp.yml" --cache-dir "$tmp/c6" >/dev/null 2>&1 || bad "local-only warm"
+	"$cli" push "$tmp/pp.wasm" --cache-dir "$tmp/c6" "${copts[@]}" >"$tmp/push" 2>&1
+	[ $? = 0 ] && grep -q "^pushed " "$tmp/push" && ok "cache push MODULE: local entry -> registry" || bad "cache push: $(cat "$tmp/push")"
+	key=$(awk '/^pushed/ {print $2}' "$tmp/push")
+	"$cli" pull "$key" --cache-dir "$tmp/c7" "${copts[@]}" >"$tmp/pull" 2>&1
+	[ $? = 0 ] && grep -q "^pulled $key" "$tmp/pull" && ls "$tmp"/c7/v1/*/"$key".pwa >/dev/null 2>&1 &&
+		ok "cache pull KEY: registry entry -> local" || bad "cache pull: $(cat "$tmp/pull")"
+	"$cli" pull "$tmp/local.wasm" --cache-dir "$tmp/c8" --cache-registry "$H/prewarm-cache" >"$tmp/pull2" 2>&1
+	[ $? = 1 ] && ok "cache pull without credentials/CA fails with exit 1" || bad "pull without creds: $(cat "$tmp/pull2")"
+	"$cli" ls --cache-dir "$tmp/c8" >/dev/null 2>&1; [ $? = 2 ] && ok "ls without --cache-registry: usage error" || bad "ls usage"
+fi
 "$bin" cache warm "$tmp/nonexistent.yml" --cache-dir "$tmp/c5" >/dev/null 2>"$tmp/err6"
 [ $? = 1 ] && grep -q nonexistent.yml "$tmp/err6" && ok "missing policies.yml: exit 1 naming it" || bad "missing file: $(cat "$tmp/err6")"
 echo "$pass passed, $fail failed"
