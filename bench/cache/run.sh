@@ -18,6 +18,5 @@ if [ $# -eq 0 ]; then
   set -- "$PREWARM_CORPUS"/*.wasm
 fi
 cmake --build "$BUILD" --target bench_cache > /dev/null
-echo "engine: $("$BUILD/bench_cache" 2>&1 | head -0; true)cc ${PREWARM_CC:-default} ${PREWARM_OPT:-default}; cpus: $(nproc); runs: $RUNS; $(date -u +%Y-%m-%d)"
-echo
+echo "cc ${PREWARM_CC:-default} ${PREWARM_OPT:-default}; cpus: $(nproc); runs: $RUNS; $(date -u +%Y-%m-%d)"
 nice "$BUILD/bench_cache" "$CACHE" "$RUNS" "$@"
