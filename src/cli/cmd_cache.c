@@ -13,18 +13,24 @@
 #include "cli/cli.h"
 #include "prewarm/cache.h"
 
-/* Provided by the registry part when present (src/cli/cmd_cache_warm.c). */
+/* Provided by the registry part when present (src/cli/cmd_cache_warm.c); argv[0] is the
+ * subcommand. */
 __attribute__((weak)) int pw_cmd_cache_warm(int argc, char **argv);
+__attribute__((weak)) int pw_cmd_cache_push(int argc, char **argv);
+__attribute__((weak)) int pw_cmd_cache_pull(int argc, char **argv);
+__attribute__((weak)) int pw_cmd_cache_ls_registry(int argc, char **argv);
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: prewarm cache <ls|stats|verify|gc|rm|warm> [options]\n\n"
+	fprintf(f, "usage: prewarm cache <ls|stats|verify|gc|rm|warm|push|pull> [options]\n\n"
 	           "  ls                  list entries: key, size, age, last use\n"
+	           "  ls --registry       list the entries of the registry tier (--cache-registry)\n"
 	           "  stats               hits, misses, bytes and compile time saved (all runs), usage\n"
 	           "  verify [--remove]   check every entry (sha256, description, signature); exit 1 on any bad\n"
 	           "  gc                  apply the size limit now (least recently used first), remove stale temp files\n"
 	           "  rm KEY...|--all     remove entries\n"
-	           "  warm ...            fill the registry tier (see 'prewarm cache warm --help')\n\n"
+	           "  warm ...            fill the registry tier (see 'prewarm cache warm --help')\n"
+	           "  push|pull KEY...    copy verified entries local -> registry / registry -> local\n\n"
 	           "options of every subcommand:\n"
 	           "  --json              machine-readable output (ls, stats)\n\n%s",
 	        pw_cache_cli_help);
@@ -272,12 +278,28 @@ int pw_cmd_cache(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(sub, "warm")) {
-		if (!pw_cmd_cache_warm) {
-			fprintf(stderr, "prewarm cache: 'warm' is not available in this build\n");
-			return 2;
+	{
+		int (*fn)(int, char **) = NULL;
+		bool registry_cmd = true;
+		if (!strcmp(sub, "warm"))
+			fn = pw_cmd_cache_warm;
+		else if (!strcmp(sub, "push"))
+			fn = pw_cmd_cache_push;
+		else if (!strcmp(sub, "pull"))
+			fn = pw_cmd_cache_pull;
+		else {
+			registry_cmd = false;
+			for (int i = 2; i < argc && !strcmp(sub, "ls"); i++)
+				if (!strcmp(argv[i], "--registry"))
+					registry_cmd = true, fn = pw_cmd_cache_ls_registry;
 		}
-		return pw_cmd_cache_warm(argc - 1, argv + 1);
+		if (registry_cmd) {
+			if (!fn) {
+				fprintf(stderr, "prewarm cache: '%s' is not available in this build\n", sub);
+				return 2;
+			}
+			return fn(argc - 1, argv + 1);
+		}
 	}
 	if (strcmp(sub, "ls") && strcmp(sub, "stats") && strcmp(sub, "verify") && strcmp(sub, "gc") &&
 	    strcmp(sub, "rm")) {
