@@ -7,6 +7,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$top/build}
 n=${2:-500}
+[ -f "$build/CMakeCache.txt" ] || nice cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build "$build" --target bench_eval pw_fixtures >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
