@@ -18,7 +18,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/pw-bench-load.XXXXXX")
 SRV=""
 trap '[ -n "$SRV" ] && kill -KILL $SRV 2>/dev/null; rm -rf "$W"' EXIT
 
-small=$top/build/fixtures/server_privileged.wasm
+small=${BENCH_SMALL_MODULE:-$(dirname "$BIN")/fixtures/server_privileged.wasm}
 large=${BENCH_LARGE_MODULE:-}
 if [ -z "$large" ] && [ -n "${PREWARM_CORPUS:-}" ] && [ -f "$PREWARM_CORPUS/fabriziosestito_policy-server__safe_labels_policy.wasm" ]; then
 	large=$PREWARM_CORPUS/fabriziosestito_policy-server__safe_labels_policy.wasm

@@ -17,7 +17,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${PREWARM_BIN:-$top/build/prewarm}
-MOD=${BENCH_MODULE:-$top/build/fixtures/server_privileged.wasm}
+MOD=${BENCH_MODULE:-$(dirname "$BIN")/fixtures/server_privileged.wasm}
 SETTINGS=${BENCH_SETTINGS:-"{}"}
 RUNS=${RUNS:-3}
 NS=("$@"); [ ${#NS[@]} -gt 0 ] || NS=(1 10 30)
