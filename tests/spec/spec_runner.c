@@ -1110,8 +1110,8 @@ static void cmd_invoke(runner *r, json_t *cmd, int kind, int line)
 	if (rc > 0) {
 		skip(line, "%s values: the engine API passes i32/i64/f32/f64 only", what);
 		mod_slot *t = find_slot(r, action);
-		if (kind == K_ACTION && t && !t->taint[0])
-			snprintf(t->taint, sizeof t->taint, "the action of line %d on this module was "
+		if (t && !t->taint[0])  /* any call may change the module's state */
+			snprintf(t->taint, sizeof t->taint, "the call of line %d on this module was "
 			         "skipped", line);
 		goto out;
 	}
