@@ -15,7 +15,8 @@
 #   --tls    HTTPS with a throwaway CA made here (server cert for localhost and 127.0.0.1)
 #   --auth   htpasswd (bcrypt) with a random throwaway user/password
 #   --silly  `auth: silly` with a Bearer challenge whose realm is a small static token
-#            server started here (python3 http.server; requests logged in DIR/token.log)
+#            server started here (python3; each request logged in DIR/token.log as
+#            "GET <path> auth=none|basic|other", credentials never logged)
 #
 # Settings written to DIR/env (sourced by callers; `start` prints only the non-secret ones):
 #   PW_REGISTRY_HOST           127.0.0.1:PORT
@@ -90,11 +91,28 @@ pw_registry_start() {
 	fi
 	if [ $silly = 1 ]; then
 		mkdir -p "$dir/token-root"
-		printf '{"token":"prewarm-silly-token","expires_in":300}\n' >"$dir/token-root/token"
 		tokenlog=$dir/token.log
 		tokenport=$(_pw_reg_free_port)
-		(cd "$dir/token-root" && exec env -i PATH="$PATH" python3 -m http.server --bind 127.0.0.1 "$tokenport" \
-			>"$tokenlog" 2>&1 </dev/null) &
+		# A static token endpoint: answers every GET with a token, and logs the request line
+		# and whether Basic credentials came with it (never the credentials themselves).
+		cat >"$dir/token-root/server.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        a = self.headers.get("Authorization", "")
+        kind = "basic" if a.startswith("Basic ") else ("other" if a else "none")
+        sys.stdout.write("GET %s auth=%s\n" % (self.path, kind)); sys.stdout.flush()
+        body = b'{"token":"prewarm-silly-token","expires_in":300}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+		(exec env -i PATH="$PATH" python3 "$dir/token-root/server.py" "$tokenport" >"$tokenlog" 2>&1 </dev/null) &
 		tokenpid=$!
 		echo "$tokenpid" >"$dir/token.pid"
 		local i

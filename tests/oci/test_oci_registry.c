@@ -284,11 +284,26 @@ static void test_bearer_silly(void)
 	snprintf(dest, sizeof dest, "%s/bearer.wasm", pw_test_tmpdir());
 	CHECK_OK(pw_oci_pull(c, ref, dest, NULL));
 	CHECK_OK(pw_file_read(g_silly.token_log, 0, &log));
-	/* the token endpoint got the challenge's service and scope: pull for reads, push for the upload */
-	CHECK_MSG(strstr((char *)log.data, "GET /token?service=prewarm-test&scope=repository%3Abearer%2Fpolicy%3Apull HTTP"),
+	/* the token endpoint got the challenge's service and scope (pull for reads, push for
+	 * the upload), anonymously */
+	CHECK_MSG(strstr((char *)log.data, "GET /token?service=prewarm-test&scope=repository%3Abearer%2Fpolicy%3Apull auth=none"),
 	          "token log: %s", (char *)log.data);
-	CHECK_MSG(strstr((char *)log.data, "scope=repository%3Abearer%2Fpolicy%3Apull%20repository%3Abearer%2Fpolicy%3Apush"),
+	CHECK_MSG(strstr((char *)log.data, "scope=repository%3Abearer%2Fpolicy%3Apull%20repository%3Abearer%2Fpolicy%3Apush auth=none"),
 	          "token log: %s", (char *)log.data);
+	CHECK(!strstr((char *)log.data, "auth=basic"));
+	pw_oci_client_free(c);
+	/* with credentials configured for the registry, the token request carries them */
+	pw_oci_creds *cr = NULL;
+	CHECK_OK(pw_oci_creds_new(&cr));
+	CHECK_OK(pw_oci_creds_set(cr, g_silly.host, "tokenuser", "tokenpass"));
+	pw_oci_client_opts o2 = { .sources = s, .creds = cr, .no_retry = true };
+	CHECK_OK(pw_oci_client_new(&c, &o2));
+	pw_oci_creds_free(cr);
+	snprintf(dest, sizeof dest, "%s/bearer2.wasm", pw_test_tmpdir());
+	CHECK_OK(pw_oci_pull(c, ref, dest, NULL));
+	CHECK_OK(pw_file_read(g_silly.token_log, 0, &log));
+	CHECK_MSG(strstr((char *)log.data, "scope=repository%3Abearer%2Fpolicy%3Apull auth=basic"), "token log: %s", (char *)log.data);
+	CHECK(!strstr((char *)log.data, "tokenpass"));
 	pw_oci_client_free(c);
 	pw_oci_sources_free(s);
 	pw_buf_free(&wasm);
