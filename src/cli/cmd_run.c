@@ -4,7 +4,9 @@
  * engine (wasm2c + cc in a temp dir), an artifact (ELF, as written by `prewarm
  * compile`) is loaded directly; the two are told apart by their magic bytes.
  * The program gets ARGS as argv[1..] (argv[0] is the module's file name), the
- * --env variables only, and prewarm's own stdin/stdout/stderr. Host functions:
+ * --env variables only, prewarm's own stdin/stdout/stderr, and no file system
+ * unless --dir HOSTDIR[::GUESTPATH] preopens directories, read-only (the
+ * confinement rules are in src/engine/wasi_fs.c and docs/wasi.md). Host functions:
  * WASI preview1 (src/engine/wasi.c) and the Sightglass harness's bench.start /
  * bench.end as no-ops, so the Sightglass corpus runs.
  *
@@ -40,6 +42,9 @@ typedef struct run_args {
 	uint64_t max_memory;       /* 0 = the module's own limit */
 	double timeout;            /* seconds, 0 = none */
 	bool verbose;
+	char **dir_host;           /* --dir: host directories and their guest names (owned) */
+	char **dir_guest;
+	int ndir;
 	const char *module;
 	int prog_argc;             /* ARGS after the module */
 	char **prog_argv;
@@ -57,12 +62,21 @@ static void run_usage(FILE *f)
 	        "  --env K            pass K from prewarm's own environment (if set)\n"
 	        "  --max-memory SIZE  cap the program's linear memory (e.g. 64MiB)\n"
 	        "  --timeout SECONDS  stop the program after this long (exit 124)\n"
+	        "  --dir HOSTDIR[::GUESTPATH]\n"
+	        "                     give the program READ-ONLY access to HOSTDIR, seen as\n"
+	        "                     GUESTPATH (default: HOSTDIR itself; '--dir .' or\n"
+	        "                     '--dir DIR::.' for programs that open relative paths);\n"
+	        "                     repeatable. Paths cannot leave it (no '..', absolute\n"
+	        "                     path or symlink leads out); opening for writing, creating\n"
+	        "                     or deleting answers EROFS. Default: no file system.\n"
 	        "  --cc CC --opt -O1 --cflags FLAGS --wasm2c PATH --tmp-dir DIR --keep-tmp\n"
 	        "                     compiler settings when MODULE is a .wasm\n"
 	        "  -v, --verbose      report the compile on stderr\n"
 	        "  --                 end of options\n\n"
-	        "WASI: args, environ, clocks, random, stdio (fd 0/1/2), poll_oneoff on clocks,\n"
-	        "proc_exit, sched_yield; no file system (other calls answer ENOSYS/EBADF).\n"
+	        "WASI: args, environ, clocks, random, stdio (fd 0/1/2), poll_oneoff, proc_exit,\n"
+	        "sched_yield, and read-only files beneath --dir directories (path_open, fd_read,\n"
+	        "fd_pread, fd_seek, fd_readdir, fd_filestat_get, path_filestat_get, ...); other\n"
+	        "calls answer ENOSYS/EBADF.\n"
 	        "The Sightglass imports bench.start/bench.end are served as no-ops.\n\n"
 	        "exit status: the program's; 134 on a trap ('trap: <reason>' on stderr); 124 on\n"
 	        "--timeout; 1 when the module cannot be loaded or compiled; 2 on bad usage.\n");
@@ -74,6 +88,12 @@ static void run_args_free(run_args *a)
 		free(a->env_owned[i]);
 	free(a->env_owned);
 	free(a->env);
+	for (int i = 0; i < a->ndir; i++) {
+		free(a->dir_host[i]);
+		free(a->dir_guest[i]);
+	}
+	free(a->dir_guest);
+	free(a->dir_host);
 	free(a->prog_argv);
 	memset(a, 0, sizeof *a);
 }
@@ -107,6 +127,33 @@ static int add_env(run_args *a, const char *kv)
 	sprintf(s, "%s=%s", kv, v);
 	a->env_owned[a->nenv_owned++] = s;
 	a->env[a->nenv++] = s;
+	return 0;
+}
+
+/* --dir HOSTDIR[::GUESTPATH]: split at the first "::". */
+static int add_dir(run_args *a, const char *spec)
+{
+	const char *sep = strstr(spec, "::");
+	size_t hl = sep ? (size_t)(sep - spec) : strlen(spec);
+	const char *guest = sep ? sep + 2 : spec;
+	char **h, **g;
+	if (hl == 0 || !*guest) {
+		fprintf(stderr, "prewarm run: --dir '%s': expected HOSTDIR or HOSTDIR::GUESTPATH\n", spec);
+		return -1;
+	}
+	if (!(h = realloc(a->dir_host, sizeof *h * (size_t)(a->ndir + 1))))
+		return -1;
+	a->dir_host = h;
+	if (!(g = realloc(a->dir_guest, sizeof *g * (size_t)(a->ndir + 1))))
+		return -1;
+	a->dir_guest = g;
+	h[a->ndir] = strndup(spec, hl);
+	g[a->ndir] = strdup(guest);
+	a->ndir++;   /* counted even when a copy failed: run_args_free frees both */
+	if (!h[a->ndir - 1] || !g[a->ndir - 1]) {
+		fprintf(stderr, "prewarm run: out of memory\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -151,6 +198,9 @@ static int parse_run_args(run_args *a, int argc, char **argv)
 			continue;
 		if (is_flag(s, "--env")) {
 			if (!(v = flag_value("--env", argc, argv, &i)) || add_env(a, v) < 0)
+				return 2;
+		} else if (is_flag(s, "--dir")) {
+			if (!(v = flag_value("--dir", argc, argv, &i)) || add_dir(a, v) < 0)
 				return 2;
 		} else if (is_flag(s, "--max-memory")) {
 			if (!(v = flag_value("--max-memory", argc, argv, &i)))
@@ -268,6 +318,14 @@ int pw_cmd_run(int argc, char **argv)
 	/* a closed pipe is EPIPE for the program, not a signal for prewarm */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* the preopens first: a bad --dir fails before a long compile */
+	pw_wasi_ctx_init(&ctx);
+	for (int k = 0; k < a.ndir; k++) {
+		if (pw_wasi_preopen(&ctx, a.dir_host[k], a.dir_guest[k]) != 0) {
+			fprintf(stderr, "prewarm run: --dir: %s\n", pw_error_last());
+			goto out;
+		}
+	}
 	rc = run_imports(&host);
 	if (!rc)
 		rc = load_module(&a, host, &art);
@@ -275,7 +333,6 @@ int pw_cmd_run(int argc, char **argv)
 		fprintf(stderr, "prewarm run: %s: %s\n", a.module, pw_error_last());
 		goto out;
 	}
-	pw_wasi_ctx_init(&ctx);
 	ctx.argc = a.prog_argc;
 	ctx.argv = a.prog_argv;
 	ctx.envc = a.nenv;
@@ -314,6 +371,7 @@ int pw_cmd_run(int argc, char **argv)
 	}
 out:
 	pw_instance_free(inst);
+	pw_wasi_ctx_release(&ctx);
 	pw_artifact_free(art);
 	pw_imports_free(host);
 	run_args_free(&a);

@@ -1,14 +1,18 @@
 /*
- * WASI preview1 for programs without a file system (include/prewarm/wasi.h).
+ * WASI preview1 (include/prewarm/wasi.h): the context, stdio, clocks and the
+ * import table. Read-only preopened directories and the files beneath them
+ * (guest fds >= 3) are in wasi_fs.c; this file hands them every call on such an
+ * fd and every path_* call.
  *
  * Policies and `prewarm run` programs written in Rust, TinyGo and C (wasi-libc)
  * need args, environ, clocks, random, stdio, proc_exit, sched_yield and
  * poll_oneoff (sleeps). Those have real semantics here: iovecs, the spec's
- * errno values, fdstat for 0/1/2, no preopens (fd_prestat_get -> EBADF, so
- * libc sees an empty file system). Every other preview1 function is registered
- * with its exact signature and answers ENOSYS (EBADF for an fd other than
- * 0/1/2), because the import check refuses a module whose imports the host
- * lacks and real programs import path_open and friends even when unused.
+ * errno values, fdstat for 0/1/2. Without preopens (the default, and always
+ * for policies) fd_prestat_get answers EBADF, so libc sees an empty file
+ * system. Every other preview1 function is registered with its exact
+ * signature and answers ENOSYS (EBADF for an fd that is not open), because
+ * the import check refuses a module whose imports the host lacks and real
+ * programs import path_open and friends even when unused.
  * Both `wasi_snapshot_preview1` and `wasi_unstable` are served; they differ in
  * fd_seek's whence values, the filestat layout and poll_oneoff's subscription
  * layout. Every guest pointer and length is checked against the instance's
@@ -28,20 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/engine_int.h"
-#include "prewarm/wasi.h"
-
-typedef uint32_t u32;
-typedef uint64_t u64;
+#include "engine/wasi_int.h"
 
 #define P1 "wasi_snapshot_preview1"
 #define P0 "wasi_unstable"
 
-/* file types and rights (the same in both versions) */
-enum {
-	FT_UNKNOWN = 0, FT_BLOCK = 1, FT_CHAR = 2, FT_DIR = 3, FT_REG = 4, FT_SOCK_DGRAM = 5,
-	FT_SOCK_STREAM = 6, FT_SYMLINK = 7,
-};
+/* rights (the same in both versions) */
 #define R_FD_READ (1ull << 1)
 #define R_FD_SEEK (1ull << 2)
 #define R_FD_FDSTAT_SET_FLAGS (1ull << 3)
@@ -75,6 +71,11 @@ static pw_wasi_ctx *ctx_of(pw_instance *inst)
 	return &t_default_ctx;
 }
 
+pw_wasi_ctx *pw__wasi_ctx(pw_instance *inst)
+{
+	return ctx_of(inst);
+}
+
 /* Host pointer to guest [ptr, ptr+len), or NULL when any byte lies outside memory. */
 static uint8_t *gmem(pw_instance *inst, u64 ptr, u64 len)
 {
@@ -86,16 +87,27 @@ static uint8_t *gmem(pw_instance *inst, u64 ptr, u64 len)
 	return base ? base + ptr : NULL;
 }
 
-static void st16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void st32(uint8_t *p, u32 v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void st64(uint8_t *p, u64 v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static u32 ld32(const uint8_t *p) { return (u32)p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24; }
-static u64 ld64(const uint8_t *p) { return (u64)ld32(p) | (u64)ld32(p + 4) << 32; }
-static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+uint8_t *pw__wasi_gmem(pw_instance *inst, u64 ptr, u64 len)
+{
+	return gmem(inst, ptr, len);
+}
 
 static u32 errno_to_wasi(int e)
 {
 	switch (e) {
+	case ENOENT: return PW_WASI_ENOENT;
+	case ENOTDIR: return PW_WASI_ENOTDIR;
+	case ELOOP: return PW_WASI_ELOOP;
+	case ENAMETOOLONG: return PW_WASI_ENAMETOOLONG;
+	case EMFILE: return PW_WASI_EMFILE;
+	case ENFILE: return PW_WASI_ENFILE;
+	case EEXIST: return PW_WASI_EEXIST;
+	case EROFS: return PW_WASI_EROFS;
+	case EXDEV: return PW_WASI_EXDEV;
+	case ENOTEMPTY: return PW_WASI_ENOTEMPTY;
+	case ENXIO: return PW_WASI_ENXIO;
+	case ENODEV: return PW_WASI_ENODEV;
+	case EFAULT: return PW_WASI_EFAULT;
 	case EBADF: return PW_WASI_EBADF;
 	case EAGAIN: return PW_WASI_EAGAIN;
 	case EINTR: return PW_WASI_EINTR;
@@ -111,6 +123,11 @@ static u32 errno_to_wasi(int e)
 	case ENOMEM: return PW_WASI_ENOMEM;
 	default: return PW_WASI_EIO;
 	}
+}
+
+u32 pw__wasi_errno(int e)
+{
+	return errno_to_wasi(e);
 }
 
 /* Blocking host waits go in slices of this many ns, checking the interrupt flag between. */
@@ -135,6 +152,11 @@ static void wait_fd(pw_instance *inst, int fd, short events)
 			return;   /* ready, or let the read itself report the error */
 		check_interrupt(inst);
 	}
+}
+
+void pw__wasi_wait_fd(pw_instance *inst, int fd, short events)
+{
+	wait_fd(inst, fd, events);
 }
 
 /* ---- stdio descriptors ---------------------------------------------------------------- */
@@ -168,28 +190,34 @@ static bool stdio_get(pw_wasi_ctx *c, u32 fd, stdio_fd *out)
 	return out->host >= 0;
 }
 
+uint8_t pw__wasi_filetype(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return PW_FT_REG;
+	if (S_ISCHR(mode))
+		return PW_FT_CHAR;
+	if (S_ISBLK(mode))
+		return PW_FT_BLOCK;
+	if (S_ISDIR(mode))
+		return PW_FT_DIR;
+	if (S_ISSOCK(mode))
+		return PW_FT_SOCK_STREAM;
+	if (S_ISLNK(mode))
+		return PW_FT_SYMLINK;
+	return PW_FT_UNKNOWN;   /* pipes: what wasmtime reports too */
+}
+
 static uint8_t host_filetype(int fd, bool *seekable)
 {
 	struct stat st;
 	*seekable = false;
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return FT_UNKNOWN;
-	if (S_ISREG(st.st_mode)) {
-		*seekable = true;
-		return FT_REG;
-	}
-	if (S_ISCHR(st.st_mode))
-		return FT_CHAR;
-	if (S_ISBLK(st.st_mode))
-		return FT_BLOCK;
-	if (S_ISDIR(st.st_mode))
-		return FT_DIR;
-	if (S_ISSOCK(st.st_mode))
-		return FT_SOCK_STREAM;
-	return FT_UNKNOWN;   /* pipes: what wasmtime reports too */
+		return PW_FT_UNKNOWN;
+	*seekable = S_ISREG(st.st_mode);
+	return pw__wasi_filetype(st.st_mode);
 }
 
-#define MAX_IOVS 1024   /* <= IOV_MAX on Linux */
+#define MAX_IOVS PW_WASI_MAX_IOVS
 
 /* Validates a whole iovec array (8 bytes per entry: buf u32, len u32, every buffer inside
  * memory) and turns its first MAX_IOVS entries into host iovecs (a shorter transfer is
@@ -216,6 +244,11 @@ static u32 get_iovs(pw_instance *inst, u32 iovs, u32 n, struct iovec *out, int *
 		}
 	}
 	return 0;
+}
+
+u32 pw__wasi_get_iovs(pw_instance *inst, u32 iovs, u32 n, struct iovec *out, int *nout, u64 *total)
+{
+	return get_iovs(inst, iovs, n, out, nout, total);
 }
 
 /* ---- args and environ ----------------------------------------------------------------- */
@@ -372,7 +405,7 @@ static u32 w_fd_write(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nwritten)
 	u32 e;
 
 	if (!stdio_get(c, fd, &s) || fd == 0)
-		return PW_WASI_EBADF;
+		return PW_WASI_EBADF;   /* fds >= 3 are read-only files and directories */
 	pn = gmem(inst, nwritten, 4);
 	if (!pn)
 		return PW_WASI_EFAULT;
@@ -406,6 +439,8 @@ static u32 w_fd_read(pw_instance *inst, u32 fd, u32 iovs, u32 n, u32 nread)
 	uint8_t *pn;
 	u32 e;
 
+	if (fd > 2)
+		return pw__wasi_fs_read(inst, fd, iovs, n, nread);
 	if (!stdio_get(c, fd, &s) || fd != 0)
 		return PW_WASI_EBADF;
 	pn = gmem(inst, nread, 4);
@@ -442,6 +477,8 @@ static u32 w_fd_close(pw_instance *inst, u32 fd)
 {
 	pw_wasi_ctx *c = ctx_of(inst);
 	stdio_fd s;
+	if (fd > 2)
+		return pw__wasi_fs_close(inst, fd);
 	if (!stdio_get(c, fd, &s))
 		return PW_WASI_EBADF;
 	/* the process's own descriptors stay open; the guest just loses them */
@@ -457,11 +494,13 @@ static u32 w_fd_fdstat_get(pw_instance *inst, u32 fd, u32 out)
 	bool seekable = false;
 	uint8_t ft;
 	u64 rights;
+	if (fd > 2)
+		return pw__wasi_fs_fdstat_get(inst, fd, out);
 	if (!stdio_get(c, fd, &s))
 		return PW_WASI_EBADF;
 	if (!(p = gmem(inst, out, 24)))
 		return PW_WASI_EFAULT;
-	ft = s.host >= 0 ? host_filetype(s.host, &seekable) : FT_UNKNOWN;
+	ft = s.host >= 0 ? host_filetype(s.host, &seekable) : PW_FT_UNKNOWN;
 	rights = (fd == 0 ? R_FD_READ : R_FD_WRITE) | R_FD_FDSTAT_SET_FLAGS | R_FD_FILESTAT_GET |
 	         R_POLL_FD_READWRITE;
 	if (seekable)
@@ -477,39 +516,49 @@ static u32 w_fd_fdstat_get(pw_instance *inst, u32 fd, u32 out)
 static u32 w_fd_fdstat_set_flags(pw_instance *inst, u32 fd, u32 flags)
 {
 	stdio_fd s;
+	if (fd > 2)
+		return pw__wasi_fs_fdstat_set_flags(inst, fd, flags);
 	if (!stdio_get(ctx_of(inst), fd, &s))
 		return PW_WASI_EBADF;
 	return flags == 0 ? 0 : PW_WASI_ENOSYS;
 }
 
-/* Filestat: preview1 is 64 bytes (nlink u64), wasi_unstable 56 (nlink u32). */
+/* Filestat: preview1 is 64 bytes (dev, ino, filetype u8 @16, nlink u64 @24, size, atim,
+ * mtim, ctim), wasi_unstable 56 (nlink u32 @20, size @24, ...). */
+void pw__wasi_put_filestat(uint8_t *p, const struct stat *st, bool unstable)
+{
+	u32 o = unstable ? 24 : 32;
+	memset(p, 0, unstable ? 56 : 64);
+	st64(p + 0, (u64)st->st_dev);
+	st64(p + 8, (u64)st->st_ino);
+	p[16] = pw__wasi_filetype(st->st_mode);
+	if (unstable)
+		st32(p + 20, (u32)st->st_nlink);
+	else
+		st64(p + 24, (u64)st->st_nlink);
+	st64(p + o, (u64)st->st_size);
+	st64(p + o + 8, ts_ns(&st->st_atim));
+	st64(p + o + 16, ts_ns(&st->st_mtim));
+	st64(p + o + 24, ts_ns(&st->st_ctim));
+}
+
 static u32 filestat(pw_instance *inst, u32 fd, u32 out, bool unstable)
 {
 	pw_wasi_ctx *c = ctx_of(inst);
 	stdio_fd s;
 	struct stat st;
 	uint8_t *p;
-	bool seekable;
 	u32 n = unstable ? 56 : 64;
+	if (fd > 2)
+		return pw__wasi_fs_filestat_get(inst, fd, out, unstable);
 	if (!stdio_get(c, fd, &s))
 		return PW_WASI_EBADF;
 	if (!(p = gmem(inst, out, n)))
 		return PW_WASI_EFAULT;
-	memset(p, 0, n);
-	p[16] = s.host >= 0 ? host_filetype(s.host, &seekable) : FT_UNKNOWN;
-	if (s.host >= 0 && fstat(s.host, &st) == 0) {
-		u32 o = unstable ? 24 : 32;
-		st64(p + 0, (u64)st.st_dev);
-		st64(p + 8, (u64)st.st_ino);
-		if (unstable)
-			st32(p + 20, (u32)st.st_nlink);
-		else
-			st64(p + 24, (u64)st.st_nlink);
-		st64(p + o, (u64)st.st_size);
-		st64(p + o + 8, ts_ns(&st.st_atim));
-		st64(p + o + 16, ts_ns(&st.st_mtim));
-		st64(p + o + 24, ts_ns(&st.st_ctim));
-	}
+	if (s.host >= 0 && fstat(s.host, &st) == 0)
+		pw__wasi_put_filestat(p, &st, unstable);
+	else
+		memset(p, 0, n);   /* memory stdin, callback stdout: file type unknown */
 	return 0;
 }
 
@@ -522,6 +571,8 @@ static u32 seek(pw_instance *inst, u32 fd, u64 offset, int whence, u32 out)
 	stdio_fd s;
 	uint8_t *p;
 	off_t r;
+	if (fd > 2)
+		return pw__wasi_fs_seek(inst, fd, offset, whence, out);
 	if (!stdio_get(ctx_of(inst), fd, &s))
 		return PW_WASI_EBADF;
 	if (!(p = gmem(inst, out, 8)))
@@ -556,14 +607,12 @@ static u32 w_fd_tell(pw_instance *inst, u32 fd, u32 out)
 
 static u32 w_fd_prestat_get(pw_instance *inst, u32 fd, u32 out)
 {
-	(void)inst; (void)fd; (void)out;
-	return PW_WASI_EBADF;   /* no preopened directories */
+	return pw__wasi_fs_prestat_get(inst, fd, out);   /* EBADF for 0..2 and non-preopens */
 }
 
 static u32 w_fd_prestat_dir_name(pw_instance *inst, u32 fd, u32 path, u32 len)
 {
-	(void)inst; (void)fd; (void)path; (void)len;
-	return PW_WASI_EBADF;
+	return pw__wasi_fs_prestat_dir_name(inst, fd, path, len);
 }
 
 /* ---- poll_oneoff: clock subscriptions, and readiness of stdio ------------------------- */
@@ -703,7 +752,12 @@ static u32 poll_oneoff(pw_instance *inst, u32 in, u32 out, u32 nsubs, u32 nevent
 		} else if (tag == 1 || tag == 2) {
 			u32 fd = ld32(s + 16);
 			stdio_fd sf;
-			if (!stdio_get(c, fd, &sf) || (tag == 1) != (fd == 0)) {
+			if (fd > 2) {
+				/* a guest file is always ready (regular files: the bytes left) */
+				if (!pw__wasi_fs_poll(inst, fd, tag == 1, &err, &nbytes))
+					err = PW_WASI_EBADF;
+				fire = true;
+			} else if (!stdio_get(c, fd, &sf) || (tag == 1) != (fd == 0)) {
 				err = PW_WASI_EBADF;
 				fire = true;
 			} else if (sf.mem_in) {
@@ -740,7 +794,7 @@ static u32 poll_oneoff(pw_instance *inst, u32 in, u32 out, u32 nsubs, u32 nevent
 static u32 w_poll_oneoff(pw_instance *inst, u32 in, u32 out, u32 n, u32 ne) { return poll_oneoff(inst, in, out, n, ne, false); }
 static u32 w0_poll_oneoff(pw_instance *inst, u32 in, u32 out, u32 n, u32 ne) { return poll_oneoff(inst, in, out, n, ne, true); }
 
-/* ---- everything else: ENOSYS / EBADF, with the exact preview1 signatures ---------------- */
+/* ---- the rest: files and directories go to wasi_fs.c; stdio gets ENOSYS / ENOTDIR ------- */
 
 static u32 fd_unsupported(pw_instance *inst, u32 fd)
 {
@@ -748,34 +802,100 @@ static u32 fd_unsupported(pw_instance *inst, u32 fd)
 	return stdio_get(ctx_of(inst), fd, &s) ? PW_WASI_ENOSYS : PW_WASI_EBADF;
 }
 
-/* path calls: no preopened directory exists, so every dirfd is bad (a stdio fd is not a dir) */
-static u32 path_unsupported(pw_instance *inst, u32 fd)
+/* a path call on a stdio fd: a stream is not a directory */
+static u32 path_on_stdio(pw_instance *inst, u32 fd)
 {
 	stdio_fd s;
 	return stdio_get(ctx_of(inst), fd, &s) ? PW_WASI_ENOTDIR : PW_WASI_EBADF;
 }
 
-static u32 w_fd_advise(pw_instance *i, u32 fd, u64 o, u64 l, u32 a) { (void)o; (void)l; (void)a; return fd_unsupported(i, fd); }
-static u32 w_fd_allocate(pw_instance *i, u32 fd, u64 o, u64 l) { (void)o; (void)l; return fd_unsupported(i, fd); }
-static u32 w_fd_datasync(pw_instance *i, u32 fd) { return fd_unsupported(i, fd); }
-static u32 w_fd_sync(pw_instance *i, u32 fd) { return fd_unsupported(i, fd); }
-static u32 w_fd_fdstat_set_rights(pw_instance *i, u32 fd, u64 b, u64 in) { (void)b; (void)in; return fd_unsupported(i, fd); }
-static u32 w_fd_filestat_set_size(pw_instance *i, u32 fd, u64 s) { (void)s; return fd_unsupported(i, fd); }
-static u32 w_fd_filestat_set_times(pw_instance *i, u32 fd, u64 a, u64 m, u32 f) { (void)a; (void)m; (void)f; return fd_unsupported(i, fd); }
-static u32 w_fd_pread(pw_instance *i, u32 fd, u32 v, u32 n, u64 o, u32 r) { (void)v; (void)n; (void)o; (void)r; return fd_unsupported(i, fd); }
-static u32 w_fd_pwrite(pw_instance *i, u32 fd, u32 v, u32 n, u64 o, u32 r) { (void)v; (void)n; (void)o; (void)r; return fd_unsupported(i, fd); }
-static u32 w_fd_readdir(pw_instance *i, u32 fd, u32 b, u32 l, u64 c, u32 u) { (void)b; (void)l; (void)c; (void)u; return path_unsupported(i, fd); }
-static u32 w_fd_renumber(pw_instance *i, u32 fd, u32 to) { (void)to; return fd_unsupported(i, fd); }
-static u32 w_path_create_directory(pw_instance *i, u32 fd, u32 p, u32 l) { (void)p; (void)l; return path_unsupported(i, fd); }
-static u32 w_path_filestat_get(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u32 b) { (void)f; (void)p; (void)l; (void)b; return path_unsupported(i, fd); }
-static u32 w_path_filestat_set_times(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u64 a, u64 m, u32 fl) { (void)f; (void)p; (void)l; (void)a; (void)m; (void)fl; return path_unsupported(i, fd); }
-static u32 w_path_link(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u32 nfd, u32 np, u32 nl) { (void)f; (void)p; (void)l; (void)nfd; (void)np; (void)nl; return path_unsupported(i, fd); }
-static u32 w_path_open(pw_instance *i, u32 fd, u32 df, u32 p, u32 l, u32 of, u64 rb, u64 ri, u32 ff, u32 out) { (void)df; (void)p; (void)l; (void)of; (void)rb; (void)ri; (void)ff; (void)out; return path_unsupported(i, fd); }
-static u32 w_path_readlink(pw_instance *i, u32 fd, u32 p, u32 l, u32 b, u32 bl, u32 u) { (void)p; (void)l; (void)b; (void)bl; (void)u; return path_unsupported(i, fd); }
-static u32 w_path_remove_directory(pw_instance *i, u32 fd, u32 p, u32 l) { (void)p; (void)l; return path_unsupported(i, fd); }
-static u32 w_path_rename(pw_instance *i, u32 fd, u32 p, u32 l, u32 nfd, u32 np, u32 nl) { (void)p; (void)l; (void)nfd; (void)np; (void)nl; return path_unsupported(i, fd); }
-static u32 w_path_symlink(pw_instance *i, u32 p, u32 l, u32 fd, u32 np, u32 nl) { (void)p; (void)l; (void)np; (void)nl; return path_unsupported(i, fd); }
-static u32 w_path_unlink_file(pw_instance *i, u32 fd, u32 p, u32 l) { (void)p; (void)l; return path_unsupported(i, fd); }
+/* calls that would change the file system: EROFS on a directory, ENOTDIR on a file */
+static u32 path_modify(pw_instance *inst, u32 fd)
+{
+	return fd > 2 ? pw__wasi_fs_modify_path(inst, fd) : path_on_stdio(inst, fd);
+}
+
+static u32 w_fd_advise(pw_instance *i, u32 fd, u64 o, u64 l, u32 a)
+{
+	return fd > 2 ? pw__wasi_fs_advise(i, fd, o, l, a) : fd_unsupported(i, fd);
+}
+
+static u32 w_fd_allocate(pw_instance *i, u32 fd, u64 o, u64 l)
+{
+	(void)o; (void)l;
+	return fd > 2 ? pw__wasi_fs_modify_fd(i, fd) : fd_unsupported(i, fd);
+}
+
+static u32 w_fd_datasync(pw_instance *i, u32 fd) { return fd > 2 ? pw__wasi_fs_sync(i, fd) : fd_unsupported(i, fd); }
+static u32 w_fd_sync(pw_instance *i, u32 fd) { return fd > 2 ? pw__wasi_fs_sync(i, fd) : fd_unsupported(i, fd); }
+
+static u32 w_fd_fdstat_set_rights(pw_instance *i, u32 fd, u64 b, u64 in)
+{
+	return fd > 2 ? pw__wasi_fs_fdstat_set_rights(i, fd, b, in) : fd_unsupported(i, fd);
+}
+
+static u32 w_fd_filestat_set_size(pw_instance *i, u32 fd, u64 s)
+{
+	(void)s;
+	return fd > 2 ? pw__wasi_fs_modify_fd(i, fd) : fd_unsupported(i, fd);
+}
+
+static u32 w_fd_filestat_set_times(pw_instance *i, u32 fd, u64 a, u64 m, u32 f)
+{
+	(void)a; (void)m; (void)f;
+	return fd > 2 ? pw__wasi_fs_modify_fd(i, fd) : fd_unsupported(i, fd);
+}
+
+static u32 w_fd_pread(pw_instance *i, u32 fd, u32 v, u32 n, u64 o, u32 r)
+{
+	return fd > 2 ? pw__wasi_fs_pread(i, fd, v, n, o, r) : fd_unsupported(i, fd);
+}
+
+static u32 w_fd_pwrite(pw_instance *i, u32 fd, u32 v, u32 n, u64 o, u32 r)
+{
+	(void)v; (void)n; (void)o; (void)r;
+	return fd > 2 ? PW_WASI_EBADF : fd_unsupported(i, fd);   /* no fd >= 3 is open for writing */
+}
+
+static u32 w_fd_readdir(pw_instance *i, u32 fd, u32 b, u32 l, u64 c, u32 u)
+{
+	return fd > 2 ? pw__wasi_fs_readdir(i, fd, b, l, c, u) : path_on_stdio(i, fd);
+}
+
+static u32 w_fd_renumber(pw_instance *i, u32 fd, u32 to)
+{
+	if (fd > 2 && to > 2)
+		return pw__wasi_fs_renumber(i, fd, to);
+	return fd_unsupported(i, fd) == PW_WASI_EBADF ? PW_WASI_EBADF : PW_WASI_ENOTSUP;
+}
+
+static u32 w_path_open(pw_instance *i, u32 fd, u32 df, u32 p, u32 l, u32 of, u64 rb, u64 ri, u32 ff, u32 out)
+{
+	return fd > 2 ? pw__wasi_fs_path_open(i, fd, df, p, l, of, rb, ri, ff, out) : path_on_stdio(i, fd);
+}
+
+static u32 w_path_filestat_get(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u32 b)
+{
+	return fd > 2 ? pw__wasi_fs_path_filestat_get(i, fd, f, p, l, b, false) : path_on_stdio(i, fd);
+}
+
+static u32 w0_path_filestat_get(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u32 b)
+{
+	return fd > 2 ? pw__wasi_fs_path_filestat_get(i, fd, f, p, l, b, true) : path_on_stdio(i, fd);
+}
+
+static u32 w_path_readlink(pw_instance *i, u32 fd, u32 p, u32 l, u32 b, u32 bl, u32 u)
+{
+	return fd > 2 ? pw__wasi_fs_path_readlink(i, fd, p, l, b, bl, u) : path_on_stdio(i, fd);
+}
+
+static u32 w_path_create_directory(pw_instance *i, u32 fd, u32 p, u32 l) { (void)p; (void)l; return path_modify(i, fd); }
+static u32 w_path_filestat_set_times(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u64 a, u64 m, u32 fl) { (void)f; (void)p; (void)l; (void)a; (void)m; (void)fl; return path_modify(i, fd); }
+static u32 w_path_link(pw_instance *i, u32 fd, u32 f, u32 p, u32 l, u32 nfd, u32 np, u32 nl) { (void)f; (void)p; (void)l; (void)nfd; (void)np; (void)nl; return path_modify(i, fd); }
+static u32 w_path_remove_directory(pw_instance *i, u32 fd, u32 p, u32 l) { (void)p; (void)l; return path_modify(i, fd); }
+static u32 w_path_rename(pw_instance *i, u32 fd, u32 p, u32 l, u32 nfd, u32 np, u32 nl) { (void)p; (void)l; (void)nfd; (void)np; (void)nl; return path_modify(i, fd); }
+static u32 w_path_symlink(pw_instance *i, u32 p, u32 l, u32 fd, u32 np, u32 nl) { (void)p; (void)l; (void)np; (void)nl; return path_modify(i, fd); }
+static u32 w_path_unlink_file(pw_instance *i, u32 fd, u32 p, u32 l) { (void)p; (void)l; return path_modify(i, fd); }
 static u32 w_proc_raise(pw_instance *i, u32 sig) { (void)i; (void)sig; return PW_WASI_ENOSYS; }
 static u32 w_sock_accept(pw_instance *i, u32 fd, u32 f, u32 out) { (void)i; (void)fd; (void)f; (void)out; return PW_WASI_ENOSYS; }
 static u32 w_sock_recv(pw_instance *i, u32 fd, u32 d, u32 dl, u32 f, u32 ol, u32 of) { (void)i; (void)fd; (void)d; (void)dl; (void)f; (void)ol; (void)of; return PW_WASI_ENOSYS; }
@@ -821,7 +941,7 @@ static const wasi_fn wasi_fns[] = {
 	{ "fd_tell", "ii:i", F(w_fd_tell), F(w_fd_tell) },
 	{ "fd_write", "iiii:i", F(w_fd_write), F(w_fd_write) },
 	{ "path_create_directory", "iii:i", F(w_path_create_directory), F(w_path_create_directory) },
-	{ "path_filestat_get", "iiiii:i", F(w_path_filestat_get), F(w_path_filestat_get) },
+	{ "path_filestat_get", "iiiii:i", F(w_path_filestat_get), F(w0_path_filestat_get) },
 	{ "path_filestat_set_times", "iiiiIIi:i", F(w_path_filestat_set_times), F(w_path_filestat_set_times) },
 	{ "path_link", "iiiiiii:i", F(w_path_link), F(w_path_link) },
 	{ "path_open", "iiiiiIIii:i", F(w_path_open), F(w_path_open) },
