@@ -35,14 +35,16 @@ check "good.wast: the uninstantiable module is refused when instantiated" \
 rc=$?
 cat "$out"
 check "bad.wast exits 1 (got $rc)" test "$rc" -eq 1
-check "bad.wast: 1 passed, 8 failed, 0 skipped" has "bad.wast: 1 passed, 8 failed, 0 skipped"
-for line in 10 11 12 13 14 15 16 17; do
+check "bad.wast: 2 passed, 9 failed, 0 skipped" has "bad.wast: 2 passed, 9 failed, 0 skipped"
+for line in 10 11 12 13 14 15 16 17 24; do
   check "bad.wast: failure of line $line reported" has "FAIL bad.wast:$line:"
 done
 check "bad.wast: wrong result shown with both values" \
   has "FAIL bad.wast:10: assert_return \"one\": result 0: expected i32:0x00000002 (2), got i32:0x00000001 (1)"
 check "bad.wast: wrong trap family named" has "expected trap \"integer divide by zero\""
 check "bad.wast: an accepted invalid module is a failure" has "was accepted by every stage"
+check "bad.wast: a call_indirect trap of the wrong kind is a failure" \
+  has "expected trap \"undefined element\" (undefined element), got trap \"uninitialized element\""
 
 env -u PREWARM_TESTSUITE "$runner" --name address >"$out" 2>&1
 rc=$?

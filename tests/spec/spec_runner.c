@@ -311,22 +311,22 @@ static bool val_matches(const spec_val *want, pw_val got)
 
 /*
  * Reason texts differ between implementations ("integer divide by zero" in the testsuite,
- * whatever the runtime says), so both sides are mapped to a family. wasm2c 1.0.32 has a
- * single trap code for every failed call_indirect (WASM_RT_TRAP_CALL_INDIRECT: index out
- * of the table, null entry, signature mismatch), so those three testsuite messages form one
- * family: the harness checks "a call_indirect trap", not which of the three. Likewise its
- * WASM_RT_TRAP_OOB covers linear memory and tables alike, so "out of bounds table access"
- * and "out of bounds memory access" are one family.
+ * whatever the runtime says), so both sides are mapped to a family. The three call_indirect
+ * failures (index outside the table, null entry, signature mismatch) are told apart: the
+ * engine patches wasm2c's single WASM_RT_TRAP_CALL_INDIRECT into the spec's three reasons.
+ * wasm2c's WASM_RT_TRAP_OOB covers linear memory and tables alike, so "out of bounds table
+ * access" and "out of bounds memory access" are one family.
  */
 typedef enum {
 	TF_UNKNOWN = 0, TF_UNREACHABLE, TF_MEMORY_OOB, TF_DIV_ZERO, TF_INT_OVERFLOW,
-	TF_CONVERSION, TF_CALL_INDIRECT, TF_EXHAUSTION,
+	TF_CONVERSION, TF_UNDEFINED_ELEMENT, TF_UNINITIALIZED_ELEMENT, TF_INDIRECT_MISMATCH,
+	TF_EXHAUSTION,
 } trap_family;
 
 static const char *const family_names[] = {
 	"unknown", "unreachable", "out of bounds memory or table access", "integer divide by zero",
-	"integer overflow", "invalid conversion to integer", "call_indirect (undefined/uninitialized "
-	"element or type mismatch)", "call stack exhausted",
+	"integer overflow", "invalid conversion to integer", "undefined element",
+	"uninitialized element", "indirect call type mismatch", "call stack exhausted",
 };
 
 static bool has(const char *hay, const char *needle)
@@ -345,9 +345,12 @@ static trap_family trap_family_of(const char *text)
 		return TF_EXHAUSTION;
 	if (has(low, "unreachable"))
 		return TF_UNREACHABLE;
-	if (has(low, "indirect") || has(low, "undefined element") || has(low, "uninitialized element")
-	    || has(low, "signature mismatch"))
-		return TF_CALL_INDIRECT;
+	if (has(low, "undefined element"))
+		return TF_UNDEFINED_ELEMENT;
+	if (has(low, "uninitialized element") || has(low, "null element"))
+		return TF_UNINITIALIZED_ELEMENT;
+	if (has(low, "indirect call") || has(low, "signature mismatch"))
+		return TF_INDIRECT_MISMATCH;
 	if (has(low, "out of bounds") || has(low, "out-of-bounds") || has(low, "memory access"))
 		return TF_MEMORY_OOB;
 	if (has(low, "divide by zero") || has(low, "division by zero"))

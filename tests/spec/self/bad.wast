@@ -15,3 +15,10 @@
 (assert_trap (invoke "unreachable") "integer divide by zero")
 (assert_return (invoke "div" (i32.const 1) (i32.const 0)) (i32.const 0))
 (assert_invalid (module (func (result i32) (i32.const 0))) "type mismatch")
+(module
+  (type $v (func))
+  (table 2 funcref)
+  (elem (i32.const 0) $f)
+  (func $f)
+  (func (export "ci") (param i32) (call_indirect (type $v) (local.get 0))))
+(assert_trap (invoke "ci" (i32.const 1)) "undefined element")
