@@ -17,7 +17,7 @@
 
 #include "engine/engine_int.h"
 
-/* Provisional defaults until bench/compile measured them (see BENCHMARKS.md). */
+/* Defaults chosen from bench/compile (BENCHMARKS.md, "Engine: compile"). */
 #define DEFAULT_CC "gcc"
 #define DEFAULT_OPT "-O1"
 
