@@ -8,3 +8,5 @@ pw_add_sh_test(test_inspect ${CMAKE_CURRENT_LIST_DIR}/test_inspect.sh)
 # Real third-party programs (TinyGo, Rust) from PREWARM_CORPUS: big compiles, so once and not under ASan.
 pw_add_sh_test(test_run_corpus ${CMAKE_CURRENT_LIST_DIR}/test_run_corpus.sh)
 set_tests_properties(test_run_corpus PROPERTIES LABELS no-asan)
+# Read-only preopened directories (`prewarm run --dir`): wasi_fs fixture over a real tree.
+pw_add_sh_test(test_run_fs ${CMAKE_CURRENT_LIST_DIR}/test_run_fs.sh)
