@@ -278,10 +278,11 @@ static pthread_cond_t wd_cv;
 static pw_instance *wd_list;
 static bool wd_started;
 
+/* Atomic stores: the running thread reads these flags while another thread sets them. */
 static void interrupt_locked(pw_instance *inst)
 {
-	inst->ctl->interrupt = 1;
-	inst->ctl->max_depth = 0;
+	__atomic_store_n(&inst->ctl->interrupt, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&inst->ctl->max_depth, 0, __ATOMIC_RELAXED);
 }
 
 static void *wd_main(void *arg)
@@ -393,7 +394,7 @@ static int trap_result(pw_instance *inst, int trap, const char *what)
 		snprintf(inst->trap_reason, sizeof inst->trap_reason, "interrupted");
 		return pw_error_set(PW_ETIMEOUT, "%s: interrupted (deadline or pw_instance_interrupt)", what);
 	case WASM_RT_TRAP_EXHAUSTION:
-		if (inst->ctl->interrupt) {
+		if (__atomic_load_n(&inst->ctl->interrupt, __ATOMIC_RELAXED)) {
 			snprintf(inst->trap_reason, sizeof inst->trap_reason, "interrupted");
 			return pw_error_set(PW_ETIMEOUT, "%s: interrupted (deadline or pw_instance_interrupt)", what);
 		}
@@ -484,20 +485,20 @@ int pw_instance_call(pw_instance *inst, const char *name, const pw_val *args, si
 				return pw_error_set(PW_ENOMEM, "%s: out of memory", name);
 		}
 	}
-	bool outer = inst->running == 0;
+	bool outer = __atomic_load_n(&inst->running, __ATOMIC_RELAXED) == 0;
 	if (outer) {
 		inst->trap_reason[0] = 0;
-		inst->ctl->interrupt = 0;
-		inst->ctl->max_depth = pw_rt_max_depth();
+		__atomic_store_n(&inst->ctl->interrupt, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&inst->ctl->max_depth, pw_rt_max_depth(), __ATOMIC_RELAXED);
 		inst->ctl->depth = 0;
 		if (inst->deadline > 0 && wd_add(inst, inst->deadline)) {
 			free(heap);
 			return pw_error_last_code();
 		}
 	}
-	inst->running++;
+	__atomic_add_fetch(&inst->running, 1, __ATOMIC_SEQ_CST);
 	int trap = guarded(inst, t, ex->invoke, args, rs, false);
-	inst->running--;
+	__atomic_sub_fetch(&inst->running, 1, __ATOMIC_SEQ_CST);
 	if (outer && inst->deadline > 0)
 		wd_remove(inst);
 	free(heap);
@@ -514,7 +515,7 @@ void pw_instance_set_deadline(pw_instance *inst, double deadline)
 void pw_instance_interrupt(pw_instance *inst)
 {
 	pthread_mutex_lock(&wd_mu);
-	if (inst->running)
+	if (__atomic_load_n(&inst->running, __ATOMIC_SEQ_CST))
 		interrupt_locked(inst);
 	pthread_mutex_unlock(&wd_mu);
 }
