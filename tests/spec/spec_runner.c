@@ -6,10 +6,11 @@
  * The .wast script is first turned into JSON plus one .wasm per module by wabt's
  * `wast2json`; this program then reads the JSON (jansson) and runs its commands in order:
  *   module                 pw_engine_compile, pw_artifact_load, pw_instance_new
- *   register               cross-module linking: skipped with the reason (see below)
+ *   register               the module's functions become importable under that name
  *   assert_return, action  pw_instance_call, results compared bit-exactly (nan:canonical and
  *                          nan:arithmetic by their bit patterns)
  *   assert_trap/exhaustion PW_ETRAP with a reason of the expected family
+ *   (a trap is checked by family, not text: see trap_family_of)
  *   assert_invalid, assert_malformed
  *                          the module must be refused by pw_engine_check, wasm-validate,
  *                          pw_engine_compile, pw_artifact_load or pw_instance_new
@@ -21,8 +22,10 @@
  * Every command is counted exactly once as passed, failed or skipped; a skip always carries
  * a written reason (printed in the summary), a failure its line in the .wast file. The
  * engine supports function imports only (host functions), so modules importing globals,
- * memories or tables (spectest.global_i32, spectest.memory, ...) and modules importing from
- * another (registered) module are skipped together with the commands that use them.
+ * memories or tables (spectest.global_i32, spectest.memory, ...) are skipped together with
+ * the commands that use them. Functions imported from a registered module are bound to
+ * static trampolines that forward to the exporting instance (see link_imports). When a
+ * skipped command could have changed a module's state, later failures on it say so.
  *
  * Usage: spec_runner [--opt LEVEL] [--jobs N] [--allow-unsupported] [--keep] [-v]
  *                    (--name NAME | FILE.wast | FILE.json)
