@@ -6,9 +6,11 @@
  * uses, EFAULT at the exact memory boundary with nothing written, closed fds,
  * fdstat and both filestat layouts, fd_seek whence in both module versions on a
  * real file, poll_oneoff in both subscription layouts, args/environ tables,
- * clocks, random, no preopens, ENOSYS, and proc_exit through pw_wasi_run_start.
+ * clocks, random, no preopens, ENOSYS, preopens and the calls beneath them (layouts,
+ * cookies, refusals), and proc_exit through pw_wasi_run_start.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +449,177 @@ static void test_clocks_random_and_unsupported(void)
 	CHECK_INT(sy, PW_WASI_ENOSYS);
 }
 
+/* Preopens and the calls beneath them, byte for byte: prestat (8 bytes), dir name
+ * (ENAMETOOLONG when short, EFAULT at the end of memory), path_open (p1 and p0) of a
+ * file, fdstat rights (read-only file, directory inheriting everything), fd_filestat_get
+ * and path_filestat_get in both layouts, fd_pread, the dirent layout and cookies of
+ * fd_readdir (including a truncated entry), path_readlink, EROFS / ENOTCAPABLE / EFAULT
+ * refusals with nothing opened, fd_renumber, and pw_wasi_ctx_release. */
+static void test_preopen_layouts(void)
+{
+	env e;
+	char dir[4096], path[4200];
+	const char *tmp = pw_test_tmpdir();
+	snprintf(dir, sizeof dir, "%s/pre", tmp);
+	CHECK(mkdir(dir, 0755) == 0);
+	snprintf(path, sizeof path, "%s/f.txt", dir);
+	FILE *fp = fopen(path, "w");
+	CHECK(fp != NULL);
+	fputs("0123456789", fp);
+	fclose(fp);
+	snprintf(path, sizeof path, "%s/ln", dir);
+	CHECK(symlink("f.txt", path) == 0);
+	CHECK_OK(env_new(&e, NULL));
+	int pre = pw_wasi_preopen(&e.ctx, dir, "/data");
+	int bad = pw_wasi_preopen(&e.ctx, "/nonexistent/prewarm", ".");
+	char bad_msg[256];
+	snprintf(bad_msg, sizeof bad_msg, "%s", pw_error_last());
+
+	/* prestat and the name */
+	memset(e.mem, 0xee, 64);
+	long ps = call(&e, "p1_fd_prestat_get", 2, U(3), U(0));
+	uint8_t ps_tag = e.mem[0], ps_pad = e.mem[1];
+	uint32_t ps_len = get32(e.mem + 4);
+	long ps4 = call(&e, "p1_fd_prestat_get", 2, U(4), U(0));
+	long dn = call(&e, "p1_fd_prestat_dir_name", 3, U(3), U(16), U(5));
+	int dn_ok = !memcmp(e.mem + 16, "/data", 5);
+	long dn_short = call(&e, "p1_fd_prestat_dir_name", 3, U(3), U(16), U(4));
+	long dn_fault = call(&e, "p1_fd_prestat_dir_name", 3, U(3), U(PAGE - 4), U(5));
+
+	/* path_open "f.txt" -> fd 4 */
+	memcpy(e.mem + 100, "f.txt", 5);
+	long po = call(&e, "p1_path_open", 9, U(3), U(0), U(100), U(5), U(0), U(0x2026ull), U(0), U(0), U(200));
+	uint32_t fd = get32(e.mem + 200);
+	long fs = call(&e, "p1_fd_fdstat_get", 2, U(fd), U(300));
+	uint8_t fs_type = e.mem[300];
+	uint64_t fs_base = get64(e.mem + 308), fs_inh = get64(e.mem + 316);
+	long ds = call(&e, "p1_fd_fdstat_get", 2, U(3), U(300));
+	uint8_t ds_type = e.mem[300];
+	uint64_t ds_inh = get64(e.mem + 316);
+	struct stat st;
+	snprintf(path, sizeof path, "%s/f.txt", dir);
+	stat(path, &st);
+	long f1 = call(&e, "p1_fd_filestat_get", 2, U(fd), U(400));
+	uint64_t f1_ino = get64(e.mem + 408), f1_nlink = get64(e.mem + 424), f1_size = get64(e.mem + 432);
+	uint8_t f1_type = e.mem[416];
+	long f0 = call(&e, "p0_fd_filestat_get", 2, U(fd), U(500));
+	uint32_t f0_nlink = get32(e.mem + 520);
+	uint64_t f0_size = get64(e.mem + 524);
+	long pf1 = call(&e, "p1_path_filestat_get", 5, U(3), U(1), U(100), U(5), U(600));
+	uint64_t pf1_size = get64(e.mem + 632);
+	memcpy(e.mem + 110, "ln", 2);
+	long pf0 = call(&e, "p0_path_filestat_get", 5, U(3), U(0), U(110), U(2), U(700));
+	uint8_t pf0_type = e.mem[716];
+	uint64_t pf0_size = get64(e.mem + 724);
+	long pf0f = call(&e, "p0_path_filestat_get", 5, U(3), U(1), U(110), U(2), U(700));
+	uint8_t pf0f_type = e.mem[716];
+
+	/* fd_pread: 3 bytes at 4 into two iovecs, the file offset untouched */
+	put32(e.mem + 800, 900); put32(e.mem + 804, 1);
+	put32(e.mem + 808, 910); put32(e.mem + 812, 2);
+	long pr = call(&e, "p1_fd_pread", 5, U(fd), U(800), U(2), U(4), U(820));
+	int pr_ok = get32(e.mem + 820) == 3 && e.mem[900] == '4' && !memcmp(e.mem + 910, "56", 2);
+	long tl = call(&e, "p1_fd_tell", 2, U(fd), U(830));
+	uint64_t pos = get64(e.mem + 830);
+
+	/* fd_readdir: the whole directory, then from the second cookie into a 30-byte buffer */
+	long rd = call(&e, "p1_fd_readdir", 5, U(3), U(1000), U(2000), U(0), U(996));
+	uint32_t used = get32(e.mem + 996);
+	int names = 0, cookies_ok = 1, type_ok = 0;
+	for (uint32_t off = 0, i = 0; off + 24 <= used; i++) {
+		uint64_t next = get64(e.mem + 1000 + off);
+		uint32_t nl = get32(e.mem + 1000 + off + 16);
+		uint8_t t = e.mem[1000 + off + 20];
+		const char *nm = (const char *)e.mem + 1000 + off + 24;
+		if (next != i + 1)
+			cookies_ok = 0;
+		if (nl == 5 && !memcmp(nm, "f.txt", 5) && t == 4)
+			type_ok++;
+		if (nl == 2 && !memcmp(nm, "ln", 2) && t == 7)
+			type_ok++;
+		names++;
+		off += 24 + nl;
+	}
+	long rd2 = call(&e, "p1_fd_readdir", 5, U(3), U(3100), U(30), U(1), U(3096));
+	uint32_t used2 = get32(e.mem + 3096);
+	uint64_t next2 = get64(e.mem + 3100);
+	long rd_file = call(&e, "p1_fd_readdir", 5, U(fd), U(1000), U(100), U(0), U(996));
+	long rd_fault = call(&e, "p1_fd_readdir", 5, U(3), U(PAGE - 10), U(100), U(0), U(996));
+
+	/* readlink, including a buffer shorter than the target (truncated) */
+	long rl = call(&e, "p1_path_readlink", 6, U(3), U(110), U(2), U(1100), U(64), U(1096));
+	int rl_ok = get32(e.mem + 1096) == 5 && !memcmp(e.mem + 1100, "f.txt", 5);
+	long rl_short = call(&e, "p1_path_readlink", 6, U(3), U(110), U(2), U(1200), U(3), U(1196));
+	uint32_t rl_short_n = get32(e.mem + 1196);
+
+	/* refusals: nothing is opened (the next open still gets fd 5) */
+	memcpy(e.mem + 120, "../x", 4);
+	long esc = call(&e, "p1_path_open", 9, U(3), U(0), U(120), U(4), U(0), U(0x2ull), U(0), U(0), U(200));
+	long wr = call(&e, "p1_path_open", 9, U(3), U(0), U(100), U(5), U(0), U(0x40ull), U(0), U(0), U(200));
+	long cr = call(&e, "p0_path_open", 9, U(3), U(0), U(100), U(5), U(1), U(0x2ull), U(0), U(0), U(200));
+	long ap = call(&e, "p1_path_open", 9, U(3), U(0), U(100), U(5), U(0), U(0x2ull), U(0), U(1), U(200));
+	long pf = call(&e, "p1_path_open", 9, U(3), U(0), U(PAGE - 3), U(5), U(0), U(0x2ull), U(0), U(0), U(200));
+	long of = call(&e, "p1_path_open", 9, U(3), U(0), U(100), U(5), U(0), U(0x2ull), U(0), U(0), U(PAGE - 2));
+	long ul = call(&e, "p1_path_unlink_file", 3, U(3), U(100), U(5));
+	long ul_file = call(&e, "p1_path_unlink_file", 3, U(fd), U(100), U(5));
+	long wfd = call(&e, "p1_fd_write", 4, U(fd), U(800), U(1), U(820));
+	long po2 = call(&e, "p0_path_open", 9, U(3), U(0), U(100), U(5), U(0), U(0x2ull), U(0), U(0), U(200));
+	uint32_t fd2 = get32(e.mem + 200);
+	long rn = call(&e, "p1_fd_renumber", 2, U(fd2), U(fd));
+	long rn_tell = call(&e, "p1_fd_tell", 2, U(fd), U(830));
+	long rn_gone = call(&e, "p1_fd_tell", 2, U(fd2), U(830));
+	long cl = call(&e, "p1_fd_close", 1, U(fd));
+	long cl2 = call(&e, "p1_fd_close", 1, U(fd));
+	pw_wasi_ctx_release(&e.ctx);
+	int released = e.ctx.fs == NULL;
+	long after = call(&e, "p1_fd_prestat_get", 2, U(3), U(0));
+	pw_wasi_ctx_release(&e.ctx);   /* twice: a no-op */
+	env_free(&e);
+
+	CHECK_INT(pre, 0);
+	CHECK_INT(bad, PW_EIO);
+	CHECK_MSG(strstr(bad_msg, "/nonexistent/prewarm") != NULL, "message: %s", bad_msg);
+	CHECK_INT(ps, 0); CHECK_INT(ps_tag, 0); CHECK_INT(ps_pad, 0); CHECK_INT(ps_len, 5);
+	CHECK_INT(ps4, PW_WASI_EBADF);
+	CHECK_INT(dn, 0); CHECK(dn_ok);
+	CHECK_INT(dn_short, PW_WASI_ENAMETOOLONG);
+	CHECK_INT(dn_fault, PW_WASI_EFAULT);
+	CHECK_INT(po, 0); CHECK_INT(fd, 4);
+	CHECK_INT(fs, 0); CHECK_INT(fs_type, 4);
+	CHECK_INT(fs_base, 0x26ull);   /* read, seek, tell kept; path_open (a directory right) dropped */
+	CHECK_INT(fs_inh, 0);
+	CHECK_INT(ds, 0); CHECK_INT(ds_type, 3); CHECK_INT(ds_inh, (1ull << 30) - 1);
+	CHECK_INT(f1, 0); CHECK_INT(f1_ino, st.st_ino); CHECK_INT(f1_nlink, 1); CHECK_INT(f1_size, 10);
+	CHECK_INT(f1_type, 4);
+	CHECK_INT(f0, 0); CHECK_INT(f0_nlink, 1); CHECK_INT(f0_size, 10);
+	CHECK_INT(pf1, 0); CHECK_INT(pf1_size, 10);
+	CHECK_INT(pf0, 0); CHECK_INT(pf0_type, 7); CHECK_INT(pf0_size, 5);   /* the link itself */
+	CHECK_INT(pf0f, 0); CHECK_INT(pf0f_type, 4);                         /* followed */
+	CHECK_INT(pr, 0); CHECK(pr_ok);
+	CHECK_INT(tl, 0); CHECK_INT(pos, 0);
+	CHECK_INT(rd, 0); CHECK_INT(names, 4); CHECK(cookies_ok); CHECK_INT(type_ok, 2);
+	CHECK(used < 2000);
+	CHECK_INT(rd2, 0); CHECK_INT(used2, 30); CHECK_INT(next2, 2);   /* full buffer: truncated */
+	CHECK_INT(rd_file, PW_WASI_ENOTDIR);
+	CHECK_INT(rd_fault, PW_WASI_EFAULT);
+	CHECK_INT(rl, 0); CHECK(rl_ok);
+	CHECK_INT(rl_short, 0); CHECK_INT(rl_short_n, 3);
+	CHECK_INT(esc, PW_WASI_ENOTCAPABLE);
+	CHECK_INT(wr, PW_WASI_EROFS);
+	CHECK_INT(cr, PW_WASI_EROFS);
+	CHECK_INT(ap, PW_WASI_EROFS);
+	CHECK_INT(pf, PW_WASI_EFAULT);
+	CHECK_INT(of, PW_WASI_EFAULT);
+	CHECK_INT(ul, PW_WASI_EROFS);
+	CHECK_INT(ul_file, PW_WASI_ENOTDIR);
+	CHECK_INT(wfd, PW_WASI_EBADF);
+	CHECK_INT(po2, 0); CHECK_INT(fd2, 5);
+	CHECK_INT(rn, 0); CHECK_INT(rn_tell, 0); CHECK_INT(rn_gone, PW_WASI_EBADF);
+	CHECK_INT(cl, 0); CHECK_INT(cl2, PW_WASI_EBADF);
+	CHECK(released);
+	CHECK_INT(after, PW_WASI_EBADF);
+}
+
 static void test_run_start_proc_exit(void)
 {
 	env e;
@@ -480,6 +653,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_poll_oneoff_layouts),
 		PW_TEST(test_args_and_environ),
 		PW_TEST(test_clocks_random_and_unsupported),
+		PW_TEST(test_preopen_layouts),
 		PW_TEST(test_run_start_proc_exit),
 	};
 	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
