@@ -6,6 +6,10 @@
  * a host crash or out-of-bounds access is the bug. The calls go through a real
  * artifact of tests/fixtures/wat/wasm_wasi_calls.wat (compiled once, on first
  * use; found via $PREWARM_FIXTURES, else ./fixtures as in a build directory).
+ * Every instance gets a read-only preopen (fd 3, named ".") of a small tree made
+ * once in a temp dir: a file, a subdirectory, symlinks inside and out, so
+ * path_open, fd_readdir, path_filestat_get and friends run on real files with
+ * fuzzer-chosen paths and buffers. Nothing may change in that tree.
  *
  * Input: byte 0 picks the export, bytes 1..72 are nine little-endian u64
  * arguments, byte 73 picks how much of the rest is stdin, the rest is copied
@@ -14,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "prewarm/engine.h"
 #include "prewarm/util.h"
@@ -25,6 +31,49 @@ static pw_engine *g_engine;
 static pw_imports *g_host;
 static pw_artifact *g_art;
 static int g_failed;
+static char g_dir[512];   /* the preopened tree */
+
+static void tree_remove(void)
+{
+	static const char *const names[] = { "sub/inner", "sub", "file", "in", "out", "loop" };
+	char p[700];
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(p, sizeof p, "%s/%s", g_dir, names[i]);
+		if (unlink(p) != 0)
+			rmdir(p);
+	}
+	rmdir(g_dir);
+}
+
+static void tree_make(void)
+{
+	const char *t = getenv("TMPDIR");
+	char p[700];
+	FILE *f;
+	snprintf(g_dir, sizeof g_dir, "%s/prewarm-fuzz-wasi.XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(g_dir))
+		abort();
+	atexit(tree_remove);
+	snprintf(p, sizeof p, "%s/file", g_dir);
+	if (!(f = fopen(p, "w")))
+		abort();
+	fputs("some file content\n", f);
+	fclose(f);
+	snprintf(p, sizeof p, "%s/sub", g_dir);
+	mkdir(p, 0755);
+	snprintf(p, sizeof p, "%s/sub/inner", g_dir);
+	if ((f = fopen(p, "w")))
+		fclose(f);
+	snprintf(p, sizeof p, "%s/in", g_dir);
+	if (symlink("sub/inner", p) != 0)
+		abort();
+	snprintf(p, sizeof p, "%s/out", g_dir);
+	if (symlink("/etc", p) != 0)
+		abort();
+	snprintf(p, sizeof p, "%s/loop", g_dir);
+	if (symlink("loop", p) != 0)
+		abort();
+}
 
 typedef struct fuzz_host {
 	pw_wasi_ctx *wasi;
@@ -52,6 +101,8 @@ static int setup(void)
 		rc = pw_engine_compile(g_engine, wasm.data, wasm.len, g_host, &art, NULL);
 	if (!rc)
 		rc = pw_artifact_load(&g_art, art.data, art.len, NULL, g_host);
+	if (!rc)
+		tree_make();
 	pw_buf_free(&wasm);
 	pw_buf_free(&art);
 	if (rc) {
@@ -104,6 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t rest = size - hdr, nin = rest ? data[hdr - 1] % (rest + 1) : 0;
 	ctx.stdin_data = data + hdr;
 	ctx.stdin_len = nin;
+	if (pw_wasi_preopen(&ctx, g_dir, ".") != 0)
+		abort();
 
 	pw_instance_opts o = { .host_data = &host };
 	if (pw_instance_new(&inst, g_art, &o) != 0)
@@ -117,5 +170,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();   /* WASI calls return errno values; only a deadline may stop them */
 	}
 	pw_instance_free(inst);
+	pw_wasi_ctx_release(&ctx);
 	return 0;
 }

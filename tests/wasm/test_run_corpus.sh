@@ -3,12 +3,19 @@
 # `prewarm compile` and run as an artifact with `prewarm run`:
 #  - wasm3's brotli (C, wasi_unstable): compress stdin to stdout and back,
 #    byte-identical round trip (and the host's brotli, when installed, agrees);
-#  - Sightglass tinygo-json (TinyGo): the Go runtime starts, finds no input file
-#    (Prewarm gives programs no file system) and exits 1 with Go's message;
-#  - Sightglass rust-json (Rust std): same, Rust panics with its message on
-#    stderr and aborts, which is a wasm trap: exit 134 and "trap: unreachable".
+#  - Sightglass tinygo-json (TinyGo) and rust-json (Rust std): each reads its
+#    input file (tinygo-json.input / default.input: a JSON array of users, the
+#    benchmark's schema; Sightglass's own inputs are not in the corpus, so
+#    tests/wasm/data/sightglass_users.json, 3 users, written compactly in the
+#    programs' own field order) from the current directory through a read-only
+#    preopen (`--dir DIR::.`), parses it, serializes it back and prints
+#    "processed 3 users" and "serialized size: N bytes" on stderr, N being the
+#    input's own size; exit 0. A broken input gives the programs' own errors
+#    (Go: exit 1; Rust: panic = abort = trap, exit 134). Without --dir (the
+#    default: no file system) they find no input: Go exits 1 with its message,
+#    Rust panics with its message and traps (exit 134, "trap: unreachable").
 # Big compiles (a minute or more each on this machine, even at -O0, which is enough to
-# check behaviour): labelled no-asan.
+# check behaviour): once per module, labelled no-asan.
 set -u
 BIN=${PREWARM_BIN:?PREWARM_BIN not set}
 C=${PREWARM_CORPUS:-}
@@ -22,6 +29,10 @@ RJ=$C/bytecodealliance_sightglass__rust_json.wasm
 for f in "$BR" "$TG" "$RJ"; do
 	[[ -f $f ]] || { echo "skip: $f is missing from PREWARM_CORPUS"; exit 77; }
 done
+USERS=${PREWARM_SOURCE_DIR:?PREWARM_SOURCE_DIR not set}/tests/wasm/data/sightglass_users.json
+[[ -f $USERS ]] || { echo "FAIL: $USERS is missing"; exit 1; }
+NUSERS=3
+USIZE=$(stat -c %s "$USERS")
 T=$(mktemp -d "${TMPDIR:-/tmp}/prewarm-run-corpus.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail=0
@@ -55,6 +66,23 @@ nice "$BIN" compile --opt -O0 --no-import-check "$TG" -o "$T/tinygo.so" || { ech
 rc=$?
 [[ $rc == 1 ]] || bad "tinygo_json exit $rc, expected 1: $(cat "$T/err")"
 grep -qF 'Error reading input: open tinygo-json.input' "$T/err" || bad "tinygo_json stderr: $(cat "$T/err")"
+# with its input in a read-only preopen: the real benchmark run
+mkdir -p "$T/tg-in" "$T/elsewhere"
+cp "$USERS" "$T/tg-in/tinygo-json.input"
+(cd "$T/elsewhere" && "$BIN" run --dir "$T/tg-in::." "$T/tinygo.so") > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 0 ]] || bad "tinygo_json with --dir: exit $rc, expected 0: $(cat "$T/err")"
+printf '[tinygo-json] processed %d users\n[tinygo-json] serialized size: %d bytes\n' $NUSERS "$USIZE" > "$T/want"
+diff -u "$T/want" "$T/err" || bad "tinygo_json with --dir: stderr differs"
+[[ ! -s $T/out ]] || bad "tinygo_json printed on stdout: $(cat "$T/out")"
+[[ $(ls "$T/tg-in") == tinygo-json.input ]] && cmp -s "$USERS" "$T/tg-in/tinygo-json.input" ||
+	bad "tinygo_json changed its input directory"
+# a broken input: Go's own error
+printf '[{"id": 1, "username": ' > "$T/tg-in/tinygo-json.input"
+(cd "$T/tg-in" && "$BIN" run --dir . "$T/tinygo.so") > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 1 ]] || bad "tinygo_json on broken JSON: exit $rc, expected 1: $(cat "$T/err")"
+grep -qF 'Error parsing JSON: unexpected end of JSON input' "$T/err" || bad "tinygo_json on broken JSON: $(cat "$T/err")"
 
 # --- Rust std ---
 nice "$BIN" compile --opt -O0 --no-import-check "$RJ" -o "$T/rust.so" || { echo "FAIL: compile rust_json"; exit 1; }
@@ -64,5 +92,21 @@ rc=$?
 grep -qF "thread 'main' panicked" "$T/err" || bad "rust_json: no Rust panic message: $(cat "$T/err")"
 grep -qF 'unable to read default.input' "$T/err" || bad "rust_json stderr: $(cat "$T/err")"
 grep -qx 'trap: unreachable' "$T/err" || bad "rust_json: no 'trap: unreachable': $(cat "$T/err")"
+# with its input in a read-only preopen
+mkdir -p "$T/rj-in"
+cp "$USERS" "$T/rj-in/default.input"
+(cd "$T/rj-in" && "$BIN" run --dir . "$T/rust.so") > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 0 ]] || bad "rust_json with --dir: exit $rc, expected 0: $(cat "$T/err")"
+printf '[rust-json] processed %d users\n[rust-json] serialized size: %d bytes\n' $NUSERS "$USIZE" > "$T/want"
+diff -u "$T/want" "$T/err" || bad "rust_json with --dir: stderr differs"
+[[ $(ls "$T/rj-in") == default.input ]] && cmp -s "$USERS" "$T/rj-in/default.input" ||
+	bad "rust_json changed its input directory"
+# a broken input: serde's error, then the panic (abort = trap)
+printf '[{"id": "one"}]' > "$T/rj-in/default.input"
+(cd "$T/rj-in" && "$BIN" run --dir . "$T/rust.so") > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 134 ]] || bad "rust_json on bad JSON: exit $rc, expected 134: $(cat "$T/err")"
+grep -qF 'failed to parse JSON' "$T/err" || bad "rust_json on bad JSON: $(cat "$T/err")"
 
 exit $fail
