@@ -862,11 +862,18 @@ static u32 w_fd_readdir(pw_instance *i, u32 fd, u32 b, u32 l, u64 c, u32 u)
 	return fd > 2 ? pw__wasi_fs_readdir(i, fd, b, l, c, u) : path_on_stdio(i, fd);
 }
 
+static bool fd_is_open(pw_instance *i, u32 fd)
+{
+	stdio_fd s;
+	return fd > 2 ? pw__wasi_fs_is_open(i, fd) : stdio_get(ctx_of(i), fd, &s);
+}
+
 static u32 w_fd_renumber(pw_instance *i, u32 fd, u32 to)
 {
 	if (fd > 2 && to > 2)
 		return pw__wasi_fs_renumber(i, fd, to);
-	return fd_unsupported(i, fd) == PW_WASI_EBADF ? PW_WASI_EBADF : PW_WASI_ENOTSUP;
+	/* moving stdio, or onto it: not supported (the process's fds 0..2 stay where they are) */
+	return fd_is_open(i, fd) && fd_is_open(i, to) ? PW_WASI_ENOTSUP : PW_WASI_EBADF;
 }
 
 static u32 w_path_open(pw_instance *i, u32 fd, u32 df, u32 p, u32 l, u32 of, u64 rb, u64 ri, u32 ff, u32 out)

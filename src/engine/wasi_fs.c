@@ -774,6 +774,11 @@ u32 pw__wasi_fs_modify_fd(pw_instance *inst, u32 fd)
 	return fs_get(inst, fd) ? PW_WASI_EROFS : PW_WASI_EBADF;
 }
 
+bool pw__wasi_fs_is_open(pw_instance *inst, u32 fd)
+{
+	return fs_get(inst, fd) != NULL;
+}
+
 u32 pw__wasi_fs_renumber(pw_instance *inst, u32 fd, u32 to)
 {
 	fs_file *f = fs_get(inst, fd), *t = fs_get(inst, to);

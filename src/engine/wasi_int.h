@@ -68,6 +68,7 @@ u32 pw__wasi_fs_readdir(pw_instance *inst, u32 fd, u32 buf, u32 len, u64 cookie,
 u32 pw__wasi_fs_advise(pw_instance *inst, u32 fd, u64 off, u64 len, u32 advice);
 u32 pw__wasi_fs_sync(pw_instance *inst, u32 fd);
 u32 pw__wasi_fs_renumber(pw_instance *inst, u32 fd, u32 to);
+bool pw__wasi_fs_is_open(pw_instance *inst, u32 fd);
 /* fd_allocate, fd_filestat_set_size/_times: EROFS on an open fd, else EBADF */
 u32 pw__wasi_fs_modify_fd(pw_instance *inst, u32 fd);
 /* path_create_directory, path_unlink_file, ...: EROFS on a directory fd, ENOTDIR on a file */

@@ -565,6 +565,8 @@ static void test_preopen_layouts(void)
 	long wfd = call(&e, "p1_fd_write", 4, U(fd), U(800), U(1), U(820));
 	long po2 = call(&e, "p0_path_open", 9, U(3), U(0), U(100), U(5), U(0), U(0x2ull), U(0), U(0), U(200));
 	uint32_t fd2 = get32(e.mem + 200);
+	long rn_std = call(&e, "p1_fd_renumber", 2, U(fd2), U(1));
+	long rn_bad = call(&e, "p1_fd_renumber", 2, U(1), U(99));
 	long rn = call(&e, "p1_fd_renumber", 2, U(fd2), U(fd));
 	long rn_tell = call(&e, "p1_fd_tell", 2, U(fd), U(830));
 	long rn_gone = call(&e, "p1_fd_tell", 2, U(fd2), U(830));
@@ -614,6 +616,7 @@ static void test_preopen_layouts(void)
 	CHECK_INT(ul_file, PW_WASI_ENOTDIR);
 	CHECK_INT(wfd, PW_WASI_EBADF);
 	CHECK_INT(po2, 0); CHECK_INT(fd2, 5);
+	CHECK_INT(rn_std, PW_WASI_ENOTSUP); CHECK_INT(rn_bad, PW_WASI_EBADF);
 	CHECK_INT(rn, 0); CHECK_INT(rn_tell, 0); CHECK_INT(rn_gone, PW_WASI_EBADF);
 	CHECK_INT(cl, 0); CHECK_INT(cl2, PW_WASI_EBADF);
 	CHECK(released);
