@@ -36,7 +36,7 @@ nomutate-pol:
   module: file://$W
 slow-pol:
   module: file://$W
-  timeoutEvalSeconds: 2
+  timeoutEvalSeconds: 5
 EOF
 
 # ---- 1. cold start ------------------------------------------------------------------------
@@ -139,7 +139,7 @@ echo "$M" | grep -q '^prewarm_http_responses_total{code="404"} 2$' || fail "metr
 echo "$M" | grep -q '^# TYPE prewarm_evaluation_duration_seconds histogram$' || fail "metrics: TYPE line"
 ok "metrics content"
 
-# SIGTERM drains: a slow request (a guest loop stopped by the 2 s policy timeout) in flight
+# SIGTERM drains: a slow request (a guest loop stopped by the 5 s policy timeout) in flight
 ( curl -s -o "$T/slow.out" -w '%{http_code}' -H 'Content-Type: application/json' \
 	--data-binary "$(review u9 loop)" "http://127.0.0.1:$PORT/validate/slow-pol" >"$T/slow.code" ) &
 CURL_PID=$!
