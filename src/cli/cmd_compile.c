@@ -5,11 +5,16 @@
  * the one the Policy Server offers (waPC, WASI preview1, host.call); `--host run`
  * the one of `prewarm run` (WASI preview1, bench.start/end); `--host none` or
  * --no-import-check: no import check.
+ * With a cache option (--cache-dir DIR, --cache-registry ..., see cache_opts.h) the
+ * artifact comes from the cache when a tier holds it, else it is compiled and put into
+ * every tier; the command says which ("cache hit (local)" / "compiled"); -o is then
+ * optional.
  * Option parsing lives in parse_compile_args(); the work in compile_run().
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cache_opts.h"
 #include "cli/cli.h"
 #include "prewarm/engine.h"
 #include "prewarm/policy.h"
@@ -23,19 +28,25 @@ typedef struct compile_args {
 	const char *output;
 	const char *host;   /* "policy" (default), "run", "none" */
 	int quiet;
+	int use_cache;      /* a cache option was given */
+	pw_cache_cli_opts cache;
 } compile_args;
 
 static void compile_usage(FILE *f)
 {
 	fprintf(f, "usage: prewarm compile MODULE.wasm -o ARTIFACT [--cc CC] [--opt -O1] [--cflags FLAGS]\n"
 	           "                       [--wasm2c PATH] [--tmp-dir DIR] [--keep-tmp] [--host policy|run|none]\n"
-	           "                       [--no-import-check] [-q]\n\n"
+	           "                       [--no-import-check] [-q]\n"
+	           "       prewarm compile MODULE.wasm --cache-dir DIR [-o ARTIFACT] [cache options]\n\n"
 	           "Compiles a WebAssembly module into a native artifact (a shared object with an\n"
 	           "embedded description). Refuses (exit 1, no file written) invalid modules,\n"
 	           "component-model binaries, SIMD and other unsupported features, and imports the\n"
 	           "host does not provide: --host policy (default: waPC, WASI, host.call, as in\n"
 	           "`prewarm serve`), run (WASI and bench.start/end, as in `prewarm run`), none\n"
-	           "(same as --no-import-check).\n");
+	           "(same as --no-import-check).\n\n"
+	           "With a cache option the artifact is taken from the cache when a tier holds it\n"
+	           "(verified before use), else compiled and stored in every tier; the command\n"
+	           "prints which. Cache options:\n%s", pw_cache_cli_help);
 }
 
 /* Returns -1 to continue, else an exit code. */
@@ -43,12 +54,20 @@ static int parse_compile_args(compile_args *a, int argc, char **argv)
 {
 	memset(a, 0, sizeof *a);
 	a->host = "policy";
+	pw_cache_cli_init(&a->cache);
 	for (int i = 1; i < argc; i++) {
 		int r = pw_cli_engine_opt(&a->eng, argc, argv, &i);
 		if (r < 0)
 			return 2;
 		if (r > 0)
 			continue;
+		r = pw_cache_cli_parse(&a->cache, argc, argv, &i);
+		if (r < 0)
+			return 2;
+		if (r > 0) {
+			a->use_cache = 1;
+			continue;
+		}
 		const char *s = argv[i];
 		if (!strcmp(s, "-o") || !strcmp(s, "--output")) {
 			if (i + 1 >= argc) {
@@ -83,8 +102,8 @@ static int parse_compile_args(compile_args *a, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!a->input || !a->output) {
-		fprintf(stderr, "prewarm compile: %s\n", !a->input ? "no module given" : "no output given (-o ARTIFACT)");
+	if (!a->input || (!a->output && !a->use_cache)) {
+		fprintf(stderr, "prewarm compile: %s\n", !a->input ? "no module given" : "no output given (-o ARTIFACT or --cache-dir DIR)");
 		compile_usage(stderr);
 		return 2;
 	}
@@ -111,24 +130,39 @@ static int host_imports(const char *which, const pw_imports **out, pw_imports **
 	return rc;
 }
 
-static int compile_run(const compile_args *a)
+static int compile_run(compile_args *a)
 {
 	pw_buf wasm = PW_BUF_INIT, art = PW_BUF_INIT;
 	pw_engine *e = NULL;
 	pw_compile_stats st;
 	const pw_imports *host = NULL;
 	pw_imports *owned = NULL;
+	pw_cache *cache = NULL;
+	pw_cache_result res = { .tier = -1 };
 	int rc = pw_file_read(a->input, 0, &wasm);
 	if (!rc)
 		rc = pw_engine_new(&e, &a->eng);
 	if (!rc)
 		rc = host_imports(a->host, &host, &owned);
-	if (!rc)
+	if (!rc && a->use_cache) {
+		rc = pw_cache_cli_open(&a->cache, &cache);
+		if (!rc)
+			rc = pw_cache_get_or_compile(cache, e, wasm.data, wasm.len, host, NULL, &art, &res);
+	} else if (!rc) {
 		rc = pw_engine_compile(e, wasm.data, wasm.len, host, &art, &st);
-	if (!rc)
+	}
+	if (!rc && a->output)
 		rc = pw_file_write_atomic(a->output, art.data, art.len, 0644);
 	if (rc) {
 		fprintf(stderr, "prewarm compile: %s: %s\n", a->input, pw_error_last());
+	} else if (a->use_cache) {
+		char t1[32];
+		if (res.tier >= 0)
+			printf("cache hit (%s) in %s\n", res.tier_name ? res.tier_name : "?",
+			       pw_fmt_duration(res.seconds, t1, sizeof t1));
+		else
+			printf("compiled in %s (stored in the cache)\n",
+			       pw_fmt_duration(res.compile_seconds, t1, sizeof t1));
 	} else if (!a->quiet) {
 		char t1[32], t2[32], b1[32], b2[32];
 		fprintf(stderr, "prewarm compile: %s -> %s (%s of C, translate %s, cc %s, %s artifact, engine %.12s)\n",
@@ -136,6 +170,7 @@ static int compile_run(const compile_args *a)
 		        pw_fmt_duration(st.translate_seconds, t1, sizeof t1), pw_fmt_duration(st.cc_seconds, t2, sizeof t2),
 		        pw_fmt_bytes(st.artifact_bytes, b2, sizeof b2), pw_engine_hash(e));
 	}
+	pw_cache_free(cache);
 	pw_engine_free(e);
 	pw_imports_free(owned);
 	pw_buf_free(&wasm);
@@ -147,7 +182,8 @@ int pw_cmd_compile(int argc, char **argv)
 {
 	compile_args a;
 	int r = parse_compile_args(&a, argc, argv);
-	if (r >= 0)
-		return r;
-	return compile_run(&a);
+	if (r < 0)
+		r = compile_run(&a);
+	pw_cache_cli_free(&a.cache);
+	return r;
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The cache options on `prewarm compile` and `prewarm run`: the first call compiles and
+# stores, the second is a local hit and gives the same artifact bytes; `cache stats`
+# counts both; a corrupted entry is refused, recompiled and replaced, the run succeeds.
+set -euo pipefail
+pw=${PREWARM_BIN:?run through ctest}
+fix=${PREWARM_FIXTURES:?run through ctest}
+work=$(mktemp -d "${TMPDIR:-/tmp}/prewarm-cli-cache.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+mod=$fix/wasi_args.wasm
+[ -f "$mod" ] || fail "fixture $mod missing"
+
+out=$("$pw" compile "$mod" --host run --cache-dir "$work/c" -o "$work/a1.so")
+echo "$out" | grep -q '^compiled in' || fail "first compile: $out"
+out=$("$pw" compile "$mod" --host run --cache-dir "$work/c" -o "$work/a2.so")
+echo "$out" | grep -q '^cache hit (local)' || fail "second compile: $out"
+cmp "$work/a1.so" "$work/a2.so" || fail "cached artifact differs from the compiled one"
+"$pw" cache stats --cache-dir "$work/c" > "$work/stats"
+grep -Eq '^hits: +1 ' "$work/stats" || fail "stats: $(cat "$work/stats")"
+grep -Eq '^compiles: +1 ' "$work/stats" || fail "stats: $(cat "$work/stats")"
+echo "ok: compile --cache-dir compiles once, then hits"
+
+# without -o and without a cache option: a usage error naming what is missing
+set +e
+"$pw" compile "$mod" > "$work/err" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "compile without output: exit $rc"
+grep -q -- '--cache-dir' "$work/err" || fail "compile without output: $(cat "$work/err")"
+
+# a flipped byte in the entry: refused before loading, recompiled, replaced
+entry=$(find "$work/c" -name '*.pwa' | head -1)
+[ -n "$entry" ] || fail "no cache entry file"
+size=$(stat -c %s "$entry")
+printf '\xff' | dd of="$entry" bs=1 seek=$((size - 100)) conv=notrunc status=none
+out=$("$pw" compile "$mod" --host run --cache-dir "$work/c" 2>"$work/warn")
+echo "$out" | grep -q '^compiled in' || fail "after corruption: $out"
+grep -qi 'mismatch\|refus\|reject' "$work/warn" || fail "no warning about the bad entry: $(cat "$work/warn")"
+"$pw" cache verify --cache-dir "$work/c" > /dev/null || fail "verify after replacement"
+echo "ok: a corrupt entry is refused, recompiled and replaced"

@@ -1,0 +1,2 @@
+# Cross-part CLI behaviour (the lead's wiring of the cache into compile and run).
+pw_add_sh_test(test_cli_cache_wiring ${CMAKE_SOURCE_DIR}/tests/cli/cache_wiring.sh)
