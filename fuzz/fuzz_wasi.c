@@ -9,7 +9,10 @@
  * Every instance gets a read-only preopen (fd 3, named ".") of a small tree made
  * once in a temp dir: a file, a subdirectory, symlinks inside and out, so
  * path_open, fd_readdir, path_filestat_get and friends run on real files with
- * fuzzer-chosen paths and buffers. Nothing may change in that tree.
+ * fuzzer-chosen paths and buffers; before the fuzzed call, fd 4 is that tree's
+ * "file" and fd 5 its "sub" directory (opened through path_open with scratch
+ * bytes at the end of memory), so fd_read, fd_seek, fd_readdir... have open
+ * files to work on. Nothing may change in that tree.
  *
  * Input: byte 0 picks the export, bytes 1..72 are nine little-endian u64
  * arguments, byte 73 picks how much of the rest is stdin, the rest is copied
@@ -162,7 +165,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pw_instance_new(&inst, g_art, &o) != 0)
 		abort();
 	uint8_t *mem = pw_instance_memory(inst, &msize);
+	/* fd 4 = "file", fd 5 = "sub", opened with scratch bytes at the end of memory */
+	static const char *const opens[] = { "file", "sub" };
+	for (int k = 0; k < 2; k++) {
+		uint64_t at = msize - 64;
+		size_t l = strlen(opens[k]);
+		memcpy(mem + at, opens[k], l);
+		pw_val oa[9] = { 3, 0, at, l, 0, 0x2026, 0, 0, at + 32 }, or[1] = { 0 };
+		if (pw_instance_call(inst, "p1_path_open", oa, 9, or, 1) != 0 || or[0] != 0)
+			abort();   /* the tree is ours: these opens must work */
+	}
 	memcpy(mem, data + hdr, rest < msize ? rest : msize);
+	memset(mem + msize - 64, 0, 64);
 	pw_instance_set_deadline(inst, pw_now() + 0.05);
 	int rc = pw_instance_call(inst, f->name, args, f->nparams, res, 1);
 	if (rc != 0 && rc != PW_ETIMEOUT) {
