@@ -294,7 +294,10 @@ static int walk_open(int root, char *path, int flags, bool follow, u32 *werr)
 		}
 		fd = openat(stack[depth], s, flags | O_NOFOLLOW);
 		if (fd < 0) {
-			*werr = errno == ELOOP && follow ? PW_WASI_ENOTCAPABLE : pw__wasi_errno(errno);
+			/* a final symlink to follow: refused here (ELOOP, or ENOTDIR with O_DIRECTORY) */
+			int err = errno;
+			*werr = follow && (err == ELOOP || err == ENOTDIR) && is_symlink_at(stack[depth], s)
+			        ? PW_WASI_ENOTCAPABLE : pw__wasi_errno(err);
 		} else if (follow && (flags & O_PATH)) {
 			struct stat st;   /* O_PATH | O_NOFOLLOW opened the link itself */
 			if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {

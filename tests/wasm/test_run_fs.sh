@@ -173,6 +173,11 @@ $raw_tail"
 diff -u <(echo "$want") <(echo "$got") || bad "raw path_open (component walk)"
 got=$(cd "$R" && PREWARM_WASI_NO_OPENAT2=1 "$BIN" run --dir . "$T/fs.so" cat sub/./inner.txt)
 [[ $got == inner ]] || bad "component walk: cat sub/./inner.txt: $got"
+got=$(cd "$R" && PREWARM_WASI_NO_OPENAT2=1 "$BIN" run --dir . "$T/fs.so" ls link_dir)
+[[ $got == "opendir link_dir: ENOTCAPABLE" ]] || bad "component walk: ls link_dir: $got"
+expect ls-link-dir ". d
+.. d
+inner.txt f" ls link_dir
 
 # --- read-only: every write is refused and nothing changes ---
 for m in w rw append creat trunc excl; do
