@@ -38,13 +38,18 @@ typedef struct pw_engine_opts {
 	const char *wasm2c;      /* translator (default "wasm2c"); env PREWARM_WASM2C */
 	const char *tmp_dir;     /* where compiles happen (default $TMPDIR or /tmp) */
 	bool keep_tmp;           /* keep the build dir (debugging) */
+	/* Probe cache (see docs/engine.md): where the toolchain's answers are remembered,
+	 * keyed by each tool's path and stat identity. NULL = $XDG_CACHE_HOME/prewarm or
+	 * $HOME/.cache/prewarm; env PREWARM_NO_PROBE_CACHE=1 or no_probe_cache disables it. */
+	const char *probe_cache_dir;
+	bool no_probe_cache;
 } pw_engine_opts;
 /* Every string is copied; opts may be freed after pw_engine_new. */
 
 typedef struct pw_engine pw_engine;
 
-/* Probes the toolchain (wasm2c --version, cc --version, cc -dumpmachine) and
- * computes the description and hash. Errors name the missing tool (PW_ERROR) or the bad
+/* Probes the toolchain (wasm2c --version, cc --version, cc -dumpmachine; answered from
+ * the probe cache when no named tool changed) and computes the description and hash. Errors name the missing tool (PW_ERROR) or the bad
  * option (PW_EINVALID). opts may be NULL. The engine is read-only afterwards: one engine
  * may compile on several threads at once. Also installs the runtime (pw_runtime_init). */
 int pw_engine_new(pw_engine **out, const pw_engine_opts *opts);
@@ -53,6 +58,8 @@ void pw_engine_free(pw_engine *e);
 const char *pw_engine_description(const pw_engine *e);
 /* sha256 of the description, 64 lower-case hex. */
 const char *pw_engine_hash(const pw_engine *e);
+/* True when the toolchain's answers came from the probe cache (no tool was run). */
+bool pw_engine_probe_cached(const pw_engine *e);
 
 typedef struct pw_compile_stats {
 	double translate_seconds;  /* wasm2c */

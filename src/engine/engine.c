@@ -102,6 +102,33 @@ static const char *cpu_target(const char *flags, char *buf, size_t n, const char
 	return buf;
 }
 
+/* The toolchain's answers: from the probe cache when its key (every named tool's
+ * identity) matches, else by running the tools (then stored for the next start). */
+static int probe_toolchain(pw_engine *e, const pw_engine_opts *opts, pw_probe_answer *pa)
+{
+	char key[PW_SHA256_HEX_LEN + 1];
+	char *dir = opts->no_probe_cache ? NULL : pw_probe_cache_dir(opts->probe_cache_dir);
+	bool keyed = dir && pw_probe_cache_key(e->wasm2c, e->cc, key) == 0;
+	if (keyed && pw_probe_cache_load(dir, key, pa) == 0) {
+		e->probe_cached = true;
+		free(dir);
+		return 0;
+	}
+	pw_error_clear();
+	int rc;
+	if ((rc = probe(&pa->translator, e->wasm2c, "--version", "translator")) ||
+	    (rc = probe(&pa->compiler, e->cc, "--version", "C compiler")) ||
+	    (rc = probe(&pa->machine, e->cc, "-dumpmachine", "C compiler"))) {
+		pw_probe_answer_free(pa);
+		free(dir);
+		return rc;
+	}
+	if (keyed)
+		pw_probe_cache_store(dir, key, pa);
+	free(dir);
+	return 0;
+}
+
 int pw_engine_new(pw_engine **out, const pw_engine_opts *opts)
 {
 	*out = NULL;
@@ -132,16 +159,12 @@ int pw_engine_new(pw_engine **out, const pw_engine_opts *opts)
 		return rc;
 	}
 
-	char *w2c_ver = NULL, *cc_ver = NULL, *cc_machine = NULL;
-	if ((rc = probe(&w2c_ver, e->wasm2c, "--version", "translator")) ||
-	    (rc = probe(&cc_ver, e->cc, "--version", "C compiler")) ||
-	    (rc = probe(&cc_machine, e->cc, "-dumpmachine", "C compiler"))) {
-		free(w2c_ver);
-		free(cc_ver);
-		free(cc_machine);
+	pw_probe_answer pa = { 0 };
+	if ((rc = probe_toolchain(e, opts, &pa))) {
 		pw_engine_free(e);
 		return rc;
 	}
+	const char *w2c_ver = pa.translator, *cc_ver = pa.compiler, *cc_machine = pa.machine;
 
 	/* The full flag list: opt level, fixed flags, memcheck mode, extra flags. */
 	pw_buf fl = PW_BUF_INIT;
@@ -176,9 +199,7 @@ int pw_engine_new(pw_engine **out, const pw_engine_opts *opts)
 		PW_ARTIFACT_ABI_VERSION, WASM_RT_PW_SHIM_ABI, w2c_ver, cc_ver, cc_machine, (char *)fl.data,
 		cpu_target(e->extra_cflags, cpu, sizeof cpu, cc_machine), hdr_hash,
 		pw_rt_guard_pages() ? "on" : "off");
-	free(w2c_ver);
-	free(cc_ver);
-	free(cc_machine);
+	pw_probe_answer_free(&pa);
 	pw_buf_free(&fl);
 	if (!d.data || !e->cflags) {
 		pw_buf_free(&d);
@@ -213,6 +234,11 @@ const char *pw_engine_description(const pw_engine *e)
 const char *pw_engine_hash(const pw_engine *e)
 {
 	return e->hash;
+}
+
+bool pw_engine_probe_cached(const pw_engine *e)
+{
+	return e->probe_cached;
 }
 
 static const struct {

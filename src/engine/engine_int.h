@@ -106,6 +106,37 @@ struct pw_engine {
 	char hash[PW_SHA256_HEX_LEN + 1];
 	char **cflags;                  /* the full fixed flag list, NULL-terminated */
 	size_t ncflags;
+	bool probe_cached;              /* the tool answers came from the probe cache */
 };
+
+/* ---- probe_cache.c ---- */
+
+/* What the toolchain says about itself (each malloc'd, one line, trimmed). */
+typedef struct pw_probe_answer {
+	char *translator;               /* wasm2c --version */
+	char *compiler;                 /* cc --version, first line */
+	char *machine;                  /* cc -dumpmachine */
+} pw_probe_answer;
+void pw_probe_answer_free(pw_probe_answer *a);
+/* The cache key for (wasm2c command, cc command): sha256 over every named executable's
+ * resolved path and stat identity, the command lines and the locale. -1 (no error set)
+ * when the first word of a command does not resolve to an executable. */
+int pw_probe_cache_key(const char *wasm2c, const char *cc, char key[PW_SHA256_HEX_LEN + 1]);
+/* Parses a cache file's text strictly; `key` (NULL = any) must match the one inside.
+ * PW_EINVALID when anything is off. *out filled on success only. */
+int pw_probe_cache_parse(const char *text, size_t len, const char *key, pw_probe_answer *out);
+/* The file text for (key, answer); NULL when a value cannot be stored (control bytes,
+ * empty, longer than 1024). */
+char *pw_probe_cache_format(const char *key, const pw_probe_answer *a);
+/* "<dir>/engine-probe-<key>.txt" into buf; -1 if too long. */
+int pw_probe_cache_path(const char *dir, const char *key, char *buf, size_t n);
+/* Reads and parses the file for `key` in `dir`; 0 or a negative code (error set). */
+int pw_probe_cache_load(const char *dir, const char *key, pw_probe_answer *out);
+/* Writes the file atomically (mkdir -p dir 0700); best effort, never fails the caller. */
+void pw_probe_cache_store(const char *dir, const char *key, const pw_probe_answer *a);
+/* The directory to use: NULL when disabled by env PREWARM_NO_PROBE_CACHE (non-empty,
+ * not "0"); else `configured` when set; else $XDG_CACHE_HOME/prewarm, else
+ * $HOME/.cache/prewarm (absolute values only), else NULL. malloc'd. */
+char *pw_probe_cache_dir(const char *configured);
 
 #endif

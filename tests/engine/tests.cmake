@@ -2,3 +2,4 @@
 # `prewarm compile` / `prewarm engine` through the binary.
 pw_add_c_test(test_engine ${CMAKE_SOURCE_DIR}/tests/engine/test_engine.c pw_engine pw_util)
 pw_add_sh_test(test_engine_cli ${CMAKE_SOURCE_DIR}/tests/engine/test_cli.sh)
+pw_add_c_test(test_probe_cache ${CMAKE_SOURCE_DIR}/tests/engine/test_probe_cache.c pw_engine pw_util)
