@@ -63,6 +63,9 @@ pw_rt_thread *pw_rt_thread_get(void);
 uint32_t pw_rt_max_depth(void);
 /* True when the runtime was built for guard-page memories. */
 bool pw_rt_guard_pages(void);
+/* Number of freed guard-page reservations waiting in the pool for reuse (0 without
+ * guard pages). */
+size_t pw_rt_memory_pool_size(void);
 
 /* ---- proc.c ---- */
 

@@ -297,6 +297,104 @@ static void alloc_fail(const char *fmt, ...)
 	wasm_rt_trap(WASM_RT_TRAP_PW_ALLOC);
 }
 
+#ifndef PW_NO_GUARD_PAGES
+/*
+ * Reservation pool. A fresh 8 GiB reservation costs more than the instance that uses it:
+ * the first touch of a new region allocates page-table pages (PUD/PMD/PTE), and munmap
+ * frees them again with a TLB shootdown. So freed reservations are kept (up to
+ * PREWARM_MEMORY_POOL, default 16, 0 disables) and handed to the next memory: on give,
+ * madvise(MADV_DONTNEED) drops the used pages (a private anonymous mapping then reads as
+ * zeros and the physical memory goes back to the system) while the page tables stay; on
+ * take, mprotect makes exactly the new memory's pages read/write and the rest PROT_NONE
+ * again, so bounds faults are what they are on a fresh reservation.
+ */
+#define POOL_CAP 256
+static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t *p;
+	uint64_t rw;    /* bytes at the start that are PROT_READ|PROT_WRITE (all zero) */
+} g_pool[POOL_CAP];
+static size_t g_npool;
+static size_t g_pool_max = SIZE_MAX;   /* SIZE_MAX = not read yet */
+
+static size_t pool_max(void)
+{
+	if (g_pool_max == SIZE_MAX) {
+		const char *e = getenv("PREWARM_MEMORY_POOL");
+		char *end = NULL;
+		unsigned long v = e && *e ? strtoul(e, &end, 10) : 16;
+		if (e && *e && (!end || *end))
+			v = 16;
+		g_pool_max = v > POOL_CAP ? POOL_CAP : v;
+	}
+	return g_pool_max;
+}
+
+/* A pooled reservation with exactly `bytes` read/write, or NULL (none, or mprotect failed). */
+static uint8_t *pool_take(uint64_t bytes)
+{
+	pthread_mutex_lock(&g_pool_mu);
+	uint8_t *p = NULL;
+	uint64_t rw = 0;
+	if (g_npool) {
+		g_npool--;
+		p = g_pool[g_npool].p;
+		rw = g_pool[g_npool].rw;
+	}
+	pthread_mutex_unlock(&g_pool_mu);
+	if (!p)
+		return NULL;
+	int rc = 0;
+	if (rw > bytes)
+		rc = mprotect(p + bytes, rw - bytes, PROT_NONE);
+	else if (rw < bytes)
+		rc = mprotect(p + rw, bytes - rw, PROT_READ | PROT_WRITE);
+	if (rc != 0) {
+		munmap(p, WASM_RT_PW_RESERVE_BYTES + PAGE_BYTES);
+		return NULL;
+	}
+	return p;
+}
+
+/* Returns a reservation whose first `used` bytes are read/write: pooled when there is room
+ * and the pages could be dropped, else unmapped. */
+static void pool_give(uint8_t *p, uint64_t used)
+{
+	size_t max = pool_max();
+	bool keep = false;
+	if (max) {
+		pthread_mutex_lock(&g_pool_mu);
+		keep = g_npool < max;
+		pthread_mutex_unlock(&g_pool_mu);
+	}
+	if (keep && (!used || madvise(p, used, MADV_DONTNEED) == 0)) {
+		pthread_mutex_lock(&g_pool_mu);
+		if (g_npool < max) {
+			g_pool[g_npool].p = p;
+			g_pool[g_npool].rw = used;
+			g_npool++;
+			p = NULL;
+		}
+		pthread_mutex_unlock(&g_pool_mu);
+	}
+	if (p)
+		munmap(p, WASM_RT_PW_RESERVE_BYTES + PAGE_BYTES);
+}
+
+size_t pw_rt_memory_pool_size(void)
+{
+	pthread_mutex_lock(&g_pool_mu);
+	size_t n = g_npool;
+	pthread_mutex_unlock(&g_pool_mu);
+	return n;
+}
+#else
+size_t pw_rt_memory_pool_size(void)
+{
+	return 0;
+}
+#endif
+
 void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages)
 {
 	pw_instance *inst = t_rt_ready ? t_rt.current : NULL;
@@ -316,13 +414,17 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 	mem->reserved = 0;
 #else
 	uint64_t reserve = WASM_RT_PW_RESERVE_BYTES + PAGE_BYTES;
-	uint8_t *p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		alloc_fail("memory: mmap of %llu bytes of address space: %s", (unsigned long long)reserve, strerror(errno));
-	if (bytes && mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
-		int e = errno;
-		munmap(p, reserve);
-		alloc_fail("memory of %u pages: mprotect: %s", initial_pages, strerror(e));
+	uint8_t *p = pool_take(bytes);
+	if (!p) {
+		p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			alloc_fail("memory: mmap of %llu bytes of address space: %s", (unsigned long long)reserve,
+			           strerror(errno));
+		if (bytes && mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
+			int e = errno;
+			munmap(p, reserve);
+			alloc_fail("memory of %u pages: mprotect: %s", initial_pages, strerror(e));
+		}
 	}
 	mem->reserved = reserve;
 #endif
@@ -365,7 +467,7 @@ void wasm_rt_free_memory(wasm_rt_memory_t *mem)
 #ifdef PW_NO_GUARD_PAGES
 	free(mem->data);
 #else
-	munmap(mem->data, mem->reserved);
+	pool_give(mem->data, mem->size);
 #endif
 	mem->data = NULL;
 	mem->size = 0;

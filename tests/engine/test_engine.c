@@ -340,6 +340,89 @@ static void test_host_imports(void)
 	pw_imports_free(part);
 }
 
+/* Only zeros in mem[from, to), apart from the data segment "prewarm" at 16. */
+static bool zero_but_data(const uint8_t *mem, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = from; i < to; i++) {
+		if (i >= 16 && i < 23) {
+			if (mem[i] != (uint8_t)"prewarm"[i - 16])
+				return false;
+		} else if (mem[i]) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Memories reuse freed guard-page reservations (runtime.c pool): a reused memory must
+ * read as zeros everywhere (data segments aside), have exactly its own size (a page the
+ * previous user had grown into is out of bounds again), and grow into zeros. */
+static void test_memory_reuse(void)
+{
+	SETUP();
+	pw_artifact *a = NULL;
+	pw_instance *inst = NULL, *more[3] = { NULL };
+	pw_val v, r[1], args[2];
+	uint64_t size;
+	CHECK_OK(new_instance(&inst, &a, NULL));
+	for (int round = 0; round < 40; round++) {
+		/* dirty all 4 pages, then free */
+		v = 3;
+		CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+		CHECK_INT(r[0], 1);
+		uint8_t *mem = pw_instance_memory(inst, &size);
+		CHECK_INT(size, 4 * 65536);
+		memset(mem, 0xab, size);
+		pw_instance_free(inst);
+		inst = NULL;
+		if (pw_rt_guard_pages() && !getenv("PREWARM_MEMORY_POOL"))
+			CHECK(pw_rt_memory_pool_size() >= 1);
+
+		CHECK_OK(pw_instance_new(&inst, a, NULL));
+		mem = pw_instance_memory(inst, &size);
+		CHECK_INT(size, 65536);
+		CHECK_MSG(zero_but_data(mem, 0, size), "round %d: a reused memory is not zero", round);
+		v = 65532;
+		CHECK_OK(pw_instance_call(inst, "load", &v, 1, r, 1));
+		CHECK_INT(r[0], 0);
+		v = 65536;   /* the previous user's page 1 is out of bounds again */
+		expect_trap(inst, "load", &v, 1, "out of bounds memory access");
+		if (pw_test_stopped())
+			return;
+		pw_instance_free(inst);
+		CHECK_OK(pw_instance_new(&inst, a, NULL));
+		v = 3 * 65536 + 8;
+		expect_trap(inst, "load8", &v, 1, "out of bounds memory access");
+		if (pw_test_stopped())
+			return;
+		v = 3;
+		CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+		mem = pw_instance_memory(inst, &size);
+		CHECK_INT(size, 4 * 65536);
+		CHECK_MSG(zero_but_data(mem, 0, size), "round %d: grown pages of a reused memory are not zero", round);
+		pw_instance_free(inst);
+		CHECK_OK(pw_instance_new(&inst, a, NULL));
+	}
+	/* live instances never share a memory */
+	for (int i = 0; i < 3; i++) {
+		CHECK_OK(pw_instance_new(&more[i], a, NULL));
+		args[0] = 100;
+		args[1] = 1000 + (pw_val)i;
+		CHECK_OK(pw_instance_call(more[i], "store", args, 2, NULL, 0));
+	}
+	for (int i = 0; i < 3; i++) {
+		v = 100;
+		CHECK_OK(pw_instance_call(more[i], "load", &v, 1, r, 1));
+		CHECK_INT(r[0], 1000 + i);
+		pw_instance_free(more[i]);
+	}
+	v = 100;
+	CHECK_OK(pw_instance_call(inst, "load", &v, 1, r, 1));
+	CHECK_INT(r[0], 0);
+	pw_instance_free(inst);
+	pw_artifact_free(a);
+}
+
 static void test_memory_grow(void)
 {
 	SETUP();
@@ -725,6 +808,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_traps),
 		PW_TEST(test_host_imports),
 		PW_TEST(test_memory_grow),
+		PW_TEST(test_memory_reuse),
 		PW_TEST(test_interrupt_deadline),
 		PW_TEST(test_interrupt_other_thread),
 		PW_TEST(test_threads),
