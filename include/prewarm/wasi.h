@@ -79,7 +79,7 @@ void pw_wasi_ctx_release(pw_wasi_ctx *ctx);
 
 /* Adds the WASI functions under both module names to `im`: every preview1 function
  * with its exact signature, so any WASI program passes the import check; the ones
- * outside the subset answer ENOSYS (or EBADF for an fd that is not 0/1/2). */
+ * outside the subset answer ENOSYS (or EBADF for an fd that is not open). */
 int pw_wasi_add_imports(pw_imports *im);
 
 /* The Sightglass benchmark harness imports `bench.start` and `bench.end` (both

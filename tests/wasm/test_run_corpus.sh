@@ -14,6 +14,8 @@
 #    (Go: exit 1; Rust: panic = abort = trap, exit 134). Without --dir (the
 #    default: no file system) they find no input: Go exits 1 with its message,
 #    Rust panics with its message and traps (exit 134, "trap: unreachable").
+#  - Sightglass pulldown-cmark (Rust): renders default.input.md (a small Markdown
+#    document written here) from a read-only preopen to exact HTML on stderr.
 # Big compiles (a minute or more each on this machine, even at -O0, which is enough to
 # check behaviour): once per module, labelled no-asan.
 set -u
@@ -26,7 +28,8 @@ fi
 BR=$C/wasm3_wasm3__brotli.wasm
 TG=$C/bytecodealliance_sightglass__tinygo_json.wasm
 RJ=$C/bytecodealliance_sightglass__rust_json.wasm
-for f in "$BR" "$TG" "$RJ"; do
+CM=$C/bytecodealliance_sightglass__pulldown_cmark.wasm
+for f in "$BR" "$TG" "$RJ" "$CM"; do
 	[[ -f $f ]] || { echo "skip: $f is missing from PREWARM_CORPUS"; exit 77; }
 done
 USERS=${PREWARM_SOURCE_DIR:?PREWARM_SOURCE_DIR not set}/tests/wasm/data/sightglass_users.json
@@ -108,5 +111,16 @@ printf '[{"id": "one"}]' > "$T/rj-in/default.input"
 rc=$?
 [[ $rc == 134 ]] || bad "rust_json on bad JSON: exit $rc, expected 134: $(cat "$T/err")"
 grep -qF 'failed to parse JSON' "$T/err" || bad "rust_json on bad JSON: $(cat "$T/err")"
+
+# --- Rust pulldown-cmark: Markdown in a read-only preopen -> HTML ---
+nice "$BIN" compile --opt -O0 --no-import-check "$CM" -o "$T/cmark.so" || { echo "FAIL: compile pulldown_cmark"; exit 1; }
+mkdir -p "$T/md"
+printf '# Title\n\nSome *emphasis* and a [link](https://example.com).\n\n- one\n- two\n' > "$T/md/default.input.md"
+(cd "$T/md" && "$BIN" run --dir . "$T/cmark.so") > "$T/out" 2> "$T/err"
+rc=$?
+[[ $rc == 0 ]] || bad "pulldown_cmark with --dir: exit $rc: $(cat "$T/err")"
+printf '%s\n' '<h1>Title</h1>' '<p>Some <em>emphasis</em> and a <a href="https://example.com">link</a>.</p>' \
+	'<ul>' '<li>one</li>' '<li>two</li>' '</ul>' '' > "$T/want"   # eprintln! adds a newline
+diff -u "$T/want" "$T/err" || bad "pulldown_cmark: HTML differs"
 
 exit $fail
