@@ -303,12 +303,17 @@ static void alloc_fail(const char *fmt, ...)
  * the first touch of a new region allocates page-table pages (PUD/PMD/PTE), and munmap
  * frees them again with a TLB shootdown. So freed reservations are kept (up to
  * PREWARM_MEMORY_POOL, default 16, 0 disables) and handed to the next memory: on give,
- * madvise(MADV_DONTNEED) drops the used pages (a private anonymous mapping then reads as
- * zeros and the physical memory goes back to the system) while the page tables stay; on
+ * a small memory (<= 1 MiB used) is zeroed with memset (its pages stay resident), a
+ * larger one gets madvise(MADV_DONTNEED) (a private anonymous mapping then reads as zeros
+ * and the physical memory goes back to the system); the page tables stay either way; on
  * take, mprotect makes exactly the new memory's pages read/write and the rest PROT_NONE
  * again, so bounds faults are what they are on a fresh reservation.
  */
 #define POOL_CAP 256
+/* Up to this many used bytes a freed memory is zeroed with memset (its pages stay resident
+ * in the pool); above, madvise drops them. The madvise TLB flush costs more than zeroing a
+ * small memory, most of all in a VM. */
+#define POOL_ZERO_MAX (1024u * 1024u)
 static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	uint8_t *p;
@@ -367,7 +372,9 @@ static void pool_give(uint8_t *p, uint64_t used)
 		keep = g_npool < max;
 		pthread_mutex_unlock(&g_pool_mu);
 	}
-	if (keep && (!used || madvise(p, used, MADV_DONTNEED) == 0)) {
+	if (keep && used <= POOL_ZERO_MAX)
+		memset(p, 0, used);
+	if (keep && (used <= POOL_ZERO_MAX || madvise(p, used, MADV_DONTNEED) == 0)) {
 		pthread_mutex_lock(&g_pool_mu);
 		if (g_npool < max) {
 			g_pool[g_npool].p = p;
