@@ -421,6 +421,40 @@ static void test_memory_reuse(void)
 	CHECK_INT(r[0], 0);
 	pw_instance_free(inst);
 	pw_artifact_free(a);
+
+	/* a memory above the memset threshold (1 MiB) is reset with madvise instead */
+	pw_buf w = PW_BUF_INIT, so = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_bigmem.wasm"), 0, &w));
+	int rc = pw_engine_compile(g_engine, w.data, w.len, NULL, &so, NULL);
+	pw_buf_free(&w);
+	CHECK_OK(rc);
+	rc = pw_artifact_load(&a, so.data, so.len, NULL, g_host);
+	pw_buf_free(&so);
+	CHECK_OK(rc);
+	for (int round = 0; round < 4; round++) {
+		CHECK_OK(pw_instance_new(&inst, a, NULL));
+		uint8_t *mem = pw_instance_memory(inst, &size);
+		CHECK_INT(size, 65536);
+		bool zero = true;
+		for (uint64_t i = 0; i < size; i++)
+			zero = zero && mem[i] == 0;
+		CHECK_MSG(zero, "round %d: a reused big memory is not zero", round);
+		v = 65536;
+		expect_trap(inst, "load8", &v, 1, "out of bounds memory access");
+		if (pw_test_stopped())
+			return;
+		v = 39;
+		CHECK_OK(pw_instance_call(inst, "grow", &v, 1, r, 1));
+		CHECK_INT(r[0], 1);
+		mem = pw_instance_memory(inst, &size);
+		CHECK_INT(size, 40 * 65536);
+		for (uint64_t i = 0; i < size; i++)
+			zero = zero && mem[i] == 0;
+		CHECK_MSG(zero, "round %d: grown pages of a reused big memory are not zero", round);
+		memset(mem, 0x5a, size);
+		pw_instance_free(inst);
+	}
+	pw_artifact_free(a);
 }
 
 static void test_memory_grow(void)
