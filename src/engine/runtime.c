@@ -303,17 +303,17 @@ static void alloc_fail(const char *fmt, ...)
  * the first touch of a new region allocates page-table pages (PUD/PMD/PTE), and munmap
  * frees them again with a TLB shootdown. So freed reservations are kept (up to
  * PREWARM_MEMORY_POOL, default 16, 0 disables) and handed to the next memory: on give,
- * a small memory (<= 1 MiB used) is zeroed with memset (its pages stay resident), a
- * larger one gets madvise(MADV_DONTNEED) (a private anonymous mapping then reads as zeros
- * and the physical memory goes back to the system); the page tables stay either way; on
+ * a memory of up to 4 MiB has its resident pages zeroed with memset and the others
+ * dropped (zero_resident), a larger one gets one madvise(MADV_DONTNEED) (a private
+ * anonymous mapping then reads as zeros and the physical memory goes back to the system);
+ * the page tables stay either way; on
  * take, mprotect makes exactly the new memory's pages read/write and the rest PROT_NONE
  * again, so bounds faults are what they are on a fresh reservation.
  */
 #define POOL_CAP 256
-/* Up to this many used bytes a freed memory is zeroed with memset (its pages stay resident
- * in the pool); above, madvise drops them. The madvise TLB flush costs more than zeroing a
- * small memory, most of all in a VM. */
-#define POOL_ZERO_MAX (1024u * 1024u)
+/* Up to this many used bytes a freed memory is reset page by page (zero_resident); above,
+ * one madvise drops it all. */
+#define POOL_ZERO_MAX (4u * 1024u * 1024u)
 static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	uint8_t *p;
@@ -322,6 +322,7 @@ static struct {
 static size_t g_npool;
 static size_t g_pool_max = SIZE_MAX;   /* SIZE_MAX = not read yet */
 
+/* The pool's capacity; call with g_pool_mu held. */
 static size_t pool_max(void)
 {
 	if (g_pool_max == SIZE_MAX) {
@@ -361,22 +362,49 @@ static uint8_t *pool_take(uint64_t bytes)
 	return p;
 }
 
+/*
+ * Makes p[0, used) read as zeros, cheaply: mincore tells which pages are resident; those
+ * are cleared with memset (they stay resident, so the next user takes no page faults),
+ * the runs of other pages get madvise(MADV_DONTNEED) (which also covers swapped-out pages;
+ * over pages never touched it clears no page-table entry and so needs no TLB flush, the
+ * part of madvise that costs most, in a VM above all). 0, or -1 when mincore or madvise
+ * failed (the caller then unmaps).
+ */
+static int zero_resident(uint8_t *p, uint64_t used)
+{
+	long pagesz = sysconf(_SC_PAGESIZE);
+	unsigned char vec[POOL_ZERO_MAX / 4096];
+	uint64_t ps = (uint64_t)pagesz, n = used / ps;
+	if (pagesz <= 0 || used % ps || n > sizeof vec || mincore(p, used, vec) != 0)
+		return used ? madvise(p, used, MADV_DONTNEED) : 0;
+	for (uint64_t i = 0; i < n;) {
+		uint64_t j = i;
+		bool res = vec[i] & 1;
+		while (j < n && (bool)(vec[j] & 1) == res)
+			j++;
+		if (res)
+			memset(p + i * ps, 0, (j - i) * ps);
+		else if (madvise(p + i * ps, (j - i) * ps, MADV_DONTNEED) != 0)
+			return -1;
+		i = j;
+	}
+	return 0;
+}
+
 /* Returns a reservation whose first `used` bytes are read/write: pooled when there is room
  * and the pages could be dropped, else unmapped. */
 static void pool_give(uint8_t *p, uint64_t used)
 {
-	size_t max = pool_max();
-	bool keep = false;
-	if (max) {
-		pthread_mutex_lock(&g_pool_mu);
-		keep = g_npool < max;
-		pthread_mutex_unlock(&g_pool_mu);
+	pthread_mutex_lock(&g_pool_mu);
+	bool keep = g_npool < pool_max();
+	pthread_mutex_unlock(&g_pool_mu);
+	if (keep) {
+		int rc = used <= POOL_ZERO_MAX ? zero_resident(p, used) : madvise(p, used, MADV_DONTNEED);
+		keep = rc == 0;
 	}
-	if (keep && used <= POOL_ZERO_MAX)
-		memset(p, 0, used);
-	if (keep && (used <= POOL_ZERO_MAX || madvise(p, used, MADV_DONTNEED) == 0)) {
+	if (keep) {
 		pthread_mutex_lock(&g_pool_mu);
-		if (g_npool < max) {
+		if (g_npool < pool_max()) {
 			g_pool[g_npool].p = p;
 			g_pool[g_npool].rw = used;
 			g_npool++;
