@@ -7,11 +7,12 @@
  *
  * `prewarm cache warm policies.yml`: run before a rollout (a Job, a Helm hook) so that even
  * the first pod of a new version starts warm. Fetches every module of a policies.yml (in
- * parallel, with the same OCI client as the server), looks each one up in the cache tiers,
- * compiles what no tier holds (bounded parallelism) and publishes it to the local directory
- * and, synchronously here (nothing waits on readiness), to the registry tier. One line per
- * step and module; exit 1 when a module cannot be fetched or compiled, or when the registry
- * tier failed (the Job must not look green when nothing was published).
+ * parallel, with the same OCI client as the server) and makes sure the REGISTRY holds each
+ * one's artifact: HEAD in the registry; when missing, a verified entry of the local
+ * directory is pushed, else the module is compiled into the local directory and pushed
+ * (bounded parallelism). One line per module says which; exit 1 when a module cannot be
+ * fetched or compiled, or when the registry cannot be reached or written (the Job must not
+ * look green when nothing was published).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,12 +36,29 @@ int pw_cmd_cache_ls_registry(int argc, char **argv);
 
 static void warm_usage(FILE *f)
 {
-	fprintf(f, "usage: prewarm cache warm POLICIES.yml [cache options] [--docker-config-json-path DIR]\n"
-	           "                             [--sources-path FILE] [--download-dir DIR] [--jobs N]\n\n"
-	           "Fetches every policy module of POLICIES.yml, compiles those that no cache tier holds,\n"
-	           "and publishes them to the local directory and the registry tier (--cache-registry).\n\n%s",
+	fprintf(f, "usage: prewarm cache warm POLICIES.yml | --policies POLICIES.yml [cache options]\n"
+	           "                          [--docker-config-json-path DIR] [--sources-path FILE]\n"
+	           "                          [--download-dir DIR] [--jobs N]\n\n"
+	           "Fetches every policy module of POLICIES.yml and makes sure the registry tier\n"
+	           "(--cache-registry) holds its artifact: an entry already there is left alone, an\n"
+	           "entry of the local directory is pushed, anything else is compiled (into the local\n"
+	           "directory) and pushed. One line per module says which. Exit 1 when a module cannot\n"
+	           "be fetched or compiled, or when the registry cannot be reached or written.\n"
+	           "Without --cache-registry only the local directory is filled.\n\n%s",
 	        pw_cache_cli_help);
 }
+
+/* What happened to one module. */
+typedef enum warm_outcome {
+	W_NONE = 0,
+	W_FAILED,           /* compile (or local read-back) failed */
+	W_REG_FAILED,       /* the registry could not be reached or written */
+	W_IN_REGISTRY,      /* the registry already held it */
+	W_PUSHED_LOCAL,     /* pushed from the local directory */
+	W_COMPILED_PUSHED,  /* compiled, then pushed */
+	W_IN_LOCAL,         /* no registry: the local directory held it */
+	W_COMPILED,         /* no registry: compiled into the local directory */
+} warm_outcome;
 
 typedef struct warm_item {
 	const char *id;
@@ -48,16 +66,19 @@ typedef struct warm_item {
 	char path[4096];
 	pw_buf wasm;
 	int rc;
+	warm_outcome out;
 	char msg[600];
-	pw_cache_result res;
 	bool dup;                 /* same module as an earlier item */
 } warm_item;
 
 typedef struct warm_ctx {
-	pw_cache *cache;
+	pw_cache *cache;          /* the local tier only: compiles land there */
+	pw_cache_backend *local;  /* borrowed from cache */
+	pw_cache_backend *reg;    /* owned; NULL without --cache-registry */
+	const char *reg_name;     /* --cache-registry as given */
 	pw_engine *engine;
-	warm_item *items;
 	size_t n, done;
+	bool reg_broken;          /* a registry call failed: skip it for the rest of the run */
 	pthread_mutex_t mu;
 	bool tty;
 } warm_ctx;
@@ -83,27 +104,140 @@ static void report(warm_ctx *w, warm_item *it, const char *fmt, ...)
 	pthread_mutex_unlock(&w->mu);
 }
 
+static bool reg_broken(warm_ctx *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool b = w->reg_broken;
+	pthread_mutex_unlock(&w->mu);
+	return b;
+}
+
+/* A registry call failed: the module fails, the registry is not used again (the first
+ * failure is also said on stderr, naming the registry). */
+static void reg_fail(warm_ctx *w, warm_item *it, const char *what, const char *ks)
+{
+	bool first;
+	snprintf(it->msg, sizeof it->msg, "%s", pw_error_last());
+	pthread_mutex_lock(&w->mu);
+	first = !w->reg_broken;
+	w->reg_broken = true;
+	pthread_mutex_unlock(&w->mu);
+	if (first)
+		fprintf(stderr, "prewarm cache warm: registry %s: %s %s failed: %s\n", w->reg_name, what, ks, it->msg);
+	it->rc = PW_EIO;
+	it->out = W_REG_FAILED;
+	report(w, it, "registry %s FAILED (%s): %s", w->reg_name, what, it->msg);
+}
+
+/* Reads the local entry of `k` and verifies it; 0, or a negative code (entry freed). */
+static int local_entry(warm_ctx *w, const pw_cache_key *k, pw_cache_entry *ent)
+{
+	memset(ent, 0, sizeof *ent);
+	int rc = w->local->get(w->local, k, ent);
+	if (rc == 0)
+		rc = pw_cache_verify_entry_for(w->cache, k, ent);
+	if (rc < 0)
+		pw_cache_entry_free(ent);
+	return rc;
+}
+
 static void warm_one(void *arg)
 {
 	warm_task *t = arg;
 	warm_ctx *w = t->ctx;
 	warm_item *it = t->it;
-	pw_buf art = PW_BUF_INIT;
-	char dur[32];
-	it->rc = pw_cache_get_or_compile(w->cache, w->engine, it->wasm.data, it->wasm.len, pw_policy_host_imports(),
-	                                 NULL, &art, &it->res);
+	pw_cache_key k;
+	pw_cache_entry ent;
+	char ks[PW_CACHE_KEY_STR_LEN + 1], dur[32], sz[32];
+	int rc;
+
+	memcpy(k.engine_hash, pw_engine_hash(w->engine), sizeof k.engine_hash);
+	pw_sha256_hex(it->wasm.data, it->wasm.len, k.wasm_sha256);
+	pw_cache_key_str(&k, ks);
 	pthread_mutex_lock(&w->mu);
 	w->done++;
 	pthread_mutex_unlock(&w->mu);
-	if (it->rc < 0) {
-		snprintf(it->msg, sizeof it->msg, "%s", pw_error_last());
-		report(w, it, "compile FAILED: %s", it->msg);
-	} else if (it->res.tier >= 0) {
-		report(w, it, "already in the %s tier (%s)", it->res.tier_name, pw_fmt_duration(it->res.seconds, dur, sizeof dur));
-	} else {
-		report(w, it, "compiled in %s, published", pw_fmt_duration(it->res.compile_seconds, dur, sizeof dur));
+
+	/* 1. the registry already holds it? */
+	if (w->reg) {
+		if (reg_broken(w)) {
+			it->rc = PW_EIO;
+			it->out = W_REG_FAILED;
+			snprintf(it->msg, sizeof it->msg, "skipped: the registry failed");
+			report(w, it, "registry %s FAILED earlier: skipped", w->reg_name);
+			return;
+		}
+		rc = w->reg->exists(w->reg, &k);
+		if (rc == 0) {
+			it->out = W_IN_REGISTRY;
+			report(w, it, "already in the registry (%s)", ks);
+			return;
+		}
+		if (rc != PW_ENOTFOUND) {
+			reg_fail(w, it, "checking", ks);
+			return;
+		}
 	}
-	pw_buf_free(&art);
+
+	/* 2. a verified local entry, else compile into the local directory */
+	bool compiled = false;
+	double cs = 0;
+	rc = local_entry(w, &k, &ent);
+	if (rc < 0) {
+		if (rc != PW_ENOTFOUND)
+			pw_warn("cache", "local entry %s unusable (%s): compiling", ks, pw_error_last());
+		pw_buf art = PW_BUF_INIT;
+		pw_cache_result res;
+		rc = pw_cache_get_or_compile(w->cache, w->engine, it->wasm.data, it->wasm.len, pw_policy_host_imports(),
+		                             NULL, &art, &res);
+		pw_buf_free(&art);
+		if (rc < 0) {
+			it->rc = rc;
+			it->out = W_FAILED;
+			snprintf(it->msg, sizeof it->msg, "%s", pw_error_last());
+			report(w, it, "compile FAILED: %s", it->msg);
+			return;
+		}
+		compiled = res.tier < 0;
+		cs = res.compile_seconds;
+		if (!w->reg) {
+			it->out = compiled ? W_COMPILED : W_IN_LOCAL;
+			if (compiled)
+				report(w, it, "compiled in %s into the local directory", pw_fmt_duration(cs, dur, sizeof dur));
+			else
+				report(w, it, "already in the local directory");
+			return;
+		}
+		rc = local_entry(w, &k, &ent);
+		if (rc < 0) {
+			it->rc = rc;
+			it->out = W_FAILED;
+			snprintf(it->msg, sizeof it->msg, "%s", pw_error_last());
+			report(w, it, "FAILED reading the local entry %s back: %s", ks, it->msg);
+			return;
+		}
+	} else if (!w->reg) {
+		it->out = W_IN_LOCAL;
+		pw_cache_entry_free(&ent);
+		report(w, it, "already in the local directory");
+		return;
+	}
+
+	/* 3. push it */
+	rc = w->reg->put(w->reg, &ent);
+	if (rc < 0) {
+		pw_cache_entry_free(&ent);
+		reg_fail(w, it, "pushing", ks);
+		return;
+	}
+	it->out = compiled ? W_COMPILED_PUSHED : W_PUSHED_LOCAL;
+	if (compiled)
+		report(w, it, "compiled in %s, pushed to the registry (%s)", pw_fmt_duration(cs, dur, sizeof dur),
+		       pw_fmt_bytes(ent.artifact.len, sz, sizeof sz));
+	else
+		report(w, it, "pushed from the local directory to the registry (%s)",
+		       pw_fmt_bytes(ent.artifact.len, sz, sizeof sz));
+	pw_cache_entry_free(&ent);
 }
 
 int pw_cmd_cache_warm(int argc, char **argv)
@@ -115,6 +249,7 @@ int pw_cmd_cache_warm(int argc, char **argv)
 	pw_oci_client *oci = NULL;
 	pw_engine *engine = NULL;
 	pw_cache *cache = NULL;
+	pw_cache_backend *regb = NULL;
 	warm_item *items = NULL;
 	pw_oci_pull_job *pj = NULL;
 	char *tmpdir = NULL;
@@ -134,6 +269,17 @@ int pw_cmd_cache_warm(int argc, char **argv)
 			warm_usage(stdout);
 			pw_cache_cli_free(&co);
 			return 0;
+		}
+		if (!strncmp(a, "--policies=", 11) || !strcmp(a, "--policies")) {
+			const char *v = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v || !*v || policies_path) {
+				fprintf(stderr, "prewarm cache warm: %s\n",
+				        policies_path ? "give the policies file once" : "--policies needs a value");
+				pw_cache_cli_free(&co);
+				return 2;
+			}
+			policies_path = v;
+			continue;
 		}
 		const char **dst = !strcmp(a, "--docker-config-json-path") ? &docker :
 		                   !strcmp(a, "--sources-path") ? &sources :
@@ -180,6 +326,12 @@ int pw_cmd_cache_warm(int argc, char **argv)
 		fprintf(stderr, "prewarm cache warm: no --cache-registry: filling the local directory only\n");
 	if (co.registry_read_only) {
 		fprintf(stderr, "prewarm cache warm: --cache-registry-read-only: nothing would be published\n");
+		pw_cache_cli_free(&co);
+		return 2;
+	}
+	const char *dir = pw_cache_cli_dir(&co);
+	if (!dir) {
+		fprintf(stderr, "prewarm cache warm: no local cache directory (no $HOME): give --cache-dir\n");
 		pw_cache_cli_free(&co);
 		return 2;
 	}
@@ -241,15 +393,15 @@ int pw_cmd_cache_warm(int argc, char **argv)
 	fflush(stdout);
 	pw_info("cache", "fetched %zu module(s) in %s", nj, pw_fmt_duration(pw_now() - t0, b1, sizeof b1));
 
-	/* the cache: local tier + registry tier publishing synchronously */
-	const char *dir = pw_cache_cli_dir(&co);
+	/* the cache holds the local tier only (compiles land there); the registry is driven
+	 * here, so that what it holds is checked and filled for every module */
 	char stats[4200];
-	snprintf(stats, sizeof stats, "%s/stats", dir ? dir : ".");
-	pw_cache_opts copts = { .signing_key_file = co.signing_key_file, .stats_dir = dir ? stats : NULL };
+	snprintf(stats, sizeof stats, "%s/stats", dir);
+	pw_cache_opts copts = { .signing_key_file = co.signing_key_file, .stats_dir = stats };
 	pw_cache_backend *b = NULL;
 	if (pw_engine_new(&engine, NULL) < 0 || pw_cache_new(&cache, &copts) < 0)
 		goto fail;
-	if (dir && (pw_cache_cli_open_local(&co, &b) < 0 || pw_cache_add_backend(cache, b) < 0))
+	if (pw_cache_cli_open_local(&co, &b) < 0 || pw_cache_add_backend(cache, b) < 0)
 		goto fail;
 	if (co.registry) {
 		pw_registry_cache_opts ro = {
@@ -257,11 +409,11 @@ int pw_cmd_cache_warm(int argc, char **argv)
 			.insecure = co.registry_insecure, .async_put = false, .timeout = 120,
 			.engine_description = pw_engine_description(engine),
 		};
-		b = NULL;
-		if (pw_cache_registry_new(&b, &ro) < 0 || pw_cache_add_backend(cache, b) < 0)
+		if (pw_cache_registry_new(&regb, &ro) < 0)
 			goto fail;
 	}
-	warm_ctx w = { .cache = cache, .engine = engine, .items = items, .tty = isatty(STDOUT_FILENO) };
+	warm_ctx w = { .cache = cache, .local = b, .reg = regb, .reg_name = co.registry, .engine = engine,
+	               .tty = isatty(STDOUT_FILENO) };
 	pthread_mutex_init(&w.mu, NULL);
 	for (size_t i = 0; i < pol->n; i++)
 		if (!items[i].dup && items[i].rc == 0)
@@ -285,27 +437,22 @@ int pw_cmd_cache_warm(int argc, char **argv)
 	free(tasks);
 	pthread_mutex_destroy(&w.mu);
 
-	pw_cache_stats st;
-	pw_cache_get_stats(cache, &st);
 	int failed = fetch_failed;
-	unsigned compiled = 0, hits = 0;
-	for (size_t i = 0; i < pol->n; i++) {
-		if (items[i].dup)
-			continue;
-		if (items[i].rc < 0 && items[i].msg[0])
-			failed++;
-		else if (items[i].rc == 0 && items[i].res.tier < 0)
-			compiled++;
-		else if (items[i].rc == 0)
-			hits++;
-	}
-	bool reg_failed = false;
-	for (unsigned t = 0; t < st.ntiers; t++)
-		if (!strcmp(st.tier[t].name, "registry") && (st.tier[t].failed || st.tier[t].write_failed || st.tier[t].put_errors))
-			reg_failed = true;
-	printf("warm: %zu policies, %zu modules: %u compiled and published, %u already cached, %d failed%s\n", pol->n,
-	       nj, compiled, hits, failed, reg_failed ? "; the registry tier FAILED (see the warnings)" : "");
-	status = failed || reg_failed ? 1 : 0;
+	unsigned cnt[W_COMPILED + 1] = { 0 };
+	for (size_t i = 0; i < pol->n; i++)
+		if (!items[i].dup && items[i].out != W_NONE)
+			cnt[items[i].out]++;
+	failed += (int)(cnt[W_FAILED] + cnt[W_REG_FAILED]);
+	if (regb)
+		printf("warm: %zu policies, %zu modules: %u already in the registry, %u pushed from the local directory, "
+		       "%u compiled and pushed, %d failed%s%s%s\n",
+		       pol->n, nj, cnt[W_IN_REGISTRY], cnt[W_PUSHED_LOCAL], cnt[W_COMPILED_PUSHED], failed,
+		       w.reg_broken ? "; the registry " : "", w.reg_broken ? co.registry : "",
+		       w.reg_broken ? " FAILED (see above)" : "");
+	else
+		printf("warm: %zu policies, %zu modules: %u already in the local directory, %u compiled, %d failed\n",
+		       pol->n, nj, cnt[W_IN_LOCAL], cnt[W_COMPILED], failed);
+	status = failed ? 1 : 0;
 	goto out;
 fail:
 	fprintf(stderr, "prewarm cache warm: %s\n", pw_error_last());
@@ -315,6 +462,8 @@ out:
 		pw_buf_free(&items[i].wasm);
 	free(items);
 	free(pj);
+	if (regb)
+		regb->free(regb);
 	pw_cache_free(cache);
 	pw_engine_free(engine);
 	pw_oci_client_free(oci);
@@ -336,7 +485,26 @@ typedef struct xfer_args {
 	bool json;
 } xfer_args;
 
-/* Parses cache options and positional words; -1 on a usage error (printed). */
+static void xfer_usage(const char *cmd, FILE *f)
+{
+	if (!strcmp(cmd, "push"))
+		fprintf(f, "usage: prewarm cache push KEY-or-MODULE... --cache-registry HOST[:PORT]/REPO [cache options]\n\n"
+		           "Copies entries of the local directory to the registry tier, verifying each first.\n"
+		           "KEY is \"<engine hash>-<wasm sha256>\" (see 'prewarm cache ls'); a module file means\n"
+		           "its key under this build's engine. Exit 1 when an entry is missing or cannot be pushed.\n\n");
+	else if (!strcmp(cmd, "pull"))
+		fprintf(f, "usage: prewarm cache pull KEY-or-MODULE... --cache-registry HOST[:PORT]/REPO [cache options]\n\n"
+		           "Copies entries of the registry tier into the local directory, verifying each first.\n"
+		           "KEY is \"<engine hash>-<wasm sha256>\" (see 'prewarm cache ls --registry'); a module\n"
+		           "file means its key under this build's engine. Exit 1 when an entry is missing or bad.\n\n");
+	else
+		fprintf(f, "usage: prewarm cache ls --registry --cache-registry HOST[:PORT]/REPO [--json] [cache options]\n\n"
+		           "Lists the entries of the registry tier.\n\n");
+	fputs(pw_cache_cli_help, f);
+}
+
+/* Parses cache options and positional words; -1 on a usage error (printed), 1 when
+ * --help was given (usage printed on stdout). */
 static int parse_xfer(const char *cmd, int argc, char **argv, xfer_args *x)
 {
 	pw_cache_cli_init(&x->co);
@@ -350,7 +518,10 @@ static int parse_xfer(const char *cmd, int argc, char **argv, xfer_args *x)
 			return -1;
 		if (p > 0)
 			continue;
-		if (!strcmp(argv[i], "--json")) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			xfer_usage(cmd, stdout);
+			return 1;
+		} else if (!strcmp(argv[i], "--json")) {
 			x->json = true;
 		} else if (!strcmp(argv[i], "--registry")) {
 			/* `ls --registry` */
@@ -411,8 +582,13 @@ static int cache_xfer(const char *cmd, int argc, char **argv, bool to_registry)
 	pw_engine *e = NULL;
 	int failed = 0;
 	memset(&x, 0, sizeof x);
-	if (parse_xfer(cmd, argc, argv, &x) < 0 || x.nargs == 0) {
-		if (x.nargs == 0 && x.co.registry)
+	int pr = parse_xfer(cmd, argc, argv, &x);
+	if (pr > 0) {
+		free_xfer(&x);
+		return 0;
+	}
+	if (pr < 0 || x.nargs == 0) {
+		if (pr == 0 && x.co.registry)
 			fprintf(stderr, "usage: prewarm cache %s KEY-or-MODULE... --cache-registry HOST/REPO [cache options]\n", cmd);
 		free_xfer(&x);
 		return 2;
@@ -509,9 +685,10 @@ int pw_cmd_cache_ls_registry(int argc, char **argv)
 	char sz[32];
 	int rc;
 	memset(&x, 0, sizeof x);
-	if (parse_xfer("ls", argc, argv, &x) < 0 || x.nargs) {
+	int pr = parse_xfer("ls", argc, argv, &x);
+	if (pr != 0 || x.nargs) {
 		free_xfer(&x);
-		return 2;
+		return pr > 0 ? 0 : 2;
 	}
 	c.json = x.json;
 	if (open_registry(&x, &regb) < 0) {
