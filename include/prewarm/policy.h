@@ -137,6 +137,15 @@ int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t l
  */
 const pw_imports *pw_policy_host_imports(void);
 
+/*
+ * Before any compile: refuses modules Prewarm cannot run as policies for a reason the import
+ * check would report less clearly: OPA / Gatekeeper modules (io.kubewarden.metadata
+ * executionMode opa|gatekeeper, or an opa_eval export) give PW_EUNSUPPORTED "... OPA/Gatekeeper
+ * policies are not supported yet". `what` names the module in the message. Other modules,
+ * including unparsable ones (the engine reports those), give 0.
+ */
+int pw_policy_precheck(const uint8_t *wasm, size_t len, const char *what);
+
 /* ---- pieces usable on their own (the patch differ, the answer shaper) ----------------- */
 
 /*

@@ -170,8 +170,10 @@ static int load_artifact(const eval_args *a, pw_cache_cli_opts *co, const pw_buf
 	pw_engine *e = NULL;
 	pw_cache *cache = NULL;
 	pw_buf so = PW_BUF_INIT;
-	int rc = pw_engine_new(&e, NULL);
+	int rc = pw_policy_precheck(bytes->data, bytes->len, a->policy);
 	if (rc < 0)
+		return rc;
+	if ((rc = pw_engine_new(&e, NULL)) < 0)
 		return rc;
 	if ((rc = pw_cache_cli_open(co, &cache)) < 0)
 		goto out;

@@ -144,9 +144,11 @@ static void cache_job(void *arg)
 	const pw_imports *host = pw_policy_host_imports();
 	double t0 = pw_now();
 	uint64_t got = budget_acquire(m->budget, compile_estimate(m->f->wasm.len));
-	int rc;
+	int rc = pw_policy_precheck(m->f->wasm.data, m->f->wasm.len, m->f->url);
 
-	if (ctx->cache) {
+	if (rc < 0) {
+		/* OPA/Gatekeeper: refused before any compile, with the reason */
+	} else if (ctx->cache) {
 		pw_cache_result res = { 0 };
 		rc = pw_cache_get_or_compile(ctx->cache, ctx->engine, m->f->wasm.data, m->f->wasm.len, host,
 		                             m->f->subject.subject_digest[0] ? &m->f->subject : NULL,

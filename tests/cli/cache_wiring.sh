@@ -38,3 +38,12 @@ echo "$out" | grep -q '^compiled in' || fail "after corruption: $out"
 grep -qi 'mismatch\|refus\|reject' "$work/warn" || fail "no warning about the bad entry: $(cat "$work/warn")"
 "$pw" cache verify --cache-dir "$work/c" > /dev/null || fail "verify after replacement"
 echo "ok: a corrupt entry is refused, recompiled and replaced"
+
+# An OPA-shaped module is refused as such before any compile (not as a memory import)
+echo '{"request":{"uid":"u1"}}' > "$work/req.json"
+set +e
+"$pw" eval "$fix/cli_opa_memimport.wasm" --request "$work/req.json" > "$work/out" 2> "$work/err"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "eval of an OPA module: exit $rc"
+grep -q 'OPA/Gatekeeper policies .* not supported yet' "$work/err" || fail "eval of an OPA module: $(cat "$work/err")"
+echo "ok: OPA modules are refused as OPA"
