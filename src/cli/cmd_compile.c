@@ -46,7 +46,7 @@ static void compile_usage(FILE *f)
 	           "(same as --no-import-check).\n\n"
 	           "With a cache option the artifact is taken from the cache when a tier holds it\n"
 	           "(verified before use), else compiled and stored in every tier; the command\n"
-	           "prints which. Cache options:\n%s", pw_cache_cli_help);
+	           "prints which.\n%s", pw_cache_cli_help);
 }
 
 /* Returns -1 to continue, else an exit code. */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cache_opts.h"
 #include "cli/cli.h"
 #include "prewarm/engine.h"
 #include "prewarm/util.h"
@@ -48,6 +49,8 @@ typedef struct run_args {
 	const char *module;
 	int prog_argc;             /* ARGS after the module */
 	char **prog_argv;
+	int use_cache;             /* a cache option was given: compile through the cache */
+	pw_cache_cli_opts cache;
 } run_args;
 
 static void run_usage(FILE *f)
@@ -71,15 +74,20 @@ static void run_usage(FILE *f)
 	        "                     or deleting answers EROFS. Default: no file system.\n"
 	        "  --cc CC --opt -O1 --cflags FLAGS --wasm2c PATH --tmp-dir DIR --keep-tmp\n"
 	        "                     compiler settings when MODULE is a .wasm\n"
-	        "  -v, --verbose      report the compile on stderr\n"
-	        "  --                 end of options\n\n"
+	        "  -v, --verbose      report the compile (or cache hit) on stderr\n"
+	        "  --                 end of options (options go BEFORE the module: what follows\n"
+	        "                     the module is the program's argv)\n\n"
+	        "With a cache option (--cache-dir DIR, ...) a .wasm is taken from the artifact\n"
+	        "cache when a tier holds it, else compiled once and stored.\n"
+	        "%s\n"
 	        "WASI: args, environ, clocks, random, stdio (fd 0/1/2), poll_oneoff, proc_exit,\n"
 	        "sched_yield, and read-only files beneath --dir directories (path_open, fd_read,\n"
 	        "fd_pread, fd_seek, fd_readdir, fd_filestat_get, path_filestat_get, ...); other\n"
 	        "calls answer ENOSYS/EBADF.\n"
 	        "The Sightglass imports bench.start/bench.end are served as no-ops.\n\n"
 	        "exit status: the program's; 134 on a trap ('trap: <reason>' on stderr); 124 on\n"
-	        "--timeout; 1 when the module cannot be loaded or compiled; 2 on bad usage.\n");
+	        "--timeout; 1 when the module cannot be loaded or compiled; 2 on bad usage.\n",
+	        pw_cache_cli_help);
 }
 
 static void run_args_free(run_args *a)
@@ -95,6 +103,7 @@ static void run_args_free(run_args *a)
 	free(a->dir_guest);
 	free(a->dir_host);
 	free(a->prog_argv);
+	pw_cache_cli_free(&a->cache);
 	memset(a, 0, sizeof *a);
 }
 
@@ -182,6 +191,7 @@ static int parse_run_args(run_args *a, int argc, char **argv)
 {
 	int i;
 	memset(a, 0, sizeof *a);
+	pw_cache_cli_init(&a->cache);
 	for (i = 1; i < argc; i++) {
 		const char *s = argv[i], *v;
 		int r;
@@ -196,6 +206,13 @@ static int parse_run_args(run_args *a, int argc, char **argv)
 			return 2;
 		if (r > 0)
 			continue;
+		r = pw_cache_cli_parse(&a->cache, argc, argv, &i);
+		if (r < 0)
+			return 2;
+		if (r > 0) {
+			a->use_cache = 1;
+			continue;
+		}
 		if (is_flag(s, "--env")) {
 			if (!(v = flag_value("--env", argc, argv, &i)) || add_env(a, v) < 0)
 				return 2;
@@ -265,13 +282,14 @@ static int run_imports(pw_imports **out)
 }
 
 /* Loads MODULE: compiles a .wasm, loads an artifact as is. */
-static int load_module(const run_args *a, const pw_imports *host, pw_artifact **out)
+static int load_module(run_args *a, const pw_imports *host, pw_artifact **out)
 {
 	static const uint8_t wasm_magic[4] = { 0x00, 'a', 's', 'm' };
 	static const uint8_t elf_magic[4] = { 0x7f, 'E', 'L', 'F' };
 	pw_buf file = PW_BUF_INIT, art = PW_BUF_INIT;
 	pw_engine *e = NULL;
 	pw_compile_stats st;
+	pw_cache *cache = NULL;
 	int rc = pw_file_read(a->module, RUN_MAX_FILE, &file);
 	if (rc)
 		return rc;
@@ -279,9 +297,21 @@ static int load_module(const run_args *a, const pw_imports *host, pw_artifact **
 		rc = pw_artifact_load(out, file.data, file.len, NULL, host);
 	} else if (file.len >= 4 && !memcmp(file.data, wasm_magic, 4)) {
 		rc = pw_engine_new(&e, &a->eng);
-		if (!rc)
+		if (!rc && a->use_cache) {
+			pw_cache_result res;
+			rc = pw_cache_cli_open(&a->cache, &cache);
+			if (!rc)
+				rc = pw_cache_get_or_compile(cache, e, file.data, file.len, host, NULL, &art, &res);
+			if (!rc && a->verbose) {
+				char t[32];
+				fprintf(stderr, "prewarm run: %s: %s in %s\n", a->module,
+				        res.tier >= 0 ? "cache hit" : "compiled (stored in the cache)",
+				        pw_fmt_duration(res.seconds, t, sizeof t));
+			}
+		} else if (!rc) {
 			rc = pw_engine_compile(e, file.data, file.len, host, &art, &st);
-		if (!rc && a->verbose) {
+		}
+		if (!rc && a->verbose && !a->use_cache) {
 			char t[32], b[32];
 			fprintf(stderr, "prewarm run: compiled %s in %s (%s artifact)\n", a->module,
 			        pw_fmt_duration(st.total_seconds, t, sizeof t), pw_fmt_bytes(st.artifact_bytes, b, sizeof b));
@@ -291,6 +321,7 @@ static int load_module(const run_args *a, const pw_imports *host, pw_artifact **
 	} else {
 		rc = pw_error_set(PW_EINVALID, "not a WebAssembly module nor a Prewarm artifact (bad magic)");
 	}
+	pw_cache_free(cache);
 	pw_engine_free(e);
 	pw_buf_free(&art);
 	pw_buf_free(&file);

@@ -47,3 +47,12 @@ set -e
 [ "$rc" = 1 ] || fail "eval of an OPA module: exit $rc"
 grep -q 'OPA/Gatekeeper policies .* not supported yet' "$work/err" || fail "eval of an OPA module: $(cat "$work/err")"
 echo "ok: OPA modules are refused as OPA"
+
+# run --cache-dir: the first run compiles and stores, the second is a hit; same output
+"$pw" run -v --cache-dir "$work/r" "$mod" x y > "$work/o1" 2> "$work/e1"
+"$pw" run -v --cache-dir "$work/r" "$mod" x y > "$work/o2" 2> "$work/e2"
+grep -q 'compiled (stored in the cache)' "$work/e1" || fail "first run: $(cat "$work/e1")"
+grep -q 'cache hit' "$work/e2" || fail "second run: $(cat "$work/e2")"
+cmp -s "$work/o1" "$work/o2" || fail "the cached run printed something else"
+grep -q 'argv\[2\]=y' "$work/o2" || fail "run output: $(cat "$work/o2")"
+echo "ok: run --cache-dir compiles once, then hits"
