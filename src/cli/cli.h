@@ -19,4 +19,8 @@ PW_CMD(pull);
 PW_CMD(push);
 #undef PW_CMD
 
+/* --timeout ('t') and --log-level ('l') of pull and push: 1 handled, 0 not one of them,
+ * -1 bad value (message printed, exit 2). */
+int pw_cli_oci_common_opt(const char *cmd, int ch, const char *arg, double *timeout);
+
 #endif

@@ -68,20 +68,10 @@ int pw_cmd_pull(int argc, char **argv)
 		case 'd': docker = optarg; break;
 		case 's': sources = optarg; break;
 		case 't':
-			if (pw_parse_duration(optarg, &co.timeout) < 0 || co.timeout <= 0) {
-				fprintf(stderr, "prewarm pull: invalid --timeout '%s'\n", optarg);
+		case 'l':
+			if (pw_cli_oci_common_opt("pull", ch, optarg, &co.timeout) < 0)
 				return 2;
-			}
 			break;
-		case 'l': {
-			int lv = pw_log_level_parse(optarg);
-			if (lv < 0) {
-				fprintf(stderr, "prewarm pull: invalid --log-level '%s'\n", optarg);
-				return 2;
-			}
-			pw_log_configure((pw_log_level)lv, PW_LOG_TEXT);
-			break;
-		}
 		case 'h': pull_usage(stdout); return 0;
 		default: pull_usage(stderr); return 2;
 		}
