@@ -248,15 +248,16 @@ int pw_oci_manifest_put(pw_oci_client *c, const pw_oci_ref *r, const char *media
 	return rc;
 }
 
-int pw_oci_manifest_delete(pw_oci_client *c, const pw_oci_ref *r, const char *digest)
+/* DELETE /v2/<repo>/<kind>s/<digest>: a manifest or a blob (202 or 200). */
+static int delete_by_digest(pw_oci_client *c, const pw_oci_ref *r, const char *kind, const char *digest)
 {
 	char path[1024], what[700];
 	pw_oci_resp resp;
 	int rc;
 	if ((rc = need_registry(r)) < 0)
 		return rc;
-	snprintf(path, sizeof path, "/v2/%s/manifests/%s", r->repo, digest);
-	snprintf(what, sizeof what, "manifest %s/%s@%s", r->host, r->repo, digest);
+	snprintf(path, sizeof path, "/v2/%s/%ss/%s", r->repo, kind, digest);
+	snprintf(what, sizeof what, "%s %s/%s@%s", kind, r->host, r->repo, digest);
 	pw_oci_req q = { .method = "DELETE", .host = r->host, .repo = r->repo, .push = true, .path = path,
 	                 .fd = -1, .what = what };
 	memset(&resp, 0, sizeof resp);
@@ -265,6 +266,11 @@ int pw_oci_manifest_delete(pw_oci_client *c, const pw_oci_ref *r, const char *di
 		rc = pw_oci__status_error(&q, &resp);
 	pw_oci__resp_clear(&resp);
 	return rc;
+}
+
+int pw_oci_manifest_delete(pw_oci_client *c, const pw_oci_ref *r, const char *digest)
+{
+	return delete_by_digest(c, r, "manifest", digest);
 }
 
 int pw_oci_tags_list(pw_oci_client *c, const pw_oci_ref *r, int (*cb)(const char *tag, void *payload),
@@ -310,19 +316,5 @@ int pw_oci_tags_list(pw_oci_client *c, const pw_oci_ref *r, int (*cb)(const char
 
 int pw_oci_blob_delete(pw_oci_client *c, const pw_oci_ref *r, const char *digest)
 {
-	char path[1024], what[600];
-	pw_oci_resp resp;
-	int rc;
-	if ((rc = need_registry(r)) < 0)
-		return rc;
-	snprintf(path, sizeof path, "/v2/%s/blobs/%s", r->repo, digest);
-	snprintf(what, sizeof what, "blob %s/%s@%s", r->host, r->repo, digest);
-	pw_oci_req q = { .method = "DELETE", .host = r->host, .repo = r->repo, .push = true, .path = path,
-	                 .fd = -1, .what = what };
-	memset(&resp, 0, sizeof resp);
-	rc = pw_oci__request(c, &q, &resp);
-	if (rc == 0 && resp.status != 202 && resp.status != 200)
-		rc = pw_oci__status_error(&q, &resp);
-	pw_oci__resp_clear(&resp);
-	return rc;
+	return delete_by_digest(c, r, "blob", digest);
 }
