@@ -33,6 +33,7 @@ typedef enum pw_error_code {
 	PW_EEXIT = -10,     /* a WASI program called proc_exit (code in the instance) */
 	PW_EIO = -11,       /* file system I/O failure */
 	PW_ENOMEM = -12,
+	PW_ECANCELED = -13, /* stopped on request (shutdown) */
 } pw_error_code;
 
 /* A short constant name for a code, e.g. "not found". */

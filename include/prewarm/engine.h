@@ -3,14 +3,21 @@
  * compiler, plus a generated shim giving every artifact one ABI) -> verified
  * load (memfd + dlopen, RTLD_LOCAL) -> instances that run on any thread.
  *
- * An artifact is an ELF shared object. Its section ".prewarm_desc" holds its
- * description (artifact ABI version, engine hash, wasm sha256) as text, so a
+ * An artifact is an ELF shared object. Its exported data symbol
+ * PW_ARTIFACT_DESC_SYMBOL holds its description (artifact ABI version, engine
+ * hash, wasm sha256) as text, found through the dynamic symbol table, so a
  * loader can check an artifact against its cache key before any dlopen
- * (pw_artifact_read_info). Its exported symbol `pw_artifact_shim_v1` returns the
+ * (pw_artifact_read_info), whatever compiler built it. Its exported symbol `pw_artifact_shim_v1` returns the
  * shim table (struct wasm_rt_pw_shim in src/engine/rt/wasm-rt.h): instance size,
  * instantiate/free, imports (filled by the loader from a pw_imports table) and
  * exports with a generic invoker, so the loader never needs the module's
  * generated header. Design and runtime details: docs/engine.md.
+ *
+ * Two tiers, each its own engine with its own hash (so their artifacts never
+ * share a cache key): `optimized` (the system C compiler, gcc -O1 by default:
+ * tens of seconds per MB of code, fast code) and `quick` (TinyCC then GNU ld:
+ * a fraction of a second, code several times slower). The server serves a new
+ * module from the quick tier at once and swaps the optimized one in later.
  */
 #ifndef PREWARM_ENGINE_H
 #define PREWARM_ENGINE_H
@@ -27,14 +34,33 @@
 extern "C" {
 #endif
 
-#define PW_ARTIFACT_ABI_VERSION 1
+#define PW_ARTIFACT_ABI_VERSION 2
+/* The exported data symbol holding an artifact's description. */
+#define PW_ARTIFACT_DESC_SYMBOL "pw_artifact_desc_v2"
 
 /* ---- the engine (a configured toolchain) ---------------------------------------------- */
 
+typedef enum pw_engine_tier {
+	PW_TIER_DEFAULT = 0,     /* env PREWARM_TIER ("quick" / "optimized"), else optimized */
+	PW_TIER_OPTIMIZED,
+	PW_TIER_QUICK,
+} pw_engine_tier;
+
+/* "optimized" / "quick"; pw_engine_tier_parse: 0, or PW_EINVALID naming the bad value. */
+const char *pw_engine_tier_name(pw_engine_tier t);
+int pw_engine_tier_parse(const char *s, pw_engine_tier *out);
+
 typedef struct pw_engine_opts {
-	const char *cc;          /* compiler command (default: measured best, see BENCHMARKS.md); env PREWARM_CC */
-	const char *opt_level;   /* "-O0".."-O3" (default measured); env PREWARM_OPT */
-	const char *extra_cflags;/* appended flags (part of the engine hash); env PREWARM_CFLAGS */
+	pw_engine_tier tier;
+	/* Compiler command. optimized: default gcc (measured best, see BENCHMARKS.md), env
+	 * PREWARM_CC. quick: default tcc, env PREWARM_QUICK_CC; it compiles to one relocatable
+	 * object that `linker` turns into the shared object. */
+	const char *cc;
+	const char *opt_level;   /* optimized only: "-O0".."-O3" (default measured); env PREWARM_OPT */
+	/* appended compiler flags (part of the engine hash); env PREWARM_CFLAGS (optimized),
+	 * PREWARM_QUICK_CFLAGS (quick) */
+	const char *extra_cflags;
+	const char *linker;      /* quick only: default ld (GNU binutils); env PREWARM_LD */
 	const char *wasm2c;      /* translator (default "wasm2c"); env PREWARM_WASM2C */
 	const char *tmp_dir;     /* where compiles happen (default $TMPDIR or /tmp) */
 	bool keep_tmp;           /* keep the build dir (debugging) */
@@ -43,6 +69,13 @@ typedef struct pw_engine_opts {
 	 * $HOME/.cache/prewarm; env PREWARM_NO_PROBE_CACHE=1 or no_probe_cache disables it. */
 	const char *probe_cache_dir;
 	bool no_probe_cache;
+	/* A pinned engine: the text `prewarm engine --tier T` printed on a host that has the
+	 * toolchain (without its final "hash:" line, or with it: it must then agree). The engine
+	 * takes that description and hash without probing anything: it can look up and load
+	 * artifacts built by that toolchain, and cannot compile (pw_engine_can_compile false).
+	 * Refused (PW_EMISMATCH) when its runtime header, ABI versions or guard-page mode are not
+	 * this binary's. For images that carry no optimizing compiler. */
+	const char *pinned_description;
 } pw_engine_opts;
 /* Every string is copied; opts may be freed after pw_engine_new. */
 
@@ -60,10 +93,13 @@ const char *pw_engine_description(const pw_engine *e);
 const char *pw_engine_hash(const pw_engine *e);
 /* True when the toolchain's answers came from the probe cache (no tool was run). */
 bool pw_engine_probe_cached(const pw_engine *e);
+pw_engine_tier pw_engine_get_tier(const pw_engine *e);   /* never PW_TIER_DEFAULT */
+/* False for a pinned engine (opts.pinned_description): pw_engine_compile then fails. */
+bool pw_engine_can_compile(const pw_engine *e);
 
 typedef struct pw_compile_stats {
 	double translate_seconds;  /* wasm2c */
-	double cc_seconds;         /* C compile + link */
+	double cc_seconds;         /* C compile + link (quick: tcc + ld) */
 	double total_seconds;
 	size_t c_bytes;            /* generated C size */
 	size_t artifact_bytes;
@@ -82,10 +118,20 @@ int pw_engine_check(const pw_engine *e, const uint8_t *wasm, size_t len, const p
 /*
  * Compiles `wasm` into artifact bytes (appended to *artifact). Runs pw_engine_check first.
  * Reproducible: the same (engine, wasm) gives byte-identical artifacts. Thread-safe: several
- * compiles may run at once. stats may be NULL.
+ * compiles may run at once. stats may be NULL. A pinned engine gives PW_EUNSUPPORTED.
  */
 int pw_engine_compile(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
                       pw_buf *artifact, pw_compile_stats *stats);
+
+/* Options of one compile beyond the engine's. (The tools inherit the calling thread's
+ * niceness: a background compiler thread lowers its own priority with setpriority.) */
+typedef struct pw_compile_opts {
+	/* When non-NULL and set non-zero from another thread, the running tool is killed and the
+	 * compile returns PW_ECANCELED. */
+	const volatile int *cancel;
+} pw_compile_opts;
+int pw_engine_compile_ex(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
+                         const pw_compile_opts *opts, pw_buf *artifact, pw_compile_stats *stats);
 
 /* ---- artifacts ------------------------------------------------------------------------ */
 

@@ -34,9 +34,9 @@ typedef struct compile_args {
 
 static void compile_usage(FILE *f)
 {
-	fprintf(f, "usage: prewarm compile MODULE.wasm -o ARTIFACT [--cc CC] [--opt -O1] [--cflags FLAGS]\n"
-	           "                       [--wasm2c PATH] [--tmp-dir DIR] [--keep-tmp] [--host policy|run|none]\n"
-	           "                       [--no-import-check] [-q]\n"
+	fprintf(f, "usage: prewarm compile MODULE.wasm -o ARTIFACT [--tier quick|optimized] [--cc CC]\n"
+	           "                       [--opt -O1] [--cflags FLAGS] [--ld LD] [--wasm2c PATH] [--tmp-dir DIR]\n"
+	           "                       [--keep-tmp] [--host policy|run|none] [--no-import-check] [-q]\n"
 	           "       prewarm compile MODULE.wasm --cache-dir DIR [-o ARTIFACT] [cache options]\n\n"
 	           "Compiles a WebAssembly module into a native artifact (a shared object with an\n"
 	           "embedded description). Refuses (exit 1, no file written) invalid modules,\n"
@@ -44,6 +44,9 @@ static void compile_usage(FILE *f)
 	           "host does not provide: --host policy (default: waPC, WASI, host.call, as in\n"
 	           "`prewarm serve`), run (WASI and bench.start/end, as in `prewarm run`), none\n"
 	           "(same as --no-import-check).\n\n"
+	           "--tier: optimized (default; env PREWARM_TIER) is wasm2c + gcc -O1, quick is\n"
+	           "wasm2c + tcc + ld (a fraction of a second, slower code); each tier has its own\n"
+	           "engine hash, so their cache entries never mix (`prewarm engine`).\n\n"
 	           "With a cache option the artifact is taken from the cache when a tier holds it\n"
 	           "(verified before use), else compiled and stored in every tier; the command\n"
 	           "prints which.\n%s", pw_cache_cli_help);
@@ -157,16 +160,18 @@ static int compile_run(compile_args *a)
 		fprintf(stderr, "prewarm compile: %s: %s\n", a->input, pw_error_last());
 	} else if (a->use_cache) {
 		char t1[32];
+		const char *tier = pw_engine_tier_name(pw_engine_get_tier(e));
 		if (res.tier >= 0)
-			printf("cache hit (%s) in %s\n", res.tier_name ? res.tier_name : "?",
-			       pw_fmt_duration(res.seconds, t1, sizeof t1));
+			printf("cache hit (%s) in %s, %s tier\n", res.tier_name ? res.tier_name : "?",
+			       pw_fmt_duration(res.seconds, t1, sizeof t1), tier);
 		else
-			printf("compiled in %s (stored in the cache)\n",
-			       pw_fmt_duration(res.compile_seconds, t1, sizeof t1));
+			printf("compiled in %s (stored in the cache), %s tier\n",
+			       pw_fmt_duration(res.compile_seconds, t1, sizeof t1), tier);
 	} else if (!a->quiet) {
 		char t1[32], t2[32], b1[32], b2[32];
-		fprintf(stderr, "prewarm compile: %s -> %s (%s of C, translate %s, cc %s, %s artifact, engine %.12s)\n",
-		        a->input, a->output, pw_fmt_bytes(st.c_bytes, b1, sizeof b1),
+		fprintf(stderr, "prewarm compile: %s -> %s (%s tier, %s of C, translate %s, cc %s, %s artifact, "
+		        "engine %.12s)\n", a->input, a->output, pw_engine_tier_name(pw_engine_get_tier(e)),
+		        pw_fmt_bytes(st.c_bytes, b1, sizeof b1),
 		        pw_fmt_duration(st.translate_seconds, t1, sizeof t1), pw_fmt_duration(st.cc_seconds, t2, sizeof t2),
 		        pw_fmt_bytes(st.artifact_bytes, b2, sizeof b2), pw_engine_hash(e));
 	}

@@ -1,9 +1,12 @@
 /*
- * `prewarm engine`: probes the toolchain and prints the engine description and
- * its compatibility hash (the first half of every cache key). `--hash` prints
- * the 64-hex hash alone, for scripts. The options (also env PREWARM_CC,
- * PREWARM_OPT, PREWARM_CFLAGS, PREWARM_WASM2C) select another toolchain and so
- * another hash.
+ * `prewarm engine`: probes the toolchains and prints, for each tier (optimized,
+ * then quick), the engine description and its compatibility hash (the first
+ * half of every cache key). `--tier T` prints one tier; `--hash` prints the
+ * 64-hex hash alone (of --tier, default optimized), for scripts. The options
+ * (also env PREWARM_CC, PREWARM_OPT, PREWARM_CFLAGS, PREWARM_QUICK_CC,
+ * PREWARM_QUICK_CFLAGS, PREWARM_LD, PREWARM_WASM2C) select another toolchain
+ * and so another hash. The output of `--tier T` is what a pinned engine reads
+ * (serve --optimized-engine FILE) on a host without that toolchain.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,10 +16,18 @@
 
 static void engine_usage(FILE *f)
 {
-	fprintf(f, "usage: prewarm engine [--hash] [--cc CC] [--opt -O1] [--cflags FLAGS] [--wasm2c PATH]\n\n"
-	           "Prints the engine description (translator, compiler identity and target, flags,\n"
-	           "runtime header, ABI versions) and its hash; artifacts are shared between hosts\n"
-	           "with equal hashes. --hash prints only the hash.\n");
+	fprintf(f, "usage: prewarm engine [--tier quick|optimized] [--hash] [--cc CC] [--opt -O1]\n"
+	           "                      [--cflags FLAGS] [--ld LD] [--wasm2c PATH]\n\n"
+	           "Prints the engine description (tier, translator, compiler identity and target,\n"
+	           "flags, runtime header, ABI versions) and its hash, for both tiers:\n"
+	           "  optimized  wasm2c + gcc -O1 (env PREWARM_CC, PREWARM_OPT, PREWARM_CFLAGS):\n"
+	           "             tens of seconds per MB of code, fast code\n"
+	           "  quick      wasm2c + tcc + ld (env PREWARM_QUICK_CC, PREWARM_QUICK_CFLAGS,\n"
+	           "             PREWARM_LD): a fraction of a second, slower code\n"
+	           "Artifacts are shared between hosts with equal hashes. --tier prints one tier\n"
+	           "(the text `serve --optimized-engine FILE` takes on a host without that compiler);\n"
+	           "--hash prints only the hash (of --tier, default optimized). A tier whose tools\n"
+	           "are missing is reported as unavailable (exit 1 only if --tier names it).\n");
 }
 
 /* Parses the toolchain options shared by `engine` and `compile`: returns 1 when argv[*i]
@@ -32,6 +43,7 @@ int pw_cli_engine_opt(pw_engine_opts *o, int argc, char **argv, int *i)
 		{ "--opt", offsetof(pw_engine_opts, opt_level) },
 		{ "--cflags", offsetof(pw_engine_opts, extra_cflags) },
 		{ "--wasm2c", offsetof(pw_engine_opts, wasm2c) },
+		{ "--ld", offsetof(pw_engine_opts, linker) },
 		{ "--tmp-dir", offsetof(pw_engine_opts, tmp_dir) },
 	};
 	const char *a = argv[*i];
@@ -52,6 +64,14 @@ int pw_cli_engine_opt(pw_engine_opts *o, int argc, char **argv, int *i)
 	}
 	if (!strcmp(a, "--keep-tmp")) {
 		o->keep_tmp = true;
+		return 1;
+	}
+	if (!strncmp(a, "--tier", 6) && (a[6] == 0 || a[6] == '=')) {
+		const char *v = a[6] == '=' ? a + 7 : *i + 1 < argc ? argv[++*i] : NULL;
+		if (!v || pw_engine_tier_parse(v, &o->tier) < 0) {
+			fprintf(stderr, "prewarm: --tier needs quick or optimized\n");
+			return -1;
+		}
 		return 1;
 	}
 	return 0;
@@ -78,15 +98,32 @@ int pw_cmd_engine(int argc, char **argv)
 			return 2;
 		}
 	}
-	pw_engine *e = NULL;
-	if (pw_engine_new(&e, &eo) != 0) {
-		fprintf(stderr, "prewarm engine: %s\n", pw_error_last());
-		return 1;
+	bool one = eo.tier != PW_TIER_DEFAULT || hash_only;
+	int status = 0;
+	for (pw_engine_tier t = PW_TIER_OPTIMIZED; t <= PW_TIER_QUICK; t++) {
+		if (one && t != (eo.tier == PW_TIER_DEFAULT ? PW_TIER_OPTIMIZED : eo.tier))
+			continue;
+		pw_engine_opts to = eo;
+		pw_engine *e = NULL;
+		to.tier = t;
+		if (!one && t == PW_TIER_QUICK) {   /* the flags name the optimized toolchain */
+			to.cc = to.opt_level = to.extra_cflags = NULL;
+		}
+		if (pw_engine_new(&e, &to) != 0) {
+			if (one) {
+				fprintf(stderr, "prewarm engine: %s tier: %s\n", pw_engine_tier_name(t), pw_error_last());
+				return 1;
+			}
+			printf("%stier: %s\nunavailable: %s\n", t == PW_TIER_QUICK ? "\n" : "", pw_engine_tier_name(t),
+			       pw_error_last());
+			continue;
+		}
+		if (hash_only)
+			printf("%s\n", pw_engine_hash(e));
+		else
+			printf("%s%shash: %s\n", !one && t == PW_TIER_QUICK ? "\n" : "", pw_engine_description(e),
+			       pw_engine_hash(e));
+		pw_engine_free(e);
 	}
-	if (hash_only)
-		printf("%s\n", pw_engine_hash(e));
-	else
-		printf("%shash: %s\n", pw_engine_description(e), pw_engine_hash(e));
-	pw_engine_free(e);
-	return 0;
+	return status;
 }

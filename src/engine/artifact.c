@@ -22,7 +22,7 @@
 
 #include "engine/engine_int.h"
 
-/* ---- the description section ---- */
+/* ---- the description (an exported data symbol) ---- */
 
 static int parse_desc(const char *p, size_t n, pw_artifact_info *out)
 {
@@ -81,6 +81,20 @@ static bool range_ok(uint64_t off, uint64_t n, size_t len)
 	return off <= len && n <= len - off;
 }
 
+/* Section header i (bounds already checked by the caller). */
+typedef struct elf_shdr {
+	uint32_t type, link;
+	uint64_t addr, off, size, entsize;
+} elf_shdr;
+
+static elf_shdr shdr_at(const uint8_t *so, uint64_t shoff, uint16_t shentsize, uint32_t i)
+{
+	const uint8_t *sh = so + shoff + (uint64_t)i * shentsize;
+	elf_shdr h = { rd32(sh + 4), rd32(sh + 0x28), rd64(sh + 0x10), rd64(sh + 0x18), rd64(sh + 0x20),
+	               rd64(sh + 0x38) };
+	return h;
+}
+
 int pw_artifact_read_info(const uint8_t *so, size_t len, pw_artifact_info *out)
 {
 	memset(out, 0, sizeof *out);
@@ -91,30 +105,40 @@ int pw_artifact_read_info(const uint8_t *so, size_t len, pw_artifact_info *out)
 	if (rd16(so + 16) != ET_DYN)
 		return pw_error_set(PW_EINVALID, "not an artifact: not a shared object");
 	uint64_t shoff = rd64(so + 0x28);
-	uint16_t shentsize = rd16(so + 0x3a), shnum = rd16(so + 0x3c), shstrndx = rd16(so + 0x3e);
-	if (shnum == 0 || shentsize < 64 || shstrndx >= shnum)
+	uint16_t shentsize = rd16(so + 0x3a), shnum = rd16(so + 0x3c);
+	if (shnum == 0 || shentsize < 64)
 		return pw_error_set(PW_EINVALID, "not an artifact: no usable section headers");
 	if (!range_ok(shoff, (uint64_t)shnum * shentsize, len))
 		return pw_error_set(PW_EINVALID, "not an artifact: section headers out of bounds");
-	const uint8_t *strh = so + shoff + (uint64_t)shstrndx * shentsize;
-	uint64_t stroff = rd64(strh + 0x18), strsize = rd64(strh + 0x20);
-	if (rd32(strh + 4) != SHT_STRTAB || !range_ok(stroff, strsize, len))
-		return pw_error_set(PW_EINVALID, "not an artifact: bad section name table");
-	static const char want[] = ".prewarm_desc";
+	static const char want[] = PW_ARTIFACT_DESC_SYMBOL;
 	for (uint16_t i = 0; i < shnum; i++) {
-		const uint8_t *sh = so + shoff + (uint64_t)i * shentsize;
-		uint32_t name = rd32(sh);
-		if (name >= strsize || strsize - name < sizeof want)
+		elf_shdr sym = shdr_at(so, shoff, shentsize, i);
+		if (sym.type != SHT_DYNSYM)
 			continue;
-		if (memcmp(so + stroff + name, want, sizeof want) != 0)
-			continue;
-		uint32_t type = rd32(sh + 4);
-		uint64_t off = rd64(sh + 0x18), size = rd64(sh + 0x20);
-		if (type != SHT_PROGBITS || !range_ok(off, size, len) || size > 4096)
-			return pw_error_set(PW_EINVALID, "artifact: bad .prewarm_desc section");
-		return parse_desc((const char *)so + off, (size_t)size, out);
+		if (sym.link >= shnum || sym.entsize < 24 || !range_ok(sym.off, sym.size, len))
+			return pw_error_set(PW_EINVALID, "not an artifact: bad dynamic symbol table");
+		elf_shdr str = shdr_at(so, shoff, shentsize, sym.link);
+		if (str.type != SHT_STRTAB || !range_ok(str.off, str.size, len))
+			return pw_error_set(PW_EINVALID, "not an artifact: bad dynamic string table");
+		for (uint64_t k = 0; k < sym.size / sym.entsize; k++) {
+			const uint8_t *s = so + sym.off + k * sym.entsize;
+			uint32_t name = rd32(s);
+			uint16_t shndx = rd16(s + 6);
+			uint64_t value = rd64(s + 8), size = rd64(s + 16);
+			if (name >= str.size || str.size - name < sizeof want ||
+			    memcmp(so + str.off + name, want, sizeof want) != 0)
+				continue;
+			if (shndx == SHN_UNDEF || shndx >= shnum || size == 0 || size > 4096)
+				return pw_error_set(PW_EINVALID, "artifact: bad %s symbol", want);
+			elf_shdr in = shdr_at(so, shoff, shentsize, shndx);
+			if (in.type != SHT_PROGBITS || !range_ok(in.off, in.size, len) || value < in.addr || value - in.addr > in.size ||
+			    size > in.size - (value - in.addr) || !range_ok(in.off + (value - in.addr), size, len))
+				return pw_error_set(PW_EINVALID, "artifact: %s lies outside its section", want);
+			return parse_desc((const char *)so + in.off + (value - in.addr), (size_t)size, out);
+		}
+		break;
 	}
-	return pw_error_set(PW_EINVALID, "not an artifact: no .prewarm_desc section");
+	return pw_error_set(PW_EINVALID, "not an artifact: no %s symbol", want);
 }
 
 /* ---- loading ---- */

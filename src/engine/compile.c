@@ -5,11 +5,16 @@
  * relative paths, without debug info or build ids, so the same (engine, wasm)
  * gives byte-identical artifacts wherever it runs. The tools' output goes into
  * the error message; the directory is always removed (unless keep_tmp).
+ * The quick tier compiles m.c + shim.c with tcc into one relocatable m.o and
+ * links it with ld (the optimized tier's cc links itself).
  *
  * The patch of the generated C adds WASM_RT_LOOP_CHECK after every `w2c_L<n>:`
  * label (wasm2c emits one per wasm `loop`), so a running call can be interrupted
  * (timeouts) even when it never calls a function, and redefines CALL_INDIRECT
- * so the three call_indirect failures trap with the spec's three reasons.
+ * so the three call_indirect failures trap with the spec's three reasons. For the
+ * quick tier it also rewrites f32.neg / f64.neg (`x = -(x);`) into a sign-bit flip:
+ * tcc computes -x as -0.0 - x, which quiets a signalling NaN and keeps a NaN's
+ * sign, where WebAssembly flips the sign bit and nothing else.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,7 +52,29 @@ static const char ci_redefine[] =
 	"#define CALL_INDIRECT(table, t, ft, x, ...) \\\n"
 	"  (wasm_rt_pw_check_indirect(&(table), (x), func_types[ft]), ((t)(table).data[x].func)(__VA_ARGS__))\n";
 
-int pw_compile_patch_loops(const uint8_t *c, size_t len, pw_buf *out, size_t *nloops)
+/* "w2c_f3 = -(w2c_f3);" (wasm2c's f32.neg / f64.neg, with the f / d prefix of its float
+ * stack variables): 'f' or 'd' and the name's length, else 0. */
+static char float_neg(const uint8_t *s, size_t n, size_t *name_at, size_t *name_len)
+{
+	size_t i = 0;
+	while (i < n && s[i] == ' ')
+		i++;
+	size_t b = i;
+	if (n - i < 6 || memcmp(s + i, "w2c_", 4) != 0 || (s[i + 4] != 'f' && s[i + 4] != 'd'))
+		return 0;
+	i += 5;
+	while (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+		i++;
+	size_t l = i - b;
+	if (l == 5 || n - i != 7 + l || memcmp(s + i, " = -(", 5) != 0 || memcmp(s + i + 5, s + b, l) != 0 ||
+	    memcmp(s + i + 5 + l, ");", 2) != 0)
+		return 0;
+	*name_at = b;
+	*name_len = l;
+	return (char)s[b + 4];
+}
+
+int pw_compile_patch_loops(const uint8_t *c, size_t len, bool bit_neg, pw_buf *out, size_t *nloops)
 {
 	size_t count = 0, start = 0;
 	bool in_ci = false;
@@ -58,7 +85,13 @@ int pw_compile_patch_loops(const uint8_t *c, size_t len, pw_buf *out, size_t *nl
 		size_t end = nl ? (size_t)(nl - c) : len;
 		const uint8_t *line = c + start;
 		size_t l = end - start;
-		pw_buf_append(out, line, l);
+		size_t na, nl_;
+		char fk = bit_neg ? float_neg(line, l, &na, &nl_) : 0;
+		if (fk)
+			pw_buf_printf(out, "%.*s%.*s = wasm_rt_pw_neg%c(%.*s);", (int)na, (const char *)line, (int)nl_,
+			              (const char *)line + na, fk, (int)nl_, (const char *)line + na);
+		else
+			pw_buf_append(out, line, l);
 		if (is_loop_label(line, l)) {
 			pw_buf_puts(out, " WASM_RT_LOOP_CHECK;");
 			count++;
@@ -99,16 +132,17 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 }
 
 /* Runs a tool in dir; a failure becomes an error with the tool's output. */
-static int run_tool(char *const argv[], const char *dir, const char *what, double *seconds)
+static int run_tool(char *const argv[], const char *dir, const char *what, double *seconds,
+                    const volatile int *cancel)
 {
 	pw_buf o = PW_BUF_INIT;
 	int st = 0;
 	double t0 = pw_now();
-	int rc = pw_proc_run(argv, dir, &o, MAX_TOOL_OUTPUT, &st);
+	int rc = pw_proc_run_ex(argv, dir, &o, MAX_TOOL_OUTPUT, &st, cancel);
 	*seconds += pw_now() - t0;
 	if (rc) {
 		pw_buf_free(&o);
-		return pw_error_prefix("compile: %s", what);
+		return rc == PW_ECANCELED ? rc : pw_error_prefix("compile: %s", what);
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		char sb[96];
@@ -127,7 +161,7 @@ static int run_tool(char *const argv[], const char *dir, const char *what, doubl
 }
 
 static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t len, const pw_wasm_module *m,
-                      const char *wasm_hex, pw_buf *artifact, pw_compile_stats *st)
+                      const char *wasm_hex, const volatile int *cancel, pw_buf *artifact, pw_compile_stats *st)
 {
 	int rc;
 	if ((rc = write_file(dir, "module.wasm", wasm, len)) ||
@@ -155,7 +189,7 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 	targv[k++] = "-o";
 	targv[k++] = "m.c";
 	targv[k] = NULL;
-	rc = run_tool(targv, dir, "translation with", &st->translate_seconds);
+	rc = run_tool(targv, dir, "translation with", &st->translate_seconds, cancel);
 	free(w2c);
 	if (rc)
 		return rc;
@@ -168,7 +202,7 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 		return rc;
 	}
 	st->c_bytes = c.len;
-	rc = pw_compile_patch_loops(c.data, c.len, &patched, NULL);
+	rc = pw_compile_patch_loops(c.data, c.len, e->tier == PW_TIER_QUICK, &patched, NULL);
 	pw_buf_free(&c);
 	if (!rc)
 		rc = write_file(dir, "m.c", patched.data, patched.len);
@@ -189,17 +223,39 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 		cargv[k++] = cc[i];
 	for (size_t i = 0; i < e->ncflags; i++)
 		cargv[k++] = e->cflags[i];
+	bool quick = e->tier == PW_TIER_QUICK;
 	cargv[k++] = "m.c";
 	cargv[k++] = "shim.c";
 	cargv[k++] = "-o";
-	cargv[k++] = "a.so";
-	cargv[k++] = "-lm";   /* after the objects: --as-needed keeps it only if used */
+	cargv[k++] = quick ? "m.o" : "a.so";
+	if (!quick)
+		cargv[k++] = "-lm";   /* after the objects: --as-needed keeps it only if used */
 	cargv[k] = NULL;
-	rc = run_tool(cargv, dir, "C compile with", &st->cc_seconds);
+	rc = run_tool(cargv, dir, "C compile with", &st->cc_seconds, cancel);
 	free(cargv);
 	free(cc);
 	if (rc)
 		return rc;
+	if (quick) {
+		char **ld = pw_proc_split(e->linker, &n);
+		char *largv[64];
+		if (!ld)
+			return pw_error_set(PW_ENOMEM, "compile: out of memory");
+		k = 0;
+		for (size_t i = 0; i < n && k < 50; i++)
+			largv[k++] = ld[i];
+		static const char *const lflags[] = { "-shared", "-z", "noexecstack", "--build-id=none",
+		                                      "-o", "a.so", "m.o" };
+		for (size_t i = 0; i < sizeof lflags / sizeof lflags[0]; i++)
+			largv[k++] = (char *)lflags[i];
+		largv[k++] = e->cc_runtime;
+		largv[k++] = "-lm";
+		largv[k] = NULL;
+		rc = run_tool(largv, dir, "link with", &st->cc_seconds, cancel);
+		free(ld);
+		if (rc)
+			return rc;
+	}
 	snprintf(path, sizeof path, "%s/a.so", dir);
 	size_t before = artifact->len;
 	if ((rc = pw_file_read(path, 0, artifact)))
@@ -211,6 +267,16 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 int pw_engine_compile(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
                       pw_buf *artifact, pw_compile_stats *stats)
 {
+	return pw_engine_compile_ex(e, wasm, len, host, NULL, artifact, stats);
+}
+
+int pw_engine_compile_ex(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
+                         const pw_compile_opts *opts, pw_buf *artifact, pw_compile_stats *stats)
+{
+	if (e->pinned)
+		return pw_error_set(PW_EUNSUPPORTED, "engine %s (%.12s) is pinned from a description: it loads "
+		                    "artifacts from the cache but cannot compile (no %s compiler here)",
+		                    pw_engine_tier_name(e->tier), e->hash, pw_engine_tier_name(e->tier));
 	pw_compile_stats local = { 0 };
 	pw_compile_stats *st = stats ? stats : &local;
 	memset(st, 0, sizeof *st);
@@ -233,7 +299,7 @@ int pw_engine_compile(pw_engine *e, const uint8_t *wasm, size_t len, const pw_im
 		return pw_error_set_errno(PW_EIO, "compile: mkdtemp %s", dir);
 	}
 	size_t before = artifact->len;
-	rc = compile_in(e, dir, wasm, len, m, wasm_hex, artifact, st);
+	rc = compile_in(e, dir, wasm, len, m, wasm_hex, opts ? opts->cancel : NULL, artifact, st);
 	pw_wasm_module_free(m);
 	if (rc)
 		artifact->len = before;

@@ -73,6 +73,10 @@ size_t pw_rt_memory_pool_size(void);
  * `out` (bounded to `max_out` bytes, the rest discarded). *status is the wait status.
  * Returns 0 when the process ran (whatever its exit), PW_ERROR when it could not start. */
 int pw_proc_run(char *const argv[], const char *cwd, pw_buf *out, size_t max_out, int *status);
+/* Same, killing the child once *cancel (polled every 100 ms; may be NULL) becomes non-zero:
+ * then PW_ECANCELED. */
+int pw_proc_run_ex(char *const argv[], const char *cwd, pw_buf *out, size_t max_out, int *status,
+                   const volatile int *cancel);
 /* "exit status 1" / "killed by signal 6 (Aborted)" into buf. */
 const char *pw_proc_status_str(int status, char *buf, size_t n);
 /* Splits a command line on blanks into a NULL-terminated malloc'd argv (one block). */
@@ -92,13 +96,19 @@ int pw_shim_generate(pw_buf *out, const pw_wasm_module *m, const char *engine_ha
 
 /* ---- compile.c ---- */
 
-/* Inserts WASM_RT_LOOP_CHECK after every loop label of wasm2c output. */
-int pw_compile_patch_loops(const uint8_t *c, size_t len, pw_buf *out, size_t *nloops);
+/* Inserts WASM_RT_LOOP_CHECK after every loop label of wasm2c output, redefines
+ * CALL_INDIRECT, and with bit_neg turns `w2c_fN = -(w2c_fN);` (f32/f64 neg) into
+ * wasm_rt_pw_negf/negd calls (the quick tier: see compile.c). */
+int pw_compile_patch_loops(const uint8_t *c, size_t len, bool bit_neg, pw_buf *out, size_t *nloops);
 
 /* ---- engine.c ---- */
 /* pw_engine_check on an already parsed module. */
 int pw_engine_check_module(const pw_wasm_module *m, const pw_imports *host);
 struct pw_engine {
+	pw_engine_tier tier;            /* PW_TIER_OPTIMIZED or PW_TIER_QUICK */
+	bool pinned;                    /* from a pinned description: cannot compile */
+	char *linker;                   /* quick: the linker command (ld) */
+	char *cc_runtime;               /* quick: tcc's libtcc1.a, linked into every artifact */
 	char *cc;                       /* compiler command line */
 	char *opt_level;
 	char *extra_cflags;
@@ -118,13 +128,18 @@ struct pw_engine {
 typedef struct pw_probe_answer {
 	char *translator;               /* wasm2c --version */
 	char *compiler;                 /* cc --version, first line */
-	char *machine;                  /* cc -dumpmachine */
+	char *machine;                  /* cc -dumpmachine (quick tier: linker --version) */
+	char *runtime;                  /* quick tier: the path of libtcc1.a (tcc -print-search-dirs),
+	                                 * else NULL */
 } pw_probe_answer;
 void pw_probe_answer_free(pw_probe_answer *a);
-/* The cache key for (wasm2c command, cc command): sha256 over every named executable's
+/* The cache key for (wasm2c command, cc command, linker command or NULL; the quick tier
+ * probes `cc -v` and `linker --version` instead of `cc --version` and `cc -dumpmachine`,
+ * keeping the linker's answer in `machine`): sha256 over every named executable's
  * resolved path and stat identity, the command lines and the locale. -1 (no error set)
  * when the first word of a command does not resolve to an executable. */
-int pw_probe_cache_key(const char *wasm2c, const char *cc, char key[PW_SHA256_HEX_LEN + 1]);
+int pw_probe_cache_key(const char *wasm2c, const char *cc, const char *linker,
+                       char key[PW_SHA256_HEX_LEN + 1]);
 /* Parses a cache file's text strictly; `key` (NULL = any) must match the one inside.
  * PW_EINVALID when anything is off. *out filled on success only. */
 int pw_probe_cache_parse(const char *text, size_t len, const char *key, pw_probe_answer *out);

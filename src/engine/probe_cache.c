@@ -82,13 +82,17 @@ static int key_command(pw_buf *k, const char *what, const char *cmd)
 	return rc;
 }
 
-int pw_probe_cache_key(const char *wasm2c, const char *cc, char key[PW_SHA256_HEX_LEN + 1])
+int pw_probe_cache_key(const char *wasm2c, const char *cc, const char *linker,
+                       char key[PW_SHA256_HEX_LEN + 1])
 {
 	pw_buf k = PW_BUF_INIT;
-	pw_buf_printf(&k, "%s\nprobes: --version --version -dumpmachine\n", probe_magic);
+	pw_buf_printf(&k, "%s\nprobes: %s\n", probe_magic,
+	              linker ? "--version -v --version(linker)" : "--version --version -dumpmachine");
 	int rc = key_command(&k, "translator", wasm2c);
 	if (rc == 0)
 		rc = key_command(&k, "compiler", cc);
+	if (rc == 0 && linker)
+		rc = key_command(&k, "linker", linker);
 	static const char *const env[] = { "LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE" };
 	for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
 		const char *v = getenv(env[i]);
@@ -118,9 +122,13 @@ char *pw_probe_cache_format(const char *key, const pw_probe_answer *a)
 	if (!pw_is_sha256_hex(key) || !value_ok(a->translator, strlen(a->translator)) ||
 	    !value_ok(a->compiler, strlen(a->compiler)) || !value_ok(a->machine, strlen(a->machine)))
 		return NULL;
+	if (a->runtime && !value_ok(a->runtime, strlen(a->runtime)))
+		return NULL;
 	pw_buf b = PW_BUF_INIT;
 	pw_buf_printf(&b, "%s\nkey %s\ntranslator-version %s\ncompiler-version %s\ncompiler-machine %s\n",
 	              probe_magic, key, a->translator, a->compiler, a->machine);
+	if (a->runtime)
+		pw_buf_printf(&b, "compiler-runtime %s\n", a->runtime);
 	return (char *)pw_buf_detach(&b, NULL);
 }
 
@@ -129,7 +137,8 @@ void pw_probe_answer_free(pw_probe_answer *a)
 	free(a->translator);
 	free(a->compiler);
 	free(a->machine);
-	a->translator = a->compiler = a->machine = NULL;
+	free(a->runtime);
+	a->translator = a->compiler = a->machine = a->runtime = NULL;
 }
 
 /* Takes the line at *p (which must start with `label` and a space) into a malloc'd
@@ -164,6 +173,8 @@ int pw_probe_cache_parse(const char *text, size_t len, const char *key, pw_probe
 	out->translator = take_line(&p, end, "translator-version");
 	out->compiler = out->translator ? take_line(&p, end, "compiler-version") : NULL;
 	out->machine = out->compiler ? take_line(&p, end, "compiler-machine") : NULL;
+	if (out->machine && p != end)
+		out->runtime = take_line(&p, end, "compiler-runtime");
 	if (!out->machine || p != end) {
 		pw_probe_answer_free(out);
 		return pw_error_set(PW_EINVALID, "engine probe cache: malformed or trailing lines");

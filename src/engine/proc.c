@@ -3,10 +3,13 @@
  * posix_spawn per tool, in the compile's own directory, with stdout and stderr
  * merged through a close-on-exec pipe into a bounded buffer so a tool's
  * diagnostics can go into the error message. Safe to call from several
- * threads at once (no chdir in the parent, no inherited pipe ends).
+ * threads at once (no chdir in the parent, no inherited pipe ends). A caller
+ * may pass a cancel flag: the output is then read with a 100 ms poll, and once
+ * the flag is set the child is killed and reaped.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -20,6 +23,12 @@
 extern char **environ;
 
 int pw_proc_run(char *const argv[], const char *cwd, pw_buf *out, size_t max_out, int *status)
+{
+	return pw_proc_run_ex(argv, cwd, out, max_out, status, NULL);
+}
+
+int pw_proc_run_ex(char *const argv[], const char *cwd, pw_buf *out, size_t max_out, int *status,
+                   const volatile int *cancel)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)
@@ -41,7 +50,18 @@ int pw_proc_run(char *const argv[], const char *cwd, pw_buf *out, size_t max_out
 		return pw_error_set_errno(PW_ERROR, "cannot run '%s'", argv[0]);
 	}
 	char buf[4096];
+	bool killed = false;
 	for (;;) {
+		if (cancel) {
+			struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+			int pr = poll(&pfd, 1, 100);
+			if (*cancel && !killed) {
+				kill(pid, SIGKILL);
+				killed = true;
+			}
+			if (pr == 0 || (pr < 0 && errno == EINTR))
+				continue;
+		}
 		ssize_t n = read(fds[0], buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -61,6 +81,8 @@ int pw_proc_run(char *const argv[], const char *cwd, pw_buf *out, size_t max_out
 			return pw_error_set_errno(PW_ERROR, "waitpid for %s", argv[0]);
 	}
 	*status = st;
+	if (killed)
+		return pw_error_set(PW_ECANCELED, "%s: canceled", argv[0]);
 	return 0;
 }
 

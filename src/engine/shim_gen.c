@@ -9,8 +9,10 @@
  * - one generic invoker per exported function, converting 64-bit value slots
  *   to the C types and back (multi-value results come back from wasm2c 1.0.32
  *   as `struct wasm_multi_<letters>` with fields `<letter><index>`);
- * - the description (ABI version, engine hash, wasm sha256) in the ELF section
- *   `.prewarm_desc`, and the io.kubewarden.metadata section as bytes.
+ * - the description (ABI version, engine hash, wasm sha256) as the exported
+ *   data symbol PW_ARTIFACT_DESC_SYMBOL (an ELF section attribute would do for
+ *   gcc and clang, but tcc folds such data into .data), and the
+ *   io.kubewarden.metadata section as bytes.
  * Names follow wasm2c 1.0.32's mangling (pw_shim_mangle), tested against it.
  */
 #include <stdio.h>
@@ -208,9 +210,9 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 		"static inline uint64_t pw_from_f32(f32 f) { u32 b; memcpy(&b, &f, 4); return b; }\n"
 		"static inline uint64_t pw_from_f64(f64 f) { uint64_t b; memcpy(&b, &f, 8); return b; }\n\n");
 
-	/* description section */
-	pw_buf_printf(o, "__attribute__((section(\".prewarm_desc\"), used, aligned(1)))\n"
-	                 "static const char pw_desc[] = \"abi=%d\\nengine=%s\\nwasm=%s\\n\";\n\n",
+	/* the description, an exported symbol (found through .dynsym whatever the compiler) */
+	pw_buf_printf(o, "__attribute__((visibility(\"default\"), used))\n"
+	                 "const char " PW_ARTIFACT_DESC_SYMBOL "[] = \"abi=%d\\nengine=%s\\nwasm=%s\\n\";\n\n",
 	              PW_ARTIFACT_ABI_VERSION, engine_hash, wasm_sha256);
 
 	/* imports (a repeated module.name is declared once by wasm2c: one slot) */
@@ -292,7 +294,7 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 		"\t.imports = pw_imports,\n"
 		"\t.nexports = %u,\n"
 		"\t.exports = pw_exports,\n"
-		"\t.description = pw_desc,\n"
+		"\t.description = " PW_ARTIFACT_DESC_SYMBOL ",\n"
 		"\t.kw_metadata = %s,\n"
 		"\t.kw_metadata_len = %zu,\n"
 		"};\n\n"

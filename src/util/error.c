@@ -36,6 +36,7 @@ const char *pw_error_code_str(int code)
 	case PW_EEXIT: return "exit";
 	case PW_EIO: return "I/O";
 	case PW_ENOMEM: return "out of memory";
+	case PW_ECANCELED: return "canceled";
 	default: return "unknown error";
 	}
 }

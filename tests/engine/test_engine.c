@@ -100,7 +100,9 @@ static void test_engine_probe(void)
 	const char *d = pw_engine_description(g_engine);
 	CHECK(strstr(d, "translator: wasm2c 1.0.") != NULL);
 	CHECK(strstr(d, "runtime-header-sha256: ") != NULL);
-	CHECK(strstr(d, "compiler-target: ") != NULL);
+	bool quick = pw_engine_get_tier(g_engine) == PW_TIER_QUICK;
+	CHECK(strstr(d, quick ? "tier: quick\n" : "tier: optimized\n") != NULL);
+	CHECK(strstr(d, quick ? "linker: " : "compiler-target: ") != NULL);
 	char hh[65];
 	pw_sha256_hex(d, strlen(d), hh);
 	CHECK_STR(hh, h);
@@ -108,7 +110,7 @@ static void test_engine_probe(void)
 	pw_engine *same = NULL, *o2 = NULL;
 	CHECK_OK(pw_engine_new(&same, NULL));
 	CHECK_STR(pw_engine_hash(same), h);
-	pw_engine_opts o = { .opt_level = "-O2" };
+	pw_engine_opts o = { .tier = PW_TIER_OPTIMIZED, .opt_level = "-O2" };
 	CHECK_OK(pw_engine_new(&o2, &o));
 	CHECK(strcmp(pw_engine_hash(o2), h) != 0);
 	CHECK(strstr(pw_engine_description(o2), "cflags: -O2 ") != NULL);
@@ -116,12 +118,81 @@ static void test_engine_probe(void)
 	pw_engine_free(o2);
 
 	pw_engine *bad = NULL;
-	pw_engine_opts ob = { .cc = "/nonexistent/prewarm-cc" };
+	pw_engine_opts ob = { .tier = PW_TIER_OPTIMIZED, .cc = "/nonexistent/prewarm-cc" };
 	CHECK_INT(pw_engine_new(&bad, &ob), PW_ERROR);
 	CHECK(strstr(pw_error_last(), "/nonexistent/prewarm-cc") != NULL);
 	CHECK(bad == NULL);
-	pw_engine_opts ol = { .opt_level = "-O9; rm" };
+	pw_engine_opts ol = { .tier = PW_TIER_OPTIMIZED, .opt_level = "-O9; rm" };
 	CHECK_INT(pw_engine_new(&bad, &ol), PW_EINVALID);
+}
+
+/* The two tiers: distinct hashes, the quick one names its linker; a pinned engine takes a
+ * description printed elsewhere, loads (same hash) but cannot compile, and refuses text
+ * that is edited, for another tier, or for another runtime. */
+static void test_tiers_and_pinned(void)
+{
+	SETUP();
+	pw_engine *q = NULL, *o = NULL, *p = NULL;
+	pw_engine_opts qo = { .tier = PW_TIER_QUICK }, oo = { .tier = PW_TIER_OPTIMIZED };
+	CHECK_OK(pw_engine_new(&q, &qo));
+	CHECK_OK(pw_engine_new(&o, &oo));
+	if (!q || !o)
+		goto out;
+	CHECK_INT(pw_engine_get_tier(q), PW_TIER_QUICK);
+	CHECK_INT(pw_engine_get_tier(o), PW_TIER_OPTIMIZED);
+	CHECK(strcmp(pw_engine_hash(q), pw_engine_hash(o)) != 0);
+	CHECK(strstr(pw_engine_description(q), "\nlinker: GNU ld") != NULL);
+	CHECK(pw_engine_can_compile(q) && pw_engine_can_compile(o));
+
+	/* pinned from the text `prewarm engine --tier optimized` prints (with its hash line) */
+	pw_buf t = PW_BUF_INIT;
+	pw_buf_printf(&t, "%shash: %s\n", pw_engine_description(o), pw_engine_hash(o));
+	pw_engine_opts po = { .tier = PW_TIER_OPTIMIZED, .pinned_description = (char *)t.data,
+	                      .cc = "/nonexistent/gcc" };
+	CHECK_OK(pw_engine_new(&p, &po));
+	if (p) {
+		CHECK_STR(pw_engine_hash(p), pw_engine_hash(o));
+		CHECK(!pw_engine_can_compile(p));
+		pw_buf art = PW_BUF_INIT;
+		uint8_t wasm[] = { 0, 'a', 's', 'm', 1, 0, 0, 0 };
+		CHECK_INT(pw_engine_compile(p, wasm, sizeof wasm, NULL, &art, NULL), PW_EUNSUPPORTED);
+		CHECK(strstr(pw_error_last(), "pinned") != NULL);
+		pw_buf_free(&art);
+		pw_engine_free(p);
+		p = NULL;
+	}
+	/* the quick tier's text for the optimized tier */
+	po.pinned_description = pw_engine_description(q);
+	CHECK_INT(pw_engine_new(&p, &po), PW_EMISMATCH);
+	CHECK(strstr(pw_error_last(), "tier 'quick'") != NULL);
+	/* an edited line: the hash line no longer agrees */
+	char *ed = strdup((char *)t.data);
+	char *c = strstr(ed, "cflags: -O1");
+	if (c) {
+		c[9] = '-';
+		c[10] = 'O';
+		c[11] = '3';
+	}
+	po.pinned_description = ed;
+	CHECK_INT(pw_engine_new(&p, &po), PW_EMISMATCH);
+	CHECK(strstr(pw_error_last(), "edited") != NULL);
+	/* another runtime header: its artifacts cannot load here */
+	free(ed);
+	ed = strdup(pw_engine_description(o));
+	c = strstr(ed, "runtime-header-sha256: ");
+	if (c)
+		c[23] = c[23] == '0' ? '1' : '0';
+	po.pinned_description = ed;
+	CHECK_INT(pw_engine_new(&p, &po), PW_EMISMATCH);
+	CHECK(strstr(pw_error_last(), "runtime-header-sha256") != NULL);
+	free(ed);
+	po.pinned_description = "garbage\n";
+	CHECK_INT(pw_engine_new(&p, &po), PW_EINVALID);
+	CHECK(p == NULL);
+	pw_buf_free(&t);
+out:
+	pw_engine_free(q);
+	pw_engine_free(o);
 }
 
 static void refuse(const uint8_t *w, size_t n, int code, const char *msg1, const char *msg2)
@@ -823,7 +894,7 @@ static void test_patch_loops(void)
 	                         "  y = w2c_L1;\n w2c_L7:\n}";
 	pw_buf out = PW_BUF_INIT;
 	size_t n = 0;
-	CHECK_OK(pw_compile_patch_loops((const uint8_t *)in, strlen(in), &out, &n));
+	CHECK_OK(pw_compile_patch_loops((const uint8_t *)in, strlen(in), false, &out, &n));
 	CHECK_INT(n, 3);
 	const char *o = (const char *)out.data;
 	CHECK(strncmp(o, "#define CALL_INDIRECT(a, b) \\\n  (stock(a, b))\n#undef CALL_INDIRECT\n", 60) == 0);
@@ -834,6 +905,17 @@ static void test_patch_loops(void)
 	                            "  w2c_L12:  WASM_RT_LOOP_CHECK;\n  w2c_B3:;\n  y = w2c_L1;\n"
 	                            " w2c_L7: WASM_RT_LOOP_CHECK;\n}");
 	pw_buf_free(&out);
+
+	/* the quick tier's float negation: only `x = -(x);` on f32/f64 stack variables */
+	static const char neg[] = "  w2c_f0 = -(w2c_f0);\n    w2c_d1_0 = -(w2c_d1_0);\n  w2c_i0 = -(w2c_i0);\n"
+	                          "  w2c_f1 = -(w2c_f2);\n  w2c_f = -(w2c_f);\n";
+	CHECK_OK(pw_compile_patch_loops((const uint8_t *)neg, strlen(neg), true, &out, &n));
+	CHECK_STR((const char *)out.data, "  w2c_f0 = wasm_rt_pw_negf(w2c_f0);\n    w2c_d1_0 = wasm_rt_pw_negd(w2c_d1_0);\n"
+	                                  "  w2c_i0 = -(w2c_i0);\n  w2c_f1 = -(w2c_f2);\n  w2c_f = -(w2c_f);\n");
+	pw_buf_free(&out);
+	CHECK_OK(pw_compile_patch_loops((const uint8_t *)neg, strlen(neg), false, &out, &n));
+	CHECK_STR((const char *)out.data, neg);
+	pw_buf_free(&out);
 }
 
 int main(int argc, char **argv)
@@ -841,6 +923,7 @@ int main(int argc, char **argv)
 	static const pw_test tests[] = {
 		PW_TEST(test_patch_loops),
 		PW_TEST(test_engine_probe),
+		PW_TEST(test_tiers_and_pinned),
 		PW_TEST(test_refusals),
 		PW_TEST(test_calls),
 		PW_TEST(test_traps),

@@ -260,7 +260,7 @@ static void test_opt_outs_and_dirs(void)
 static void test_parser(void)
 {
 	const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-	pw_probe_answer a = { "1.0.32", "gcc (Debian 12.2.0-14) 12.2.0", "x86_64-linux-gnu" }, b;
+	pw_probe_answer a = { "1.0.32", "gcc (Debian 12.2.0-14) 12.2.0", "x86_64-linux-gnu", NULL }, b;
 	char *text = pw_probe_cache_format(key, &a);
 	CHECK(text != NULL);
 	CHECK_OK(pw_probe_cache_parse(text, strlen(text), key, &b));
@@ -303,7 +303,7 @@ static void test_parser(void)
 	CHECK_INT(pw_probe_cache_parse(text, strlen(text), other, &b), PW_EINVALID);
 	free(text);
 	/* values that cannot be stored are not */
-	pw_probe_answer c = { "1.0.32", "bad\x01value", "x" };
+	pw_probe_answer c = { "1.0.32", "bad\x01value", "x", NULL };
 	CHECK(pw_probe_cache_format(key, &c) == NULL);
 	CHECK(pw_probe_cache_format("nothex", &a) == NULL);
 }

@@ -3,6 +3,7 @@ pw_add_c_test(test_host_json ${CMAKE_SOURCE_DIR}/tests/host/test_host_json.c pw_
 target_include_directories(test_host_json PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 pw_add_c_test(test_host_policy ${CMAKE_SOURCE_DIR}/tests/host/test_host_policy.c pw_host pw_engine pw_util)
 target_include_directories(test_host_policy PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+pw_quick_variant(test_host_policy test_host_policy)
 
 # bench/eval (not built by default): bash bench/eval/run.sh BUILD_DIR
 add_executable(bench_eval EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/bench/eval/bench_eval.c)

@@ -1520,7 +1520,8 @@ int main(int argc, char **argv)
 	run_commands(&r, cmds);
 
 	printf("%s: %u passed, %u failed, %u skipped (%u modules compiled at %s in %.2f s; "
-	       "wall %.2f s)\n", g_file, g_passed, g_failed, g_skipped, g_compiled, g_opt.opt_level,
+	       "wall %.2f s)\n", g_file, g_passed, g_failed, g_skipped, g_compiled,
+	       pw_engine_get_tier(r.engine) == PW_TIER_QUICK ? "the quick tier (tcc)" : g_opt.opt_level,
 	       g_compile_seconds, pw_now() - t_start);
 	for (unsigned i = 0; i < g_nreasons; i++)
 		printf("  skipped %u: %s\n", g_reasons[i].count, g_reasons[i].reason);

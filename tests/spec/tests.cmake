@@ -35,10 +35,12 @@ foreach(f ${PW_SPEC_FILES})
   else()
     set_tests_properties(spec-${f} PROPERTIES LABELS spec)
   endif()
+  pw_quick_variant(spec-${f} spec_runner --name ${f})
 endforeach()
 # Start the files with many modules first (ctest -j runs higher COST first): float_exprs
 # alone compiles 96 modules and would otherwise be the tail of the run.
 set_tests_properties(spec-float_exprs PROPERTIES COST 100)
+set_tests_properties(spec-float_exprs-quick PROPERTIES COST 50)
 set_tests_properties(spec-align spec-int_exprs spec-br_table spec-memory PROPERTIES COST 30)
 
 # The runner's own check (no testsuite needed): passes what is right, fails what is wrong.

@@ -39,7 +39,64 @@ extern "C" {
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define wasm_rt_memcpy __builtin_memcpy
+
+#ifdef __TINYC__
+/* TinyCC 0.9.27 (the quick tier) has none of the bit-count builtins that wasm2c's
+ * output uses, nor __builtin_unreachable: plain C versions, only ever called with
+ * a non-zero argument for clz/ctz (the generated code tests for zero first). */
+static inline int wasm_rt_pw_clz64(unsigned long long x)
+{
+	int n = 0;
+	while (!(x & (1ull << 63))) {
+		x <<= 1;
+		n++;
+	}
+	return n;
+}
+static inline int wasm_rt_pw_ctz64(unsigned long long x)
+{
+	int n = 0;
+	while (!(x & 1)) {
+		x >>= 1;
+		n++;
+	}
+	return n;
+}
+static inline int wasm_rt_pw_popcount64(unsigned long long x)
+{
+	int n = 0;
+	for (; x; x &= x - 1)
+		n++;
+	return n;
+}
+#define __builtin_clz(x) (wasm_rt_pw_clz64((unsigned long long)(unsigned)(x)) - 32)
+#define __builtin_clzll(x) wasm_rt_pw_clz64((unsigned long long)(x))
+#define __builtin_ctz(x) wasm_rt_pw_ctz64((unsigned long long)(unsigned)(x))
+#define __builtin_ctzll(x) wasm_rt_pw_ctz64((unsigned long long)(x))
+#define __builtin_popcount(x) wasm_rt_pw_popcount64((unsigned long long)(unsigned)(x))
+#define __builtin_popcountll(x) wasm_rt_pw_popcount64((unsigned long long)(x))
+#define wasm_rt_unreachable() abort()
+/* f32.neg / f64.neg flip the sign bit only (tcc's -x is -0.0 - x: it quiets a signalling
+ * NaN); the compiler rewrites wasm2c's `x = -(x);` into these. */
+static inline float wasm_rt_pw_negf(float x)
+{
+	uint32_t b;
+	memcpy(&b, &x, 4);
+	b ^= 0x80000000u;
+	memcpy(&x, &b, 4);
+	return x;
+}
+static inline double wasm_rt_pw_negd(double x)
+{
+	uint64_t b;
+	memcpy(&b, &x, 8);
+	b ^= 0x8000000000000000ull;
+	memcpy(&x, &b, 8);
+	return x;
+}
+#else
 #define wasm_rt_unreachable __builtin_unreachable
+#endif
 #define WASM_RT_NO_RETURN __attribute__((noreturn))
 
 #if UINTPTR_MAX <= 0xffffffffu
