@@ -6,7 +6,9 @@
  * seconds, optional HMAC signature). Backends store and return entries; they do not
  * judge them. The tiered store verifies every entry it gets (sha256, embedded artifact
  * description vs key, signature when a key is configured) before anyone dlopens it;
- * a bad entry is a miss that is counted, logged and replaced.
+ * a bad entry is a miss that is counted, logged and replaced. The tiered store looks up
+ * and publishes; what makes an artifact on a miss is the caller's (pw_cache_build_fn:
+ * pw_engine_compile in production, a fake in tests).
  *
  * Backend writers: embed pw_cache_backend as the FIRST member of your struct
  * (libgit2's odb backend pattern) and fill the function pointers.
@@ -35,6 +37,8 @@ typedef struct pw_cache_key {
 #define PW_CACHE_KEY_STR_LEN (2 * PW_SHA256_HEX_LEN + 1)
 void pw_cache_key_str(const pw_cache_key *k, char out[PW_CACHE_KEY_STR_LEN + 1]);
 int pw_cache_key_parse(pw_cache_key *out, const char *s);
+/* The key of `wasm` under engine `e`: (pw_engine_hash(e), sha256 of the bytes). */
+void pw_cache_key_for(pw_cache_key *out, const pw_engine *e, const uint8_t *wasm, size_t len);
 
 /* What an entry records beside the artifact bytes. */
 typedef struct pw_cache_meta {
@@ -157,6 +161,9 @@ int pw_cache_local_usage(pw_cache_backend *b, uint64_t *bytes, unsigned *entries
 
 /* ---- the tiered store ----------------------------------------------------------------- */
 
+/* Tiers a cache can have (pw_cache_add_backend refuses more). */
+#define PW_CACHE_MAX_TIERS 4
+
 typedef struct pw_cache_stats {
 	/* per tier (index as added) */
 	struct {
@@ -164,7 +171,7 @@ typedef struct pw_cache_stats {
 		uint64_t hits, misses, errors, rejected, puts, put_errors, bytes_read, bytes_written;
 		bool failed;               /* a lookup failed: not used for the rest of the run */
 		bool write_failed;         /* a put failed: no more puts for the rest of the run */
-	} tier[4];
+	} tier[PW_CACHE_MAX_TIERS];
 	unsigned ntiers;
 	uint64_t compiles;
 	double compile_seconds;        /* spent compiling */
@@ -191,24 +198,71 @@ bool pw_cache_signing(const pw_cache *c);
 int pw_cache_add_backend(pw_cache *c, pw_cache_backend *b);
 void pw_cache_free(pw_cache *c);
 
-/* Where an artifact came from. */
-typedef enum pw_cache_source {
-	PW_FROM_NONE = 0, PW_FROM_TIER /* + tier index */, PW_FROM_COMPILE = 100,
-} pw_cache_source;
-
 typedef struct pw_cache_result {
-	int tier;                /* tier index of the hit, -1 when compiled */
-	const char *tier_name;   /* "local", "registry", "compile" */
+	int tier;                /* tier index of the hit, -1 when built (or a lookup missed) */
+	const char *tier_name;   /* the tier's name ("local", "registry"), "compile", "none" on a miss */
 	double seconds;          /* lookup (+compile) time */
 	double compile_seconds;  /* when compiled */
 } pw_cache_result;
 
 /*
- * The one call everyone uses: gives the verified artifact bytes for `wasm` under engine `e`:
- * looks up every tier in order (verifying each hit; a bad entry is counted and treated as a
- * miss), copies a hit into the tiers above it, or compiles and puts into every tier. Cache
- * failures never fail the call: only a compile failure does. Thread-safe.
- * `subject` (may be NULL) is recorded for the registry tier.
+ * What makes the artifact on a miss: pw_engine_compile in production, anything in tests.
+ * Appends the artifact bytes to *artifact and sets *seconds to what it cost (recorded in
+ * the entry as compile_seconds; left unset or negative, the measured time of the call is
+ * recorded). Returns 0, or a negative PW_E* code with the error set.
+ */
+typedef int (*pw_cache_build_fn)(void *payload, pw_buf *artifact, double *seconds);
+
+/*
+ * Lookup only, never builds: asks every usable tier in order, verifies each entry it gets
+ * (pw_cache_verify_entry_for; a refused entry is warned about, counted as rejected and
+ * treated as a miss), touches a hit and copies it into the tiers above it. 0 with the
+ * artifact bytes moved into *artifact (appended if it already holds bytes) and res->tier /
+ * res->tier_name / res->seconds set; PW_ENOTFOUND when no tier holds a valid entry (a tier
+ * failure is a miss, never returned); PW_EINVALID for a NULL argument. Counts a lookup and
+ * a hit or a miss. res may be NULL. Thread-safe.
+ */
+int pw_cache_lookup(pw_cache *c, const pw_cache_key *key, pw_buf *artifact, pw_cache_result *res);
+
+/*
+ * Publishes bytes built elsewhere (a background compile): makes the record (artifact sha256
+ * and size, compile_seconds, created now, the subject when given, the HMAC signature when a
+ * signing key is configured) and puts the entry into every usable tier (a failed put is
+ * counted and warned about, and that tier is not written to again this run). Counts a
+ * compile (compiles, compile_seconds). Returns the number of tiers written (>= 0). Only a
+ * bad argument is an error: PW_EINVALID for NULL or empty bytes, a negative or non-finite
+ * compile_seconds, or bytes whose embedded artifact description is not that of `key`
+ * (another module, engine or ABI, or not an artifact: nothing is published). The bytes are
+ * the caller's. subject (may be NULL) is recorded for the registry tier. Thread-safe.
+ */
+int pw_cache_publish(pw_cache *c, const pw_cache_key *key, const uint8_t *artifact, size_t len,
+                     double compile_seconds, const pw_cache_meta *subject);
+
+/*
+ * For an entry that verified but then failed to load (a dlopen error...): warns with `why`,
+ * counts a rejected entry for the run (and for each tier it is removed from), and removes
+ * the entry from every writable tier (neither failed nor write-failed), so the caller can
+ * build and publish a replacement. A tier that cannot remove it is warned about. Never
+ * fails; c or key NULL does nothing.
+ */
+void pw_cache_reject(pw_cache *c, const pw_cache_key *key, const char *why);
+
+/*
+ * pw_cache_lookup, else build(payload) and pw_cache_publish its bytes. Concurrent calls for
+ * one key inside a process build once: later callers wait for the first and share its result
+ * (bytes, or error). On a hit res is as for pw_cache_lookup; when built, res->tier = -1,
+ * res->tier_name = "compile" and res->compile_seconds is what the build cost. Cache failures
+ * never fail the call: only the build does (its code and message are returned, nothing is
+ * published), or bytes that pw_cache_publish refuses (PW_EINVALID). The bytes are moved into
+ * *artifact (appended if it already holds bytes). subject and res may be NULL. Thread-safe.
+ */
+int pw_cache_get_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_fn build, void *payload,
+                          const pw_cache_meta *subject, pw_buf *artifact, pw_cache_result *res);
+
+/*
+ * The call the commands use: pw_cache_get_or_build with key = pw_cache_key_for(e, wasm) and
+ * pw_engine_compile(e, wasm, len, host) as the build. Only a compile failure fails the call.
+ * `subject` (may be NULL) is recorded for the registry tier. Thread-safe.
  */
 int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size_t len,
                             const pw_imports *host, const pw_cache_meta *subject,
@@ -229,7 +283,7 @@ int pw_cache_verify_entry_for(pw_cache *c, const pw_cache_key *key, const pw_cac
 typedef struct pw_cache_totals {
 	uint64_t runs;                 /* caches that recorded counters */
 	uint64_t lookups, hits, misses, rejected, errors, compiles;
-	uint64_t hits_by_tier[4];      /* local, registry, other, other */
+	uint64_t hits_by_tier[PW_CACHE_MAX_TIERS]; /* local, registry, other, other */
 	uint64_t bytes_read, bytes_written;
 	double compile_seconds, compile_seconds_saved;
 } pw_cache_totals;

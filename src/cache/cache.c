@@ -1,23 +1,30 @@
 /*
  * The tiered artifact cache: the one place that decides where an artifact comes from.
  *
- * pw_cache_get_or_compile computes the key (engine hash, wasm sha256), asks each tier in
- * order, verifies every entry it gets before anyone may dlopen it (size and sha256 against
- * the entry's record, the artifact's embedded description against the key, the HMAC
- * signature when a key is configured), copies a hit into the tiers above it, and on a miss
- * compiles and puts the result into every tier. A refused entry is a miss that is warned
- * about, counted and replaced. A tier whose lookup fails (I/O error, network) is marked
- * failed and skipped for the rest of the run; one whose put fails is no longer written to
- * (a read-only or full volume still serves hits). The cache never fails a call: only the
- * compiler can. Concurrent calls for one key inside a process compile once (the others wait
- * for the first and share its bytes), so identical modules behind several policies cost one
- * compile. Counters are kept per tier, and added to a stats directory when the cache is freed
- * (stats.c) so `prewarm cache stats` can sum them across runs.
+ * The cache looks up, verifies and publishes; it does not compile. pw_cache_lookup asks each
+ * tier in order and verifies every entry it gets before anyone may dlopen it (size and sha256
+ * against the entry's record, the artifact's embedded description against the key, the HMAC
+ * signature when a key is configured), and copies a hit into the tiers above it.
+ * pw_cache_publish records and signs bytes built elsewhere and puts them into every tier;
+ * pw_cache_reject removes an entry that verified but would not load. pw_cache_get_or_build
+ * joins them around a caller's build function (pw_engine_compile for
+ * pw_cache_get_or_compile, a fake in the tests): concurrent calls for one key inside a
+ * process build once (the others wait for the first and share its bytes), so identical
+ * modules behind several policies cost one compile.
+ *
+ * A refused entry is a miss that is warned about, counted and replaced. A tier whose lookup
+ * fails (I/O error, network) is marked failed and skipped for the rest of the run; one whose
+ * put fails is no longer written to (a read-only or full volume still serves hits). The cache
+ * never fails a call: only the build can. Counters are kept per tier, and added to a stats
+ * directory when the cache is freed (stats.c) so `prewarm cache stats` can sum them across
+ * runs.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +32,6 @@
 #include "cache/cache_int.h"
 #include "prewarm/cache.h"
 
-#define MAX_TIERS 4
 #define SIGNING_KEY_MAX 4096
 
 typedef struct inflight {
@@ -42,7 +48,7 @@ typedef struct inflight {
 struct pw_cache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	pw_cache_backend *tiers[MAX_TIERS];
+	pw_cache_backend *tiers[PW_CACHE_MAX_TIERS];
 	unsigned ntiers;
 	pw_cache_stats st;
 	pw_cache_totals run;
@@ -109,10 +115,10 @@ int pw_cache_add_backend(pw_cache *c, pw_cache_backend *b)
 		return rc;
 	}
 	pthread_mutex_lock(&c->mu);
-	if (c->ntiers == MAX_TIERS) {
+	if (c->ntiers == PW_CACHE_MAX_TIERS) {
 		pthread_mutex_unlock(&c->mu);
 		b->free(b);
-		return pw_error_set(PW_EINVALID, "cache: at most %d tiers", MAX_TIERS);
+		return pw_error_set(PW_EINVALID, "cache: at most %d tiers", PW_CACHE_MAX_TIERS);
 	}
 	c->st.tier[c->ntiers].name = b->name ? b->name : "?";
 	c->tiers[c->ntiers++] = b;
@@ -151,11 +157,28 @@ void pw_cache_get_stats(pw_cache *c, pw_cache_stats *out)
 
 /* ---- verification -------------------------------------------------------------------- */
 
+/* The artifact's embedded description against `key` (the loader checks it once more). */
+static int check_description(const char *ks, const pw_cache_key *key, const uint8_t *data, size_t len)
+{
+	pw_artifact_info info;
+
+	if (pw_artifact_read_info(data ? data : (const uint8_t *)"", len, &info) < 0)
+		return pw_error_prefix("cache entry %s: artifact description", ks), PW_EMISMATCH;
+	if (info.abi_version != PW_ARTIFACT_ABI_VERSION)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact ABI %u, this prewarm loads %u",
+		                    ks, info.abi_version, PW_ARTIFACT_ABI_VERSION);
+	if (strcmp(info.engine_hash, key->engine_hash) != 0)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact built by engine %s",
+		                    ks, info.engine_hash);
+	if (strcmp(info.wasm_sha256, key->wasm_sha256) != 0)
+		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact compiled from wasm %s",
+		                    ks, info.wasm_sha256);
+	return 0;
+}
+
 int pw_cache_verify_entry_for(pw_cache *c, const pw_cache_key *key, const pw_cache_entry *e)
 {
 	char ks[PW_CACHE_KEY_STR_LEN + 1], hex[PW_SHA256_HEX_LEN + 1];
-	pw_artifact_info info;
-	int rc;
 
 	pw_cache_key_str(&e->meta.key, ks);
 	if (key && (strcmp(key->engine_hash, e->meta.key.engine_hash) != 0 ||
@@ -180,20 +203,7 @@ int pw_cache_verify_entry_for(pw_cache *c, const pw_cache_key *key, const pw_cac
 		if (!pw_secure_streq(sig, e->meta.signature))
 			return pw_error_set(PW_EMISMATCH, "cache entry %s: bad signature", ks);
 	}
-	rc = pw_artifact_read_info(e->artifact.data ? e->artifact.data : (const uint8_t *)"",
-	                           e->artifact.len, &info);
-	if (rc < 0)
-		return pw_error_prefix("cache entry %s: artifact description", ks), PW_EMISMATCH;
-	if (info.abi_version != PW_ARTIFACT_ABI_VERSION)
-		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact ABI %u, this prewarm loads %u",
-		                    ks, info.abi_version, PW_ARTIFACT_ABI_VERSION);
-	if (strcmp(info.engine_hash, e->meta.key.engine_hash) != 0)
-		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact built by engine %s",
-		                    ks, info.engine_hash);
-	if (strcmp(info.wasm_sha256, e->meta.key.wasm_sha256) != 0)
-		return pw_error_set(PW_EMISMATCH, "cache entry %s: artifact compiled from wasm %s",
-		                    ks, info.wasm_sha256);
-	return 0;
+	return check_description(ks, &e->meta.key, e->artifact.data, e->artifact.len);
 }
 
 int pw_cache_verify_entry(pw_cache *c, const pw_cache_entry *e)
@@ -201,7 +211,15 @@ int pw_cache_verify_entry(pw_cache *c, const pw_cache_entry *e)
 	return pw_cache_verify_entry_for(c, NULL, e);
 }
 
-/* ---- lookup, compile, publish -------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------------------- */
+
+void pw_cache_key_for(pw_cache_key *out, const pw_engine *e, const uint8_t *wasm, size_t len)
+{
+	memcpy(out->engine_hash, pw_engine_hash(e), PW_SHA256_HEX_LEN + 1);
+	pw_sha256_hex(wasm ? wasm : (const uint8_t *)"", len, out->wasm_sha256);
+}
+
+/* ---- counters and tiers -------------------------------------------------------------- */
 
 static void count(pw_cache *c, unsigned tier, size_t field_off, uint64_t n)
 {
@@ -210,6 +228,14 @@ static void count(pw_cache *c, unsigned tier, size_t field_off, uint64_t n)
 	pthread_mutex_unlock(&c->mu);
 }
 #define COUNT(c, i, f, n) count((c), (i), offsetof(__typeof__((c)->st.tier[0]), f), (n))
+
+/* Adds one to a counter of this run (c->run). */
+static void count_run(pw_cache *c, uint64_t *counter)
+{
+	pthread_mutex_lock(&c->mu);
+	(*counter)++;
+	pthread_mutex_unlock(&c->mu);
+}
 
 static void mark_failed(pw_cache *c, unsigned i, bool write_only, const char *ks, const char *why)
 {
@@ -242,16 +268,17 @@ static bool tier_usable(pw_cache *c, unsigned i, bool for_write)
 	return ok;
 }
 
-static void put_tier(pw_cache *c, unsigned i, const pw_cache_entry *ent, const char *ks)
+/* Puts into tier i if it is still writable; true when the entry was written. */
+static bool put_tier(pw_cache *c, unsigned i, const pw_cache_entry *ent, const char *ks)
 {
 	int rc;
 
 	if (!tier_usable(c, i, true))
-		return;
+		return false;
 	rc = c->tiers[i]->put(c->tiers[i], ent);
 	if (rc < 0) {
 		mark_failed(c, i, true, ks, pw_error_last());
-		return;
+		return false;
 	}
 	pthread_mutex_lock(&c->mu);
 	c->st.tier[i].puts++;
@@ -259,19 +286,35 @@ static void put_tier(pw_cache *c, unsigned i, const pw_cache_entry *ent, const c
 	c->run.bytes_written += ent->artifact.len;
 	pthread_mutex_unlock(&c->mu);
 	pw_debug("cache", "stored %s in tier %s", ks, c->tiers[i]->name);
+	return true;
 }
 
-static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key, const uint8_t *wasm,
-                             size_t len, const pw_imports *host, const pw_cache_meta *subject,
-                             pw_buf *artifact, pw_cache_result *res)
+/* Gives the bytes of *src to *dst: moved when *dst holds nothing yet, else appended. *src is
+ * empty afterwards. */
+static int give(pw_buf *dst, pw_buf *src)
 {
-	char ks[PW_CACHE_KEY_STR_LEN + 1];
-	pw_compile_stats cs;
-	pw_cache_entry ent;
-	double t0 = pw_now();
 	int rc;
 
-	pw_cache_key_str(key, ks);
+	if (!dst->data) {
+		*dst = *src;
+		memset(src, 0, sizeof *src);
+		return 0;
+	}
+	rc = pw_buf_append(dst, src->data, src->len);
+	pw_buf_free(src);
+	return rc;
+}
+
+/* ---- lookup -------------------------------------------------------------------------- */
+
+/* Every usable tier in order; the run's lookups/misses are the callers' to count. 0 with
+ * *out, res->tier and res->tier_name set on a verified hit, else PW_ENOTFOUND. */
+static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw_buf *out,
+                        pw_cache_result *res)
+{
+	pw_cache_entry ent;
+	int rc;
+
 	for (unsigned i = 0; i < c->ntiers; i++) {
 		pw_cache_backend *b = c->tiers[i];
 
@@ -290,9 +333,7 @@ static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key,
 			        pw_error_last());
 			pw_cache_entry_free(&ent);
 			COUNT(c, i, rejected, 1);
-			pthread_mutex_lock(&c->mu);
-			c->run.rejected++;
-			pthread_mutex_unlock(&c->mu);
+			count_run(c, &c->run.rejected);
 			continue;
 		}
 		if (rc < 0) {
@@ -314,26 +355,66 @@ static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key,
 		pthread_mutex_unlock(&c->mu);
 		for (unsigned j = 0; j < i; j++)
 			put_tier(c, j, &ent, ks);
-		*artifact = ent.artifact;
+		*out = ent.artifact;
 		res->tier = (int)i;
 		res->tier_name = b->name;
 		res->compile_seconds = 0;
-		res->seconds = pw_now() - t0;
 		pw_debug("cache", "%s: hit in tier %s", ks, b->name);
 		return 0;
 	}
+	return pw_error_set(PW_ENOTFOUND, "cache: no tier holds a valid entry %s", ks);
+}
 
-	memset(&ent, 0, sizeof ent);
-	memset(&cs, 0, sizeof cs);
-	rc = pw_engine_compile(e, wasm, len, host, &ent.artifact, &cs);
+static void result_reset(pw_cache_result *res, const char *tier_name)
+{
+	memset(res, 0, sizeof *res);
+	res->tier = -1;
+	res->tier_name = tier_name;
+}
+
+int pw_cache_lookup(pw_cache *c, const pw_cache_key *key, pw_buf *artifact, pw_cache_result *res)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+	pw_cache_result dummy;
+	pw_buf out = PW_BUF_INIT;
+	double t0 = pw_now();
+	int rc;
+
+	if (!res)
+		res = &dummy;
+	result_reset(res, "none");
+	if (!c || !key || !artifact)
+		return pw_error_set(PW_EINVALID, "pw_cache_lookup: NULL cache, key or artifact");
+	pw_cache_key_str(key, ks);
+	count_run(c, &c->run.lookups);
+	rc = lookup_tiers(c, key, ks, &out, res);
 	if (rc < 0) {
-		pw_buf_free(&ent.artifact);
+		count_run(c, &c->run.misses);
 		return rc;
 	}
+	res->seconds = pw_now() - t0;
+	return give(artifact, &out);
+}
+
+/* ---- publish, reject ----------------------------------------------------------------- */
+
+/* pw_cache_publish once the arguments are known good (ks = the key's text). */
+static int publish(pw_cache *c, const pw_cache_key *key, const char *ks, const uint8_t *artifact,
+                   size_t len, double compile_seconds, const pw_cache_meta *subject)
+{
+	pw_cache_entry ent;
+	int written = 0;
+
+	if (check_description(ks, key, artifact, len) < 0)
+		return pw_error_prefix("cache: not publishing %s", ks), PW_EINVALID;
+	memset(&ent, 0, sizeof ent);
+	/* A borrowed view of the caller's bytes: backends take the entry const and never free it. */
+	ent.artifact.data = (uint8_t *)(uintptr_t)artifact;
+	ent.artifact.len = len;
 	ent.meta.key = *key;
-	pw_sha256_hex(ent.artifact.data, ent.artifact.len, ent.meta.artifact_sha256);
-	ent.meta.artifact_size = ent.artifact.len;
-	ent.meta.compile_seconds = cs.total_seconds > 0 ? cs.total_seconds : pw_now() - t0;
+	pw_sha256_hex(artifact, len, ent.meta.artifact_sha256);
+	ent.meta.artifact_size = len;
+	ent.meta.compile_seconds = compile_seconds;
 	ent.meta.created = pw_wall_now();
 	if (subject && subject->subject_digest[0]) {
 		memcpy(ent.meta.subject_digest, subject->subject_digest, sizeof ent.meta.subject_digest);
@@ -345,41 +426,105 @@ static int lookup_or_compile(pw_cache *c, pw_engine *e, const pw_cache_key *key,
 		pw_cache_sign(c->sign_key, c->sign_key_len, &ent.meta, ent.meta.signature);
 	pthread_mutex_lock(&c->mu);
 	c->st.compiles++;
-	c->st.compile_seconds += ent.meta.compile_seconds;
+	c->st.compile_seconds += compile_seconds;
 	c->run.compiles++;
-	c->run.compile_seconds += ent.meta.compile_seconds;
+	c->run.compile_seconds += compile_seconds;
 	pthread_mutex_unlock(&c->mu);
 	for (unsigned i = 0; i < c->ntiers; i++)
-		put_tier(c, i, &ent, ks);
-	*artifact = ent.artifact;
-	res->tier = -1;
-	res->tier_name = "compile";
-	res->compile_seconds = ent.meta.compile_seconds;
+		written += put_tier(c, i, &ent, ks);
+	return written;
+}
+
+int pw_cache_publish(pw_cache *c, const pw_cache_key *key, const uint8_t *artifact, size_t len,
+                     double compile_seconds, const pw_cache_meta *subject)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+
+	if (!c || !key || !artifact || !len)
+		return pw_error_set(PW_EINVALID, "pw_cache_publish: NULL cache or key, or no artifact bytes");
+	if (!isfinite(compile_seconds) || compile_seconds < 0)
+		return pw_error_set(PW_EINVALID, "pw_cache_publish: compile_seconds %g is not a duration",
+		                    compile_seconds);
+	pw_cache_key_str(key, ks);
+	return publish(c, key, ks, artifact, len, compile_seconds, subject);
+}
+
+void pw_cache_reject(pw_cache *c, const pw_cache_key *key, const char *why)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+
+	if (!c || !key)
+		return;
+	pw_cache_key_str(key, ks);
+	pw_warn("cache", "rejected entry %s: %s; removing it", ks, why && why[0] ? why : "it did not load");
+	count_run(c, &c->run.rejected);
+	for (unsigned i = 0; i < c->ntiers; i++) {
+		pw_cache_backend *b = c->tiers[i];
+		int rc;
+
+		if (!tier_usable(c, i, true))
+			continue;
+		rc = b->remove(b, key);
+		if (rc == 0) {
+			COUNT(c, i, rejected, 1);
+			pw_debug("cache", "removed %s from tier %s", ks, b->name);
+		} else if (rc != PW_ENOTFOUND) {
+			pw_warn("cache", "tier %s: could not remove rejected entry %s: %s", b->name, ks,
+			        pw_error_last());
+		}
+	}
+}
+
+/* ---- lookup, else build and publish -------------------------------------------------- */
+
+static int lookup_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_fn build, void *payload,
+                           const pw_cache_meta *subject, pw_buf *out, pw_cache_result *res)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+	double t0 = pw_now(), secs = -1;
+	int rc;
+
+	pw_cache_key_str(key, ks);
+	if (lookup_tiers(c, key, ks, out, res) == 0) {
+		res->seconds = pw_now() - t0;
+		return 0;
+	}
+	count_run(c, &c->run.misses);
+	rc = build(payload, out, &secs);
+	if (rc > 0)
+		rc = pw_error_set(PW_ERROR, "cache: the build of %s returned %d", ks, rc);
+	if (rc == 0 && (!isfinite(secs) || secs < 0))
+		secs = pw_now() - t0;
+	if (rc == 0)
+		rc = publish(c, key, ks, out->data, out->len, secs, subject);
+	if (rc < 0) {
+		pw_buf_free(out);
+		return rc;
+	}
+	result_reset(res, "compile");
+	res->compile_seconds = secs;
 	res->seconds = pw_now() - t0;
 	return 0;
 }
 
-int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size_t len,
-                            const pw_imports *host, const pw_cache_meta *subject,
-                            pw_buf *artifact, pw_cache_result *res)
+int pw_cache_get_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_fn build, void *payload,
+                          const pw_cache_meta *subject, pw_buf *artifact, pw_cache_result *res)
 {
 	pw_cache_result dummy;
-	pw_cache_key key;
+	pw_buf out = PW_BUF_INIT;
 	inflight *f;
 	int rc;
 
 	if (!res)
 		res = &dummy;
-	memset(res, 0, sizeof *res);
-	res->tier = -1;
-	res->tier_name = "compile";
-	memcpy(key.engine_hash, pw_engine_hash(e), PW_SHA256_HEX_LEN + 1);
-	pw_sha256_hex(wasm, len, key.wasm_sha256);
+	result_reset(res, "compile");
+	if (!c || !key || !build || !artifact)
+		return pw_error_set(PW_EINVALID, "pw_cache_get_or_build: NULL cache, key, build or artifact");
 
 	pthread_mutex_lock(&c->mu);
 	c->run.lookups++;
 	for (f = c->flying; f; f = f->next)
-		if (!memcmp(&f->key, &key, sizeof key))
+		if (!memcmp(&f->key, key, sizeof *key))
 			break;
 	if (f) {
 		/* Another thread is on this key: wait for it and share its result. */
@@ -406,34 +551,16 @@ int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size
 	}
 	f = calloc(1, sizeof *f);
 	if (f) {
-		f->key = key;
+		f->key = *key;
 		f->refs = 1;
 		f->next = c->flying;
 		c->flying = f;
 	}
 	pthread_mutex_unlock(&c->mu);
 
-	{
-		pw_buf out = PW_BUF_INIT;
-		rc = lookup_or_compile(c, e, &key, wasm, len, host, subject, &out, res);
-		if (rc == 0) {
-			if (!artifact->data)
-				*artifact = out;
-			else {
-				rc = pw_buf_append(artifact, out.data, out.len);
-				pw_buf_free(&out);
-			}
-		} else {
-			pthread_mutex_lock(&c->mu);
-			c->run.misses++;
-			pthread_mutex_unlock(&c->mu);
-		}
-	}
-	if (rc == 0 && res->tier < 0) {
-		pthread_mutex_lock(&c->mu);
-		c->run.misses++;
-		pthread_mutex_unlock(&c->mu);
-	}
+	rc = lookup_or_build(c, key, build, payload, subject, &out, res);
+	if (rc == 0)
+		rc = give(artifact, &out);
 	if (!f)
 		return rc;
 
@@ -459,4 +586,39 @@ int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+/* ---- the engine as the build --------------------------------------------------------- */
+
+typedef struct compile_job {
+	pw_engine *engine;
+	const uint8_t *wasm;
+	size_t len;
+	const pw_imports *host;
+} compile_job;
+
+static int compile_build(void *payload, pw_buf *artifact, double *seconds)
+{
+	const compile_job *j = payload;
+	pw_compile_stats cs;
+	double t0 = pw_now();
+	int rc;
+
+	memset(&cs, 0, sizeof cs);
+	rc = pw_engine_compile(j->engine, j->wasm, j->len, j->host, artifact, &cs);
+	if (rc < 0)
+		return rc;
+	*seconds = cs.total_seconds > 0 ? cs.total_seconds : pw_now() - t0;
+	return 0;
+}
+
+int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size_t len,
+                            const pw_imports *host, const pw_cache_meta *subject,
+                            pw_buf *artifact, pw_cache_result *res)
+{
+	compile_job job = { e, wasm, len, host };
+	pw_cache_key key;
+
+	pw_cache_key_for(&key, e, wasm, len);
+	return pw_cache_get_or_build(c, &key, compile_build, &job, subject, artifact, res);
 }

@@ -46,7 +46,7 @@ static int totals_to_json(const pw_cache_totals *t, pw_buf *out)
 
 	for (size_t i = 0; i < sizeof u64_names / sizeof u64_names[0]; i++)
 		json_object_set_new(o, u64_names[i], json_integer((json_int_t)*u64_field((pw_cache_totals *)t, i)));
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < PW_CACHE_MAX_TIERS; i++)
 		json_array_append_new(a, json_integer((json_int_t)t->hits_by_tier[i]));
 	json_object_set_new(o, "hits_by_tier", a);
 	json_object_set_new(o, "compile_seconds", json_real(t->compile_seconds));
@@ -82,7 +82,7 @@ static int totals_add_file(const char *path, pw_cache_totals *t)
 			*u64_field(t, i) += (uint64_t)json_integer_value(v);
 	}
 	v = json_object_get(o, "hits_by_tier");
-	for (size_t i = 0; i < 4 && json_is_array(v) && i < json_array_size(v); i++) {
+	for (size_t i = 0; i < PW_CACHE_MAX_TIERS && json_is_array(v) && i < json_array_size(v); i++) {
 		json_t *x = json_array_get(v, i);
 		if (json_is_integer(x) && json_integer_value(x) > 0)
 			t->hits_by_tier[i] += (uint64_t)json_integer_value(x);

@@ -7,6 +7,10 @@
  * renamed, another engine, unsigned or badly signed with a key) is refused before any load,
  * recompiled, replaced and counted; concurrent lookups of one key compile once. Each hit is
  * loaded and called to prove the bytes are a working artifact.
+ *
+ * The split API (pw_cache_lookup / publish / reject / get_or_build) is tested with a fake
+ * builder that counts its calls and returns a real artifact compiled once at the start (so
+ * verification passes), garbage, another module's artifact, or an error.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -141,6 +145,8 @@ static void fake_clear(fake_backend *f)
 
 static pw_engine *g_engine;
 static pw_buf g_wasm, g_wasm2;
+static pw_buf g_art, g_art2, g_garbage;   /* setup_artifacts(): real artifacts of g_wasm, g_wasm2 */
+static pw_cache_key g_key;                /* the key of g_wasm */
 
 static int setup(void)
 {
@@ -155,6 +161,24 @@ static int setup(void)
 		pw_test_fail(__FILE__, __LINE__, "engine: %s", pw_error_last());
 		return -1;
 	}
+	return 0;
+}
+
+/* setup() plus one real compile of each fixture, for the fake builder to hand out. */
+static int setup_artifacts(void)
+{
+	if (setup() < 0)
+		return -1;
+	if (g_art.len)
+		return 0;
+	if (pw_engine_compile(g_engine, g_wasm.data, g_wasm.len, NULL, &g_art, NULL) < 0 ||
+	    pw_engine_compile(g_engine, g_wasm2.data, g_wasm2.len, NULL, &g_art2, NULL) < 0 ||
+	    pw_buf_puts(&g_garbage, "not an artifact, though long enough to look like one at a glance") < 0) {
+		pw_test_fail(__FILE__, __LINE__, "compile: %s", pw_error_last());
+		pw_buf_free(&g_art);
+		return -1;
+	}
+	pw_cache_key_for(&g_key, g_engine, g_wasm.data, g_wasm.len);
 	return 0;
 }
 
@@ -185,10 +209,118 @@ static pw_cache *new_cache(const char *key_file)
 	return c;
 }
 
+/* A new cache recording its counters (on pw_cache_free) in DIR/stats of a fresh directory
+ * DIR (*dir); NULL (the test has failed) on error. */
+static pw_cache *new_cache_counted(const char **dir, char stats[PATH_MAX])
+{
+	pw_cache_opts o = { .signing_key_file = NULL, .stats_dir = stats };
+	pw_cache *c = NULL;
+
+	*dir = pw_test_tmpdir();
+	snprintf(stats, PATH_MAX, "%s/stats", *dir);
+	if (pw_cache_new(&c, &o) < 0)
+		pw_test_fail(__FILE__, __LINE__, "pw_cache_new: %s", pw_error_last());
+	return c;
+}
+
 static int lookup(pw_cache *c, const pw_buf *wasm, pw_buf *art, pw_cache_result *res)
 {
 	pw_buf_free(art);
 	return pw_cache_get_or_compile(c, g_engine, wasm->data, wasm->len, NULL, NULL, art, res);
+}
+
+/* ---- a fake builder that counts calls ---------------------------------------------- */
+
+typedef struct fake_builder {
+	const pw_buf *bytes;   /* appended to the artifact; NULL = fail with an error */
+	double seconds;        /* reported cost */
+	unsigned delay_us;     /* keeps a build in flight (threads) */
+	int calls;             /* atomic */
+} fake_builder;
+
+static int fake_build(void *payload, pw_buf *artifact, double *seconds)
+{
+	fake_builder *fb = payload;
+
+	__atomic_fetch_add(&fb->calls, 1, __ATOMIC_SEQ_CST);
+	if (fb->delay_us)
+		usleep(fb->delay_us);
+	if (!fb->bytes)
+		return pw_error_set(PW_EINVALID, "fake build: module refused by the compiler");
+	*seconds = fb->seconds;
+	return pw_buf_append(artifact, fb->bytes->data, fb->bytes->len);
+}
+
+static int build(pw_cache *c, fake_builder *fb, pw_buf *art, pw_cache_result *res)
+{
+	pw_buf_free(art);
+	return pw_cache_get_or_build(c, &g_key, fake_build, fb, NULL, art, res);
+}
+
+static bool same_bytes(const pw_buf *a, const pw_buf *b)
+{
+	return a->len == b->len && a->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* A new cache (signed with key_file unless NULL) over the fakes a then b (b may be NULL),
+ * each reset and named; NULL (the test has failed) on error. */
+static pw_cache *cache_over(const char *key_file, fake_backend *a, const char *an, fake_backend *b,
+                            const char *bn)
+{
+	pw_cache *c = new_cache(key_file);
+
+	if (!c)
+		return NULL;
+	fake_init(a, an);
+	if (b)
+		fake_init(b, bn);
+	if (pw_cache_add_backend(c, &a->parent) < 0 || (b && pw_cache_add_backend(c, &b->parent) < 0)) {
+		pw_test_fail(__FILE__, __LINE__, "pw_cache_add_backend: %s", pw_error_last());
+		pw_cache_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Eight threads on one module at once: through pw_cache_get_or_build(g_key, fb), or through
+ * pw_cache_get_or_compile(g_wasm) when fb is NULL. */
+typedef struct thr {
+	pw_cache *c;
+	fake_builder *fb;
+	pw_buf art;
+	int rc;
+	char err[256];
+} thr;
+
+static void *thr_main(void *p)
+{
+	thr *t = p;
+	pw_cache_result res;
+
+	if (t->fb)
+		t->rc = pw_cache_get_or_build(t->c, &g_key, fake_build, t->fb, NULL, &t->art, &res);
+	else
+		t->rc = pw_cache_get_or_compile(t->c, g_engine, g_wasm.data, g_wasm.len, NULL, NULL, &t->art, &res);
+	snprintf(t->err, sizeof t->err, "%s", t->rc < 0 ? pw_error_last() : "");
+	return NULL;
+}
+
+/* 0 when all 8 ran (and were joined). */
+static int run_threads(pw_cache *c, fake_builder *fb, thr t[8])
+{
+	pthread_t th[8];
+	int n = 0;
+
+	for (; n < 8; n++) {
+		memset(&t[n], 0, sizeof t[n]);
+		t[n].c = c;
+		t[n].fb = fb;
+		if (pthread_create(&th[n], NULL, thr_main, &t[n]) != 0)
+			break;
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	return n == 8 ? 0 : -1;
 }
 
 /* ---- tests --------------------------------------------------------------------------- */
@@ -512,44 +644,22 @@ static void test_signing_key_errors(void)
 	CHECK(strstr(pw_error_last(), "empty") != NULL);
 }
 
-typedef struct thr {
-	pw_cache *c;
-	pw_buf art;
-	int rc;
-	pw_cache_result res;
-} thr;
-
-static void *thr_main(void *p)
-{
-	thr *t = p;
-	t->rc = pw_cache_get_or_compile(t->c, g_engine, g_wasm.data, g_wasm.len, NULL, NULL, &t->art, &t->res);
-	return NULL;
-}
-
 static void test_same_key_compiles_once(void)
 {
 	static fake_backend f;
 	pw_cache *c;
 	pw_cache_stats st;
-	pthread_t th[8];
 	thr t[8];
 
 	if (setup() < 0)
 		return;
-	fake_init(&f, "fake");
-	c = new_cache(NULL);
-	CHECK_OK(pw_cache_add_backend(c, &f.parent));
-	for (int i = 0; i < 8; i++) {
-		memset(&t[i], 0, sizeof t[i]);
-		t[i].c = c;
-		CHECK(pthread_create(&th[i], NULL, thr_main, &t[i]) == 0);
-	}
-	for (int i = 0; i < 8; i++)
-		pthread_join(th[i], NULL);
+	c = cache_over(NULL, &f, "fake", NULL, NULL);
+	CHECK(c);
+	CHECK_OK(run_threads(c, NULL, t));
 	pw_cache_get_stats(c, &st);
 	for (int i = 0; i < 8; i++) {
-		CHECK_OK(t[i].rc);
-		CHECK(t[i].art.len == t[0].art.len && memcmp(t[i].art.data, t[0].art.data, t[0].art.len) == 0);
+		CHECK_MSG(t[i].rc == 0, "thread %d: %s", i, t[i].err);
+		CHECK(same_bytes(&t[i].art, &t[0].art));
 	}
 	/* one compile whatever the interleaving: later threads either waited for it or hit */
 	CHECK_INT(st.compiles, 1);
@@ -577,6 +687,294 @@ static void test_no_tiers_compiles(void)
 	pw_buf_free(&art);
 }
 
+static void test_build_miss_then_hit(void)
+{
+	static fake_backend up, down;
+	fake_builder fb = { .bytes = &g_art, .seconds = 1.5 };
+	pw_cache *c;
+	pw_cache_result res;
+	pw_cache_stats st;
+	pw_buf art = PW_BUF_INIT;
+
+	if (setup_artifacts() < 0)
+		return;
+	c = cache_over(NULL, &up, "up", &down, "down");
+	CHECK(c);
+	CHECK_OK(build(c, &fb, &art, &res));
+	CHECK_INT(fb.calls, 1);
+	CHECK_INT(res.tier, -1);
+	CHECK_STR(res.tier_name, "compile");
+	CHECK(res.compile_seconds == 1.5);
+	CHECK(same_bytes(&art, &g_art));
+	/* published to every tier, with the builder's cost in the record */
+	CHECK_INT(up.put_calls, 1);
+	CHECK_INT(down.put_calls, 1);
+	CHECK_INT(down.n, 1);
+	CHECK(down.entries[0].meta.compile_seconds == 1.5);
+	CHECK_OK(pw_cache_verify_entry_for(c, &g_key, &down.entries[0]));
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 1);
+	CHECK(st.compile_seconds == 1.5);
+	/* the second call hits the first tier and does not build */
+	CHECK_OK(build(c, &fb, &art, &res));
+	CHECK_INT(fb.calls, 1);
+	CHECK_INT(res.tier, 0);
+	CHECK_STR(res.tier_name, "up");
+	CHECK_INT(down.get_calls, 1);
+	CHECK(same_bytes(&art, &g_art));
+	CHECK_INT(call_answer(&art), 42);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.tier[0].hits, 1);
+	CHECK(st.compile_seconds_saved == 1.5);
+	/* the wrapper computes the same key: it hits what get_or_build published */
+	CHECK_OK(lookup(c, &g_wasm, &art, &res));
+	CHECK_INT(res.tier, 0);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 1);
+	pw_cache_free(c);
+	fake_clear(&up);
+	fake_clear(&down);
+	pw_buf_free(&art);
+}
+
+static void test_build_same_key_once(void)
+{
+	static fake_backend f;
+	fake_builder fb = { .bytes = &g_art, .seconds = 0.25, .delay_us = 200000 };
+	pw_cache *c;
+	pw_cache_stats st;
+	thr t[8];
+
+	if (setup_artifacts() < 0)
+		return;
+	c = cache_over(NULL, &f, "fake", NULL, NULL);
+	CHECK(c);
+	CHECK_OK(run_threads(c, &fb, t));
+	for (int i = 0; i < 8; i++) {
+		CHECK_MSG(t[i].rc == 0, "thread %d: %s", i, t[i].err);
+		CHECK(same_bytes(&t[i].art, &g_art));
+	}
+	CHECK_INT(fb.calls, 1);
+	CHECK_INT(f.put_calls, 1);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 1);
+	CHECK_INT(call_answer(&t[5].art), 42);
+	for (int i = 0; i < 8; i++)
+		pw_buf_free(&t[i].art);
+	pw_cache_free(c);
+	fake_clear(&f);
+
+	/* a failing build: every thread gets its error, nothing is published */
+	fb.bytes = NULL;
+	fb.calls = 0;
+	c = cache_over(NULL, &f, "fake", NULL, NULL);
+	CHECK(c);
+	CHECK_OK(run_threads(c, &fb, t));
+	for (int i = 0; i < 8; i++) {
+		CHECK_INT(t[i].rc, PW_EINVALID);
+		CHECK_MSG(strstr(t[i].err, "refused by the compiler") != NULL, "thread %d: %s", i, t[i].err);
+		CHECK_INT(t[i].art.len, 0);
+	}
+	CHECK(fb.calls >= 1);
+	CHECK_INT(f.put_calls, 0);
+	pw_cache_free(c);
+}
+
+static void test_build_errors(void)
+{
+	static fake_backend f;
+	fake_builder fb = { .bytes = NULL };
+	pw_cache *c;
+	pw_cache_result res;
+	pw_cache_stats st;
+	pw_buf art = PW_BUF_INIT;
+
+	if (setup_artifacts() < 0)
+		return;
+	c = cache_over(NULL, &f, "fake", NULL, NULL);
+	CHECK(c);
+	/* the builder's error, with its message */
+	CHECK_INT(build(c, &fb, &art, &res), PW_EINVALID);
+	CHECK(strstr(pw_error_last(), "fake build: module refused by the compiler") != NULL);
+	CHECK_INT(fb.calls, 1);
+	CHECK_INT(res.tier, -1);
+	CHECK_INT(art.len, 0);
+	/* garbage bytes: refused before any tier sees them */
+	fb.bytes = &g_garbage;
+	CHECK_INT(build(c, &fb, &art, &res), PW_EINVALID);
+	CHECK(strstr(pw_error_last(), "not publishing") != NULL);
+	CHECK_INT(art.len, 0);
+	/* a real artifact, of another module */
+	fb.bytes = &g_art2;
+	CHECK_INT(build(c, &fb, &art, &res), PW_EINVALID);
+	CHECK(strstr(pw_error_last(), "compiled from wasm") != NULL);
+	CHECK_INT(fb.calls, 3);
+	CHECK_INT(f.put_calls, 0);
+	CHECK_INT(f.n, 0);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 0);
+	CHECK_INT(st.tier[0].misses, 3);
+	/* and a good build afterwards goes through */
+	fb.bytes = &g_art;
+	CHECK_OK(build(c, &fb, &art, &res));
+	CHECK_INT(f.put_calls, 1);
+	CHECK_INT(call_answer(&art), 42);
+	pw_cache_free(c);
+	fake_clear(&f);
+	pw_buf_free(&art);
+}
+
+static void test_lookup_missing(void)
+{
+	static fake_backend f;
+	const char *dir;
+	char stats[PATH_MAX];
+	pw_cache *c;
+	pw_cache_result res;
+	pw_cache_stats st;
+	pw_cache_totals t;
+	pw_buf art = PW_BUF_INIT;
+
+	if (setup_artifacts() < 0)
+		return;
+	c = new_cache_counted(&dir, stats);
+	CHECK(c);
+	fake_init(&f, "fake");
+	CHECK_OK(pw_cache_add_backend(c, &f.parent));
+	CHECK_INT(pw_cache_lookup(c, &g_key, &art, &res), PW_ENOTFOUND);
+	CHECK(strstr(pw_error_last(), g_key.wasm_sha256) != NULL);
+	CHECK_INT(res.tier, -1);
+	CHECK_INT(art.len, 0);
+	CHECK_INT(f.get_calls, 1);
+	CHECK_INT(f.put_calls, 0);
+	/* a failing tier is a miss too, never an error of the call */
+	f.fail_get = 1;
+	CHECK_INT(pw_cache_lookup(c, &g_key, &art, &res), PW_ENOTFOUND);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 0);
+	CHECK_INT(st.tier[0].misses, 1);
+	CHECK(st.tier[0].failed);
+	CHECK_INT(pw_cache_lookup(c, NULL, &art, &res), PW_EINVALID);
+	pw_cache_free(c);
+	CHECK_OK(pw_cache_totals_load(stats, &t));
+	CHECK_INT(t.lookups, 2);
+	CHECK_INT(t.misses, 2);
+	CHECK_INT(t.hits, 0);
+	CHECK_INT(t.compiles, 0);
+}
+
+static void test_publish_then_lookup(void)
+{
+	static fake_backend up, down;
+	pw_cache_meta subject;
+	pw_cache *c;
+	pw_cache_result res;
+	pw_cache_stats st;
+	pw_buf art = PW_BUF_INIT;
+	char keyfile[PATH_MAX];
+
+	if (setup_artifacts() < 0)
+		return;
+	snprintf(keyfile, sizeof keyfile, "%s/key", pw_test_tmpdir());
+	CHECK_OK(pw_file_write_atomic(keyfile, "s3cret\n", 7, 0600));
+	memset(&subject, 0, sizeof subject);
+	snprintf(subject.subject_digest, sizeof subject.subject_digest, "sha256:%064d", 7);
+	snprintf(subject.subject_media_type, sizeof subject.subject_media_type,
+	         "application/vnd.oci.image.manifest.v1+json");
+	subject.subject_size = 1234;
+	c = cache_over(keyfile, &up, "up", &down, "down");
+	CHECK(c);
+	down.fail_put = 1;
+	/* bad arguments publish nothing */
+	CHECK_INT(pw_cache_publish(c, &g_key, g_garbage.data, g_garbage.len, 1, NULL), PW_EINVALID);
+	CHECK_INT(pw_cache_publish(c, &g_key, g_art2.data, g_art2.len, 1, NULL), PW_EINVALID);
+	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, -1, NULL), PW_EINVALID);
+	CHECK_INT(pw_cache_publish(c, NULL, g_art.data, g_art.len, 1, NULL), PW_EINVALID);
+	CHECK_INT(up.put_calls + down.put_calls, 0);
+	/* one tier written: the other's put fails, which is not an error of the call */
+	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, 2.5, &subject), 1);
+	CHECK_INT(up.put_calls, 1);
+	CHECK_INT(down.put_calls, 1);
+	CHECK_INT(up.n, 1);
+	CHECK(up.entries[0].meta.compile_seconds == 2.5);
+	CHECK(up.entries[0].meta.signature[0] != '\0');
+	CHECK_STR(up.entries[0].meta.subject_digest, subject.subject_digest);
+	CHECK_INT(up.entries[0].meta.subject_size, 1234);
+	CHECK_OK(pw_cache_verify_entry_for(c, &g_key, &up.entries[0]));
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.compiles, 1);
+	CHECK(st.compile_seconds == 2.5);
+	CHECK(st.tier[1].write_failed);
+	CHECK_INT(st.tier[1].put_errors, 1);
+	/* and the lookup hits it */
+	CHECK_OK(pw_cache_lookup(c, &g_key, &art, &res));
+	CHECK_INT(res.tier, 0);
+	CHECK_STR(res.tier_name, "up");
+	CHECK(same_bytes(&art, &g_art));
+	CHECK_INT(call_answer(&art), 42);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.tier[0].hits, 1);
+	CHECK_INT(st.compiles, 1);
+	/* a write-failed tier is not written again */
+	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, 2.5, NULL), 1);
+	CHECK_INT(down.put_calls, 1);
+	pw_cache_free(c);
+	fake_clear(&up);
+	fake_clear(&down);
+	pw_buf_free(&art);
+}
+
+static void test_reject_removes(void)
+{
+	fake_builder fb = { .bytes = &g_art, .seconds = 1 };
+	const char *dir;
+	char stats[PATH_MAX];
+	pw_cache *c;
+	pw_cache_backend *b;
+	pw_cache_result res;
+	pw_cache_stats st;
+	pw_cache_totals t;
+	pw_buf art = PW_BUF_INIT;
+
+	if (setup_artifacts() < 0)
+		return;
+	c = new_cache_counted(&dir, stats);
+	CHECK(c);
+	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
+	CHECK_OK(pw_cache_add_backend(c, b));
+	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, 1, NULL), 1);
+	CHECK_OK(b->exists(b, &g_key));
+	CHECK_OK(pw_cache_lookup(c, &g_key, &art, &res));
+	CHECK_INT(res.tier, 0);
+	pw_cache_reject(c, &g_key, "dlopen: invalid ELF header");
+	CHECK_INT(b->exists(b, &g_key), PW_ENOTFOUND);
+	pw_buf_free(&art);
+	CHECK_INT(pw_cache_lookup(c, &g_key, &art, &res), PW_ENOTFOUND);
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.tier[0].rejected, 1);
+	CHECK(!st.tier[0].failed && !st.tier[0].write_failed);
+	/* rejecting what is not there removes nothing more and does not fail */
+	pw_cache_reject(c, &g_key, NULL);
+	pw_cache_reject(NULL, &g_key, "ignored");
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.tier[0].rejected, 1);
+	/* the replacement: built and published, then a hit */
+	CHECK_OK(build(c, &fb, &art, &res));
+	CHECK_INT(fb.calls, 1);
+	CHECK_INT(res.tier, -1);
+	CHECK_OK(b->exists(b, &g_key));
+	CHECK_OK(pw_cache_lookup(c, &g_key, &art, &res));
+	CHECK_INT(res.tier, 0);
+	pw_cache_free(c);
+	CHECK_OK(pw_cache_totals_load(stats, &t));
+	CHECK_INT(t.rejected, 2);
+	CHECK_INT(t.compiles, 2);
+	CHECK_INT(t.lookups, 4);
+	CHECK_INT(t.hits, 2);
+	CHECK_INT(t.misses, 2);
+	pw_buf_free(&art);
+}
+
 int main(int argc, char **argv)
 {
 	static const pw_test tests[] = {
@@ -587,10 +985,19 @@ int main(int argc, char **argv)
 		PW_TEST(test_signing_key_errors),
 		PW_TEST(test_same_key_compiles_once),
 		PW_TEST(test_no_tiers_compiles),
+		PW_TEST(test_build_miss_then_hit),
+		PW_TEST(test_build_same_key_once),
+		PW_TEST(test_build_errors),
+		PW_TEST(test_lookup_missing),
+		PW_TEST(test_publish_then_lookup),
+		PW_TEST(test_reject_removes),
 	};
 	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 	pw_engine_free(g_engine);
 	pw_buf_free(&g_wasm);
 	pw_buf_free(&g_wasm2);
+	pw_buf_free(&g_art);
+	pw_buf_free(&g_art2);
+	pw_buf_free(&g_garbage);
 	return rc;
 }
