@@ -90,7 +90,14 @@ typedef struct pw_server_opts {
 	const char *download_dir;           /* --policies-download-dir (NULL = a temp dir) */
 	struct pw_oci_client *oci;          /* fetches registry/http modules (borrowed; may be NULL
 	                                       when every module is file://) */
-	struct pw_engine *engine;           /* borrowed, required */
+	struct pw_engine *engine;           /* the optimized tier (borrowed, required; may be pinned:
+	                                       then it loads cached artifacts and cannot compile) */
+	/* The quick tier (borrowed; NULL = tiering off): a module no cache tier holds as optimized
+	 * code is served from quick code at once while its optimized compile runs in the
+	 * background, is published and swapped in between requests. */
+	struct pw_engine *quick_engine;
+	unsigned tierup_jobs;               /* parallel background optimized compiles (0 = 1) */
+	int tierup_nice;                    /* niceness added to them (0 = 10; < 0 = none) */
 	struct pw_cache *cache;             /* borrowed; NULL = no cache (--no-cache) */
 	const char *addr;                   /* --addr (default "0.0.0.0") */
 	unsigned port;                      /* --port (3000; 0 = any free port) */

@@ -64,6 +64,16 @@ static const char serve_help[] =
 	"  --no-watch                      do not reload when the policies file changes (SIGHUP still does)\n"
 	"  --watch-interval SECONDS        how often the policies file is checked (default 2)\n"
 	"  --shutdown-timeout SECONDS      how long SIGTERM waits for requests in flight (default 30)\n"
+	"  --tiering on|off                on (default; env PREWARM_TIERING): a module no cache tier\n"
+	"                                  holds as optimized code is served at once from quick code\n"
+	"                                  (wasm2c + tcc, a fraction of a second) while its optimized\n"
+	"                                  compile (gcc) runs in the background at low priority, is\n"
+	"                                  published to the cache and swapped in between requests.\n"
+	"                                  off: every miss waits for the optimized compile\n"
+	"  --tier-up-jobs N                parallel background optimized compiles (default 1)\n"
+	"  --optimized-engine FILE         for images without gcc: the optimized engine's description\n"
+	"                                  (`prewarm engine --tier optimized` on the build host), so its\n"
+	"                                  artifacts are taken from the cache; misses run on quick code\n"
 	"\n"
 	"%s"
 	"\n"
@@ -77,8 +87,8 @@ typedef enum opt_kind { O_STR, O_UINT, O_SECONDS, O_SIZE, O_FLAG } opt_kind;
 
 typedef struct serve_cfg {
 	const char *policies, *download_dir, *sources, *docker_config, *addr, *cert, *key, *always_ns;
-	const char *log_level, *log_fmt, *client_ca, *daemon_pid;
-	unsigned port, ready_port, workers, compile_jobs;
+	const char *log_level, *log_fmt, *client_ca, *daemon_pid, *tiering, *optimized_engine;
+	unsigned port, ready_port, workers, compile_jobs, tierup_jobs;
 	double policy_timeout, watch_interval, shutdown_timeout;
 	uint64_t max_body, compile_memory, instance_memory;
 	bool disable_timeout, enable_metrics, continue_on_errors, no_watch, daemon;
@@ -119,6 +129,9 @@ static const opt_def defs[] = {
 	F("no-watch", O_FLAG, no_watch),
 	F("watch-interval", O_SECONDS, watch_interval),
 	F("shutdown-timeout", O_SECONDS, shutdown_timeout),
+	F("tiering", O_STR, tiering),
+	F("tier-up-jobs", O_UINT, tierup_jobs),
+	F("optimized-engine", O_STR, optimized_engine),
 };
 #undef F
 
@@ -235,6 +248,64 @@ out:
 	return rc;
 }
 
+/*
+ * The engines: *opt serves cached optimized artifacts and compiles misses (or only loads, when
+ * pinned from --optimized-engine); *quick (tiering on) serves misses at once. Without an
+ * optimizing compiler the quick engine alone serves everything (*opt = the quick engine,
+ * *quick = NULL), said in the log; without both, the start fails.
+ */
+static int open_engines(const serve_cfg *c, pw_engine **opt, pw_engine **quick)
+{
+	const char *t = c->tiering ? c->tiering : getenv("PREWARM_TIERING");
+	bool tiering = true;
+	if (t && *t && !strcmp(t, "off"))
+		tiering = false;
+	else if (t && *t && strcmp(t, "on") != 0) {
+		pw_err("serve", "--tiering: \"%s\" is not on or off", t);
+		return -1;
+	}
+	const char *pin = c->optimized_engine ? c->optimized_engine : getenv("PREWARM_OPTIMIZED_ENGINE");
+	pw_engine_opts oo = { .tier = PW_TIER_OPTIMIZED }, qo = { .tier = PW_TIER_QUICK };
+	pw_buf text = PW_BUF_INIT;
+	char why[512] = "";
+	int rc = 0;
+	if (pin && *pin) {
+		if ((rc = pw_file_read(pin, 65536, &text)) == 0 && (rc = pw_buf_puts(&text, "")) == 0) {
+			oo.pinned_description = (const char *)text.data;
+			rc = pw_engine_new(opt, &oo);
+		}
+		if (rc < 0) {
+			pw_err("serve", "--optimized-engine %s: %s", pin, pw_error_last());
+			pw_buf_free(&text);
+			return -1;
+		}
+		pw_info("serve", "optimized engine pinned from %s (%.16s): optimized artifacts come from the cache only",
+		        pin, pw_engine_hash(*opt));
+	} else if (pw_engine_new(opt, &oo) < 0) {
+		snprintf(why, sizeof why, "%s", pw_error_last());
+	}
+	pw_buf_free(&text);
+	if (tiering && pw_engine_new(quick, &qo) < 0) {
+		if (!*opt) {
+			pw_err("serve", "no engine: optimized tier: %s; quick tier: %s", why, pw_error_last());
+			return -1;
+		}
+		pw_warn("serve", "quick tier unavailable (%s): tiering off, a new policy waits for its optimized compile",
+		        pw_error_last());
+	}
+	if (!*opt && !*quick) {
+		pw_err("serve", "engine: %s", why);
+		return -1;
+	}
+	if (!*opt) {
+		pw_warn("serve", "optimized tier unavailable (%s): every policy runs on quick code (slower); "
+		        "--optimized-engine FILE takes optimized artifacts from the cache", why);
+		*opt = *quick;
+		*quick = NULL;
+	}
+	return 0;
+}
+
 typedef struct start_arg {
 	pw_server *srv;
 	int rc;
@@ -290,7 +361,7 @@ int pw_cmd_serve(int argc, char **argv)
 	};
 	pw_cache_cli_opts co;
 	pw_cache *cache = NULL;
-	pw_engine *engine = NULL;
+	pw_engine *engine = NULL, *quick = NULL;
 	pw_oci_client *oci = NULL;
 	pw_server *srv = NULL;
 	int exit_code = 1, lvl;
@@ -352,10 +423,8 @@ int pw_cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (pw_engine_new(&engine, NULL) < 0) {
-		pw_err("serve", "engine: %s", pw_error_last());
+	if (open_engines(&c, &engine, &quick) < 0)
 		goto out;
-	}
 	if (pw_cache_cli_open(&co, &cache) < 0) {
 		pw_err("serve", "cache: %s", pw_error_last());
 		goto out;
@@ -369,6 +438,8 @@ int pw_cmd_serve(int argc, char **argv)
 		.download_dir = c.download_dir,
 		.oci = oci,
 		.engine = engine,
+		.quick_engine = quick,
+		.tierup_jobs = c.tierup_jobs,
 		.cache = cache,
 		.addr = c.addr,
 		.port = c.port,
@@ -385,7 +456,9 @@ int pw_cmd_serve(int argc, char **argv)
 		.max_memory = c.compile_memory,
 		.instance_memory = c.instance_memory,
 	};
-	pw_info("serve", "prewarm %s, engine %.16s, cache %s", PREWARM_VERSION, pw_engine_hash(engine),
+	pw_info("serve", "prewarm %s, engine %s %.16s%s%.16s, tiering %s, cache %s", PREWARM_VERSION,
+	        pw_engine_tier_name(pw_engine_get_tier(engine)), pw_engine_hash(engine),
+	        quick ? ", quick " : "", quick ? pw_engine_hash(quick) : "", quick ? "on" : "off",
 	        co.no_cache ? "off" : pw_cache_cli_dir(&co) ? pw_cache_cli_dir(&co) : "(none)");
 	if (pw_server_new(&srv, &so) < 0) {
 		pw_err("serve", "%s", pw_error_last());
@@ -427,6 +500,7 @@ out:
 	pw_oci_client_free(oci);
 	pw_cache_free(cache);
 	pw_engine_free(engine);
+	pw_engine_free(quick);
 	pw_cache_cli_free(&co);
 	return exit_code;
 usage:

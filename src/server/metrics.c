@@ -4,6 +4,8 @@
  * Evaluations are counted per policy and outcome with a latency histogram per policy;
  * HTTP answers per status; the startup/reload phase durations and where each module's
  * code came from (local hit, registry hit, compiled, reused) describe the last (re)build;
+ * compiles and their seconds by engine tier, tier-ups (background optimized compiles
+ * swapped in), and the tier each policy of the current set runs on;
  * the cache tier counters come from the cache's own stats at render time. One mutex
  * guards everything: an update is a few additions, far cheaper than an evaluation.
  */
@@ -44,6 +46,9 @@ struct pw_metrics {
 	kv_count source[8];
 	size_t nsource;
 	uint64_t reloads_ok, reloads_failed;
+	uint64_t compiles[2];             /* [0] optimized, [1] quick */
+	double compile_seconds[2];
+	uint64_t tier_ups, tier_up_failures;
 	atomic_int in_flight;
 	double started;
 };
@@ -152,6 +157,25 @@ void pw_metrics_reset_sources(pw_metrics *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
+void pw_metrics_compile(pw_metrics *m, pw_engine_tier tier, double seconds)
+{
+	int k = tier == PW_TIER_QUICK;
+	pthread_mutex_lock(&m->mu);
+	m->compiles[k]++;
+	m->compile_seconds[k] += seconds;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_tier_up(pw_metrics *m, bool ok)
+{
+	pthread_mutex_lock(&m->mu);
+	if (ok)
+		m->tier_ups++;
+	else
+		m->tier_up_failures++;
+	pthread_mutex_unlock(&m->mu);
+}
+
 void pw_metrics_in_flight(pw_metrics *m, int delta)
 {
 	atomic_fetch_add(&m->in_flight, delta);
@@ -185,9 +209,9 @@ static void help(pw_buf *b, const char *name, const char *type, const char *text
 	pw_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, size_t loaded,
-                      size_t failed, bool ready)
+int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, const pw_pset *set, bool ready)
 {
+	size_t loaded = set ? set->n - set->nfailed : 0, failed = set ? set->nfailed : 0;
 	pthread_mutex_lock(&m->mu);
 	help(b, "prewarm_evaluations_total", "counter", "Policy evaluations by policy and outcome.");
 	for (size_t i = 0; i < m->npol; i++)
@@ -229,6 +253,18 @@ int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, size_t
 	help(b, "prewarm_reloads_total", "counter", "Policy reloads by result.");
 	pw_buf_printf(b, "prewarm_reloads_total{result=\"ok\"} %llu\nprewarm_reloads_total{result=\"refused\"} %llu\n",
 	              (unsigned long long)m->reloads_ok, (unsigned long long)m->reloads_failed);
+	help(b, "prewarm_compiles_total", "counter", "Modules compiled to native code, by engine tier.");
+	for (int k = 0; k < 2; k++)
+		pw_buf_printf(b, "prewarm_compiles_total{tier=\"%s\"} %llu\n", k ? "quick" : "optimized",
+		              (unsigned long long)m->compiles[k]);
+	help(b, "prewarm_compile_seconds_total", "counter", "Time spent compiling, by engine tier.");
+	for (int k = 0; k < 2; k++)
+		pw_buf_printf(b, "prewarm_compile_seconds_total{tier=\"%s\"} %.6f\n", k ? "quick" : "optimized",
+		              m->compile_seconds[k]);
+	help(b, "prewarm_tier_ups_total", "counter", "Background optimized compiles swapped in for quick code.");
+	pw_buf_printf(b, "prewarm_tier_ups_total %llu\n", (unsigned long long)m->tier_ups);
+	help(b, "prewarm_tier_up_failures_total", "counter", "Background optimized compiles that failed (quick code kept).");
+	pw_buf_printf(b, "prewarm_tier_up_failures_total %llu\n", (unsigned long long)m->tier_up_failures);
 	pw_buf_printf(b, "# HELP prewarm_start_time_seconds Process start, seconds since the epoch.\n"
 	                 "# TYPE prewarm_start_time_seconds gauge\nprewarm_start_time_seconds %.3f\n", m->started);
 	pthread_mutex_unlock(&m->mu);
@@ -241,6 +277,18 @@ int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, size_t
 	pw_buf_printf(b, "prewarm_policies_failed %zu\n", failed);
 	help(b, "prewarm_ready", "gauge", "1 when every policy is loaded and its settings validated.");
 	pw_buf_printf(b, "prewarm_ready %d\n", ready ? 1 : 0);
+	help(b, "prewarm_policy_tier", "gauge", "1 for the engine tier each policy runs on now, 0 for the other.");
+	for (size_t i = 0; set && i < set->n; i++) {
+		const pw_module *mod = set->e[i].module;
+		if (!mod || !set->e[i].policy)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			pw_buf_puts(b, "prewarm_policy_tier{policy=\"");
+			put_label(b, set->e[i].conf->id);
+			pw_buf_printf(b, "\",tier=\"%s\"} %d\n", k ? "quick" : "optimized",
+			              (mod->tier == PW_TIER_QUICK) == (k == 1));
+		}
+	}
 	if (cs) {
 		static const struct { const char *name, *help; size_t off; } tc[] = {
 			{ "prewarm_cache_hits_total", "Cache hits by tier.", offsetof(__typeof__(cs->tier[0]), hits) },
@@ -251,17 +299,13 @@ int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, size_t
 		};
 		for (size_t k = 0; k < sizeof tc / sizeof tc[0]; k++) {
 			help(b, tc[k].name, "counter", tc[k].help);
-			for (unsigned t = 0; t < cs->ntiers && t < 4; t++) {
+			for (unsigned t = 0; t < cs->ntiers && t < PW_CACHE_MAX_TIERS; t++) {
 				uint64_t v;
 				memcpy(&v, (const char *)&cs->tier[t] + tc[k].off, sizeof v);
 				pw_buf_printf(b, "%s{tier=\"%s\"} %llu\n", tc[k].name, cs->tier[t].name ? cs->tier[t].name : "?",
 				              (unsigned long long)v);
 			}
 		}
-		help(b, "prewarm_compiles_total", "counter", "Modules compiled to native code.");
-		pw_buf_printf(b, "prewarm_compiles_total %llu\n", (unsigned long long)cs->compiles);
-		help(b, "prewarm_compile_seconds_total", "counter", "Time spent compiling.");
-		pw_buf_printf(b, "prewarm_compile_seconds_total %.6f\n", cs->compile_seconds);
 		help(b, "prewarm_compile_seconds_saved_total", "counter", "Recorded compile time of the cache hits.");
 		pw_buf_printf(b, "prewarm_compile_seconds_saved_total %.6f\n", cs->compile_seconds_saved);
 	}

@@ -4,11 +4,15 @@
  *   fetch     every distinct module URL once, in parallel (file:// read in place; http(s)
  *             and registry refs pulled into the download dir by the OCI client), then
  *             deduplicated by sha256: policies sharing bytes share one module;
- *   cache     per distinct module, pw_cache_get_or_compile (local tier, registry tier,
- *             else compile and publish) in a pool bounded by cores and by a memory budget
- *             (a compile can take ~1 GB per MB of wasm); a module already loaded by the
- *             previous set (reload) is reused as is;
- *   load      verify + dlopen each new artifact with the policy host imports;
+ *   cache     per distinct module: the optimized artifact from any cache tier; else, with
+ *             tiering, the quick artifact (a cache hit, or compiled on the spot in a
+ *             fraction of a second) whose optimized compile the server then runs in the
+ *             background (tierup.c); without tiering, the optimized compile now. Compiles
+ *             run in a pool bounded by cores and, for the optimized tier, by a memory
+ *             budget (a compile can take ~1 GB per MB of wasm); a module already loaded by
+ *             the previous set (reload) is reused as is;
+ *   load      verify + dlopen each new artifact with the policy host imports (a cache hit
+ *             that fails to load is rejected from the cache, rebuilt and loaded again);
  *   policies  one pw_policy per entry;
  *   settings  validate_settings of every policy, in parallel.
  * Each phase is timed into the log and the metrics; one log line per policy says where
@@ -37,7 +41,20 @@ void pw_module_unref(pw_module *m)
 	if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	pw_artifact_free(m->artifact);
+	pw_buf_free(&m->wasm);
 	free(m);
+}
+
+const char *pw_origin_name(pw_origin o)
+{
+	switch (o) {
+	case PW_ORIGIN_LOCAL: return "local";
+	case PW_ORIGIN_REGISTRY: return "registry";
+	case PW_ORIGIN_CACHE: return "cache";
+	case PW_ORIGIN_COMPILED: return "compile";
+	case PW_ORIGIN_REUSED: return "reused";
+	default: return "none";
+	}
 }
 
 void pw_pset_ref(pw_pset *s)
@@ -56,7 +73,10 @@ void pw_pset_unref(pw_pset *s)
 		free(s->e[i].error);
 	}
 	free(s->e);
-	pw_policies_free(s->conf);
+	if (s->conf_refs && atomic_fetch_sub(s->conf_refs, 1) == 1) {
+		pw_policies_free(s->conf);
+		free(s->conf_refs);
+	}
 	free(s);
 }
 
@@ -85,29 +105,37 @@ typedef struct mod_item {
 	fetch_item *f;                  /* the first URL with these bytes */
 	pw_module *module;              /* reused or loaded */
 	pw_buf artifact;
+	pw_engine *engine;              /* the engine (tier) that made `artifact` */
 	char *error;
-	const char *source;
+	pw_origin origin;
 	const char *first_policy;       /* the first policy logged with this module */
 	double seconds, compile_seconds, load_seconds;
 	const pw_build_ctx *ctx;
-	struct budget *budget;
+	pw_budget *budget;
 } mod_item;
 
-typedef struct budget {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint64_t avail;
-	unsigned running;
-	bool unlimited;
-} budget;
-
-static uint64_t compile_estimate(size_t wasm_len)
+uint64_t pw_compile_estimate(size_t wasm_len)
 {
 	/* measured: peak compiler memory ~50-110 MB per MB of generated C, ~10x the wasm */
 	return (64ull << 20) + (uint64_t)wasm_len * 1100;
 }
 
-static uint64_t budget_acquire(budget *b, uint64_t want)
+void pw_budget_init(pw_budget *b, uint64_t bytes)
+{
+	memset(b, 0, sizeof *b);
+	b->unlimited = bytes == 0;
+	b->avail = bytes;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+}
+
+void pw_budget_destroy(pw_budget *b)
+{
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+}
+
+uint64_t pw_budget_acquire(pw_budget *b, uint64_t want)
 {
 	if (b->unlimited)
 		return 0;
@@ -121,7 +149,7 @@ static uint64_t budget_acquire(budget *b, uint64_t want)
 	return got;
 }
 
-static void budget_release(budget *b, uint64_t got)
+void pw_budget_release(pw_budget *b, uint64_t got)
 {
 	if (b->unlimited)
 		return;
@@ -137,50 +165,126 @@ static char *dup_error(void)
 	return strdup(pw_error_last()[0] ? pw_error_last() : "unknown error");
 }
 
+/* A build of the cache (pw_cache_build_fn): one compile by the engine in `payload`. */
+typedef struct build_arg {
+	pw_engine *engine;
+	const uint8_t *wasm;
+	size_t len;
+} build_arg;
+
+static int build_with(void *payload, pw_buf *artifact, double *seconds)
+{
+	build_arg *b = payload;
+	pw_compile_stats st = { 0 };
+	int rc = pw_engine_compile(b->engine, b->wasm, b->len, pw_policy_host_imports(), artifact, &st);
+	*seconds = st.total_seconds;
+	return rc;
+}
+
+static pw_origin origin_of(const pw_cache_result *res)
+{
+	if (res->tier < 0)
+		return PW_ORIGIN_COMPILED;
+	return !strcmp(res->tier_name, "local") ? PW_ORIGIN_LOCAL
+	     : !strcmp(res->tier_name, "registry") ? PW_ORIGIN_REGISTRY : PW_ORIGIN_CACHE;
+}
+
+/* The artifact of `m` under engine `e`: a cache hit or a compile (published). */
+static int get_or_build(mod_item *m, pw_engine *e)
+{
+	const pw_build_ctx *ctx = m->ctx;
+	build_arg b = { e, m->f->wasm.data, m->f->wasm.len };
+	bool optimized = pw_engine_get_tier(e) == PW_TIER_OPTIMIZED;
+	uint64_t got = optimized ? pw_budget_acquire(m->budget, pw_compile_estimate(m->f->wasm.len)) : 0;
+	double seconds = 0;
+	int rc;
+
+	m->engine = e;
+	if (ctx->cache) {
+		pw_cache_key key;
+		pw_cache_result res = { 0 };
+		pw_cache_key_for(&key, e, b.wasm, b.len);
+		rc = pw_cache_get_or_build(ctx->cache, &key, build_with, &b,
+		                           m->f->subject.subject_digest[0] ? &m->f->subject : NULL, &m->artifact, &res);
+		if (rc == 0) {
+			m->origin = origin_of(&res);
+			seconds = res.compile_seconds;
+		}
+	} else {
+		rc = build_with(&b, &m->artifact, &seconds);
+		m->origin = PW_ORIGIN_COMPILED;
+	}
+	if (optimized)
+		pw_budget_release(m->budget, got);
+	if (rc == 0 && m->origin == PW_ORIGIN_COMPILED) {
+		m->compile_seconds = seconds;
+		pw_metrics_compile(ctx->metrics, pw_engine_get_tier(e), seconds);
+	}
+	return rc;
+}
+
 static void cache_job(void *arg)
 {
 	mod_item *m = arg;
 	const pw_build_ctx *ctx = m->ctx;
-	const pw_imports *host = pw_policy_host_imports();
 	double t0 = pw_now();
-	uint64_t got = budget_acquire(m->budget, compile_estimate(m->f->wasm.len));
 	int rc = pw_policy_precheck(m->f->wasm.data, m->f->wasm.len, m->f->url);
 
 	if (rc < 0) {
 		/* OPA/Gatekeeper: refused before any compile, with the reason */
-	} else if (ctx->cache) {
-		pw_cache_result res = { 0 };
-		rc = pw_cache_get_or_compile(ctx->cache, ctx->engine, m->f->wasm.data, m->f->wasm.len, host,
-		                             m->f->subject.subject_digest[0] ? &m->f->subject : NULL,
-		                             &m->artifact, &res);
-		if (rc == 0) {
-			m->compile_seconds = res.compile_seconds;
-			m->source = res.tier < 0 ? "compiled" : !strcmp(res.tier_name, "local") ? "local hit"
-			          : !strcmp(res.tier_name, "registry") ? "registry hit" : "cache hit";
-		}
+	} else if (!ctx->quick) {
+		rc = get_or_build(m, ctx->engine);
 	} else {
-		pw_compile_stats st = { 0 };
-		rc = pw_engine_compile(ctx->engine, m->f->wasm.data, m->f->wasm.len, host, &m->artifact, &st);
-		m->compile_seconds = st.total_seconds;
-		m->source = "compiled";
+		/* tiering: optimized code if a tier has it, else quick code now */
+		pw_cache_key key;
+		pw_cache_result res = { 0 };
+		rc = PW_ENOTFOUND;
+		if (ctx->cache) {
+			pw_cache_key_for(&key, ctx->engine, m->f->wasm.data, m->f->wasm.len);
+			rc = pw_cache_lookup(ctx->cache, &key, &m->artifact, &res);
+		}
+		if (rc == 0) {
+			m->engine = ctx->engine;
+			m->origin = origin_of(&res);
+		} else if ((rc = get_or_build(m, ctx->quick)) < 0 && pw_engine_can_compile(ctx->engine)) {
+			/* a module the quick tier cannot build is still served, by the optimized one */
+			pw_warn("server", "%s: quick tier failed (%s); compiling with the optimized tier now",
+			        m->f->url, pw_error_last());
+			pw_buf_free(&m->artifact);
+			rc = get_or_build(m, ctx->engine);
+		}
 	}
-	budget_release(m->budget, got);
 	m->seconds = pw_now() - t0;
 	if (rc < 0)
 		m->error = dup_error();
+}
+
+static int load_artifact(mod_item *m, pw_artifact **a)
+{
+	pw_artifact_info expect = { .abi_version = PW_ARTIFACT_ABI_VERSION };
+	snprintf(expect.engine_hash, sizeof expect.engine_hash, "%s", pw_engine_hash(m->engine));
+	memcpy(expect.wasm_sha256, m->f->sha256, sizeof expect.wasm_sha256);
+	return pw_artifact_load(a, m->artifact.data, m->artifact.len, &expect, pw_policy_host_imports());
 }
 
 static void load_job(void *arg)
 {
 	mod_item *m = arg;
 	const pw_build_ctx *ctx = m->ctx;
-	pw_artifact_info expect = { .abi_version = PW_ARTIFACT_ABI_VERSION };
 	pw_artifact *a = NULL;
 	double t0 = pw_now();
+	int rc = load_artifact(m, &a);
 
-	snprintf(expect.engine_hash, sizeof expect.engine_hash, "%s", pw_engine_hash(ctx->engine));
-	memcpy(expect.wasm_sha256, m->f->sha256, sizeof expect.wasm_sha256);
-	if (pw_artifact_load(&a, m->artifact.data, m->artifact.len, &expect, pw_policy_host_imports()) < 0) {
+	if (rc < 0 && ctx->cache && m->origin != PW_ORIGIN_COMPILED && pw_engine_can_compile(m->engine)) {
+		/* verified but not loadable (a dlopen error): replace the entry, once */
+		pw_cache_key key;
+		pw_cache_key_for(&key, m->engine, m->f->wasm.data, m->f->wasm.len);
+		pw_cache_reject(ctx->cache, &key, pw_error_last());
+		pw_buf_free(&m->artifact);
+		if ((rc = get_or_build(m, m->engine)) == 0)
+			rc = load_artifact(m, &a);
+	}
+	if (rc < 0) {
 		m->error = dup_error();
 	} else if (!(m->module = calloc(1, sizeof *m->module))) {
 		pw_artifact_free(a);
@@ -189,6 +293,14 @@ static void load_job(void *arg)
 		atomic_init(&m->module->refs, 1);
 		memcpy(m->module->sha256, m->f->sha256, sizeof m->module->sha256);
 		m->module->artifact = a;
+		m->module->tier = pw_engine_get_tier(m->engine);
+		if (m->module->tier == PW_TIER_QUICK) {
+			/* kept for the background optimized compile */
+			m->module->wasm = m->f->wasm;
+			memset(&m->f->wasm, 0, sizeof m->f->wasm);
+			m->module->subject = m->f->subject;
+			m->module->quick_since = pw_now();
+		}
 	}
 	pw_buf_free(&m->artifact);
 	m->load_seconds = pw_now() - t0;
@@ -307,6 +419,15 @@ static pw_module *previous_module(const pw_pset *prev, const char *sha)
 	return NULL;
 }
 
+/* The log's note on a module's tier. */
+static const char *tier_note(const pw_module *m, const pw_build_ctx *ctx)
+{
+	if (m->tier != PW_TIER_QUICK)
+		return "";
+	return ctx->quick && pw_engine_can_compile(ctx->engine) ? ", optimized compile in the background"
+	                                                       : ", no optimizing compiler here: stays on quick code";
+}
+
 static int fail_entry(pw_pset_entry *e, const char *what, const char *why)
 {
 	char buf[1400];
@@ -314,6 +435,31 @@ static int fail_entry(pw_pset_entry *e, const char *what, const char *why)
 	free(e->error);
 	e->error = strdup(buf);
 	return PW_ERROR;
+}
+
+/* The pw_policy of an entry whose module is set. */
+static int entry_policy(pw_pset_entry *e, const pw_server_opts *o)
+{
+	const pw_policy_conf *c = e->conf;
+	pw_policy_spec spec = {
+		.id = c->id,
+		.settings_json = c->settings_json,
+		.mode = c->mode,
+		.allowed_to_mutate = c->allowed_to_mutate,
+		.message = c->message,
+		.timeout_seconds = o->disable_timeout ? -1 : c->timeout_seconds > 0 ? c->timeout_seconds
+		                 : o->policy_timeout > 0 ? o->policy_timeout : 2,
+		.host_capabilities = (const char *const *)c->host_capabilities,
+		.nhost_capabilities = c->nhost_capabilities,
+		.context_aware = c->context_resources,
+		.ncontext_aware = c->ncontext_resources,
+		.workers = o->workers ? o->workers : 1,
+		.max_memory_bytes = o->instance_memory,
+	};
+	int rc = pw_policy_new(&e->policy, &spec, e->module->artifact);
+	if (rc < 0)
+		e->policy = NULL;
+	return rc;
 }
 
 int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
@@ -326,10 +472,12 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 	settings_job_arg *sj = calloc(n + 1, sizeof *sj);
 	pw_pset *s = calloc(1, sizeof *s);
 	pw_pool *pool = NULL;
-	budget bud = { .unlimited = true };
+	pw_budget bud;
 	double t_start = pw_now(), t, t_fetch, t_cache, t_load, t_pol, t_set;
 	int rc = 0;
 	char tbuf[5][32];
+
+	pw_budget_init(&bud, 0);
 
 	*out = NULL;
 	if (!f || !mods || !ent_fetch || !sj || !s || !(s->e = calloc(n + 1, sizeof *s->e))) {
@@ -370,7 +518,7 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 			mods[nm].budget = &bud;
 			if ((mods[nm].module = previous_module(ctx->previous, f[k].sha256))) {
 				pw_module_ref(mods[nm].module);
-				mods[nm].source = "reused";
+				mods[nm].origin = PW_ORIGIN_REUSED;
 			}
 			nm++;
 		}
@@ -380,12 +528,8 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 	/* cache lookup / compile, bounded by cores and memory */
 	unsigned jobs = o->compile_jobs ? o->compile_jobs : pw_cpu_count();
 	uint64_t mem = o->max_memory ? o->max_memory : pw_mem_available() / 10 * 8;
-	if (mem) {
-		bud.unlimited = false;
-		bud.avail = mem;
-		pthread_mutex_init(&bud.mu, NULL);
-		pthread_cond_init(&bud.cv, NULL);
-	}
+	bud.unlimited = mem == 0;
+	bud.avail = mem;
 	t = pw_now();
 	if ((rc = pw_pool_new(&pool, jobs, 0)) < 0)
 		goto done;
@@ -407,16 +551,13 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 	pw_metrics_reset_sources(ctx->metrics);
 	for (size_t j = 0; j < nm; j++)
 		if (mods[j].module)
-			pw_metrics_source(ctx->metrics, !strcmp(mods[j].source, "reused") ? "reused"
-			                  : !strcmp(mods[j].source, "compiled") ? "compile"
-			                  : !strcmp(mods[j].source, "local hit") ? "local" : "registry");
+			pw_metrics_source(ctx->metrics, pw_origin_name(mods[j].origin));
 
 	/* policies */
 	t = pw_now();
 	for (size_t i = 0; i < n; i++) {
 		pw_pset_entry *e = &s->e[i];
 		fetch_item *fi = &f[ent_fetch[i]];
-		const pw_policy_conf *c = e->conf;
 		if (fi->error) {
 			fail_entry(e, "fetch", fi->error);
 			continue;
@@ -427,26 +568,9 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 		}
 		e->module = fi->mod->module;
 		pw_module_ref(e->module);
-		e->source = fi->mod->source;
-		pw_policy_spec spec = {
-			.id = c->id,
-			.settings_json = c->settings_json,
-			.mode = c->mode,
-			.allowed_to_mutate = c->allowed_to_mutate,
-			.message = c->message,
-			.timeout_seconds = o->disable_timeout ? -1 : c->timeout_seconds > 0 ? c->timeout_seconds
-			                 : o->policy_timeout > 0 ? o->policy_timeout : 2,
-			.host_capabilities = (const char *const *)c->host_capabilities,
-			.nhost_capabilities = c->nhost_capabilities,
-			.context_aware = c->context_resources,
-			.ncontext_aware = c->ncontext_resources,
-			.workers = o->workers ? o->workers : 1,
-			.max_memory_bytes = o->instance_memory,
-		};
-		if (pw_policy_new(&e->policy, &spec, e->module->artifact) < 0) {
-			e->policy = NULL;
+		e->origin = fi->mod->origin;
+		if (entry_policy(e, o) < 0)
 			fail_entry(e, "policy", pw_error_last());
-		}
 	}
 	t_pol = pw_now() - t;
 	pw_metrics_phase(ctx->metrics, "policies", t_pol);
@@ -479,35 +603,38 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 		if (m->first_policy)
 			pw_info(comp, "ready: module sha256:%.12s shared with policy %s (%s)", m->module->sha256,
 			        m->first_policy, e->conf->module);
-		else if (!strcmp(m->source, "compiled"))
-			pw_info(comp, "ready: module sha256:%.12s compiled in %s (%s)", m->module->sha256,
-			        pw_fmt_duration(m->compile_seconds, tbuf[0], sizeof tbuf[0]), e->conf->module);
-		else if (!strcmp(m->source, "reused"))
-			pw_info(comp, "ready: module sha256:%.12s reused (already loaded) (%s)", m->module->sha256,
-			        e->conf->module);
+		else if (m->origin == PW_ORIGIN_COMPILED)
+			pw_info(comp, "ready: module sha256:%.12s compiled in %s, %s tier%s (%s)", m->module->sha256,
+			        pw_fmt_duration(m->compile_seconds, tbuf[0], sizeof tbuf[0]),
+			        pw_engine_tier_name(m->module->tier), tier_note(m->module, ctx), e->conf->module);
+		else if (m->origin == PW_ORIGIN_REUSED)
+			pw_info(comp, "ready: module sha256:%.12s reused (already loaded), %s tier%s (%s)", m->module->sha256,
+			        pw_engine_tier_name(m->module->tier), tier_note(m->module, ctx), e->conf->module);
 		else
-			pw_info(comp, "ready: module sha256:%.12s %s in %s, loaded in %s (%s)", m->module->sha256, m->source,
-			        pw_fmt_duration(m->seconds, tbuf[0], sizeof tbuf[0]),
-			        pw_fmt_duration(m->load_seconds, tbuf[1], sizeof tbuf[1]), e->conf->module);
+			pw_info(comp, "ready: module sha256:%.12s %s hit in %s, loaded in %s, %s tier%s (%s)", m->module->sha256,
+			        pw_origin_name(m->origin), pw_fmt_duration(m->seconds, tbuf[0], sizeof tbuf[0]),
+			        pw_fmt_duration(m->load_seconds, tbuf[1], sizeof tbuf[1]),
+			        pw_engine_tier_name(m->module->tier), tier_note(m->module, ctx), e->conf->module);
 		if (!m->first_policy)
 			m->first_policy = e->conf->id;
 	}
 	{
-		unsigned nlocal = 0, nreg = 0, ncomp = 0, nreuse = 0;
+		unsigned nlocal = 0, nreg = 0, ncomp = 0, nreuse = 0, nquick = 0;
 		for (size_t j = 0; j < nm; j++) {
 			if (!mods[j].module)
 				continue;
-			if (!strcmp(mods[j].source, "compiled")) ncomp++;
-			else if (!strcmp(mods[j].source, "reused")) nreuse++;
-			else if (!strcmp(mods[j].source, "local hit")) nlocal++;
+			nquick += mods[j].module->tier == PW_TIER_QUICK;
+			if (mods[j].origin == PW_ORIGIN_COMPILED) ncomp++;
+			else if (mods[j].origin == PW_ORIGIN_REUSED) nreuse++;
+			else if (mods[j].origin == PW_ORIGIN_LOCAL) nlocal++;
 			else nreg++;
 		}
 		double total = pw_now() - t_start;
 		pw_metrics_phase(ctx->metrics, "total", total);
 		pw_info("server", "policy set built in %s: %zu policies (%zu failed), %zu modules "
-		        "(%u local hits, %u registry hits, %u compiled, %u reused); phases: fetch %s, cache %s, load %s, "
-		        "policies+settings %s",
-		        pw_fmt_duration(total, tbuf[0], sizeof tbuf[0]), n, s->nfailed, nm, nlocal, nreg, ncomp, nreuse,
+		        "(%u local hits, %u registry hits, %u compiled, %u reused; %u on the quick tier); phases: fetch %s, "
+		        "cache %s, load %s, policies+settings %s",
+		        pw_fmt_duration(total, tbuf[0], sizeof tbuf[0]), n, s->nfailed, nm, nlocal, nreg, ncomp, nreuse, nquick,
 		        pw_fmt_duration(t_fetch, tbuf[1], sizeof tbuf[1]), pw_fmt_duration(t_cache, tbuf[2], sizeof tbuf[2]),
 		        pw_fmt_duration(t_load, tbuf[3], sizeof tbuf[3]), pw_fmt_duration(t_pol + t_set, tbuf[4], sizeof tbuf[4]));
 	}
@@ -529,10 +656,7 @@ done:
 		pw_buf_free(&mods[j].artifact);
 		free(mods[j].error);
 	}
-	if (!bud.unlimited) {
-		pthread_mutex_destroy(&bud.mu);
-		pthread_cond_destroy(&bud.cv);
-	}
+	pw_budget_destroy(&bud);
 	free(f);
 	free(mods);
 	free(ent_fetch);
@@ -545,7 +669,70 @@ done:
 		}
 		return rc < 0 ? rc : PW_ENOMEM;
 	}
+	if (!(s->conf_refs = malloc(sizeof *s->conf_refs))) {
+		s->conf = NULL;
+		pw_pset_unref(s);
+		return pw_error_set(PW_ENOMEM, "out of memory building the policy set");
+	}
+	atomic_init(s->conf_refs, 1);
 	s->conf = conf;
+	*out = s;
+	return 0;
+}
+
+int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_server_opts *o, size_t *nswapped)
+{
+	pw_pset *s = calloc(1, sizeof *s);
+	size_t moved = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*nswapped = 0;
+	for (size_t i = 0; i < cur->n; i++)
+		moved += cur->e[i].module && cur->e[i].policy && !strcmp(cur->e[i].module->sha256, up->sha256) &&
+		         cur->e[i].module->tier != up->tier;
+	if (!moved) {
+		free(s);
+		return 0;
+	}
+	if (!s || !(s->e = calloc(cur->n + 1, sizeof *s->e))) {
+		free(s);
+		return pw_error_set(PW_ENOMEM, "out of memory swapping in optimized code");
+	}
+	atomic_init(&s->refs, 1);
+	s->n = cur->n;
+	s->nfailed = cur->nfailed;
+	s->generation = cur->generation;
+	for (size_t i = 0; i < cur->n && rc == 0; i++) {
+		const pw_pset_entry *c = &cur->e[i];
+		pw_pset_entry *e = &s->e[i];
+		e->conf = c->conf;
+		e->origin = c->origin;
+		if (!c->policy) {
+			e->error = c->error ? strdup(c->error) : NULL;
+			continue;
+		}
+		bool swap = !strcmp(c->module->sha256, up->sha256) && c->module->tier != up->tier;
+		e->module = swap ? up : c->module;
+		pw_module_ref(e->module);
+		if ((rc = entry_policy(e, o)) < 0) {
+			pw_error_prefix("policy \"%s\" on %s code", e->conf->id, pw_engine_tier_name(up->tier));
+			break;
+		}
+		char *msg = NULL;
+		if (swap && (rc = pw_policy_validate_settings(e->policy, 0, &msg)) < 0)
+			pw_error_set(rc, "policy \"%s\": validate_settings on %s code: %s", e->conf->id,
+			             pw_engine_tier_name(up->tier), msg && *msg ? msg : pw_error_last());
+		free(msg);
+	}
+	if (rc < 0) {
+		pw_pset_unref(s);   /* no conf_refs: the conf stays cur's */
+		return rc;
+	}
+	s->conf = cur->conf;
+	s->conf_refs = cur->conf_refs;
+	atomic_fetch_add(s->conf_refs, 1);
+	*nswapped = moved;
 	*out = s;
 	return 0;
 }

@@ -7,6 +7,12 @@
  * meanwhile; the old set is freed by its last user. Reloads are serialised (one at a
  * time) and build the new set beside the old one, reusing its loaded modules by digest; a
  * new set with a broken policy is refused and the old one keeps serving.
+ *
+ * With a quick engine, every module a (re)build served from quick code is submitted to the
+ * tier-up threads (tierup.c); when its optimized module is loaded, swap_optimized builds a
+ * copy of the current set on it (pw_pset_retier) under the reload lock and swaps it in the
+ * same way: requests in flight finish on the quick code, which is unloaded with the last
+ * set that uses it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,7 @@ struct pw_server {
 	bool own_download_dir;
 	struct stat conf_st;          /* policies.yml as last loaded */
 	bool have_conf_st;
+	pw_tierup *tierup;            /* NULL without a quick tier or an optimizing compiler */
 };
 
 pw_pset *pw_server__acquire(pw_server *s)
@@ -48,12 +55,56 @@ int pw_server__render_metrics(pw_server *s, pw_buf *out)
 {
 	pw_cache_stats cs;
 	pw_pset *p = pw_server__acquire(s);
-	size_t loaded = p ? p->n - p->nfailed : 0, failed = p ? p->nfailed : 0;
-	pw_pset_unref(p);
 	memset(&cs, 0, sizeof cs);
 	if (s->opts.cache)
 		pw_cache_get_stats(s->opts.cache, &cs);
-	return pw_metrics_render(s->metrics, out, s->opts.cache ? &cs : NULL, loaded, failed, pw_server__ready(s));
+	int rc = pw_metrics_render(s->metrics, out, s->opts.cache ? &cs : NULL, p, pw_server__ready(s));
+	pw_pset_unref(p);
+	return rc;
+}
+
+static void swap_in(pw_server *s, pw_pset *set);
+
+/* tier-up (a compiler thread): the optimized module of `quick` is loaded; swap it in. */
+static void swap_optimized(void *arg, pw_module *up, const pw_module *quick, double compile_seconds)
+{
+	pw_server *s = arg;
+	pw_pset *set = NULL;
+	size_t moved = 0;
+	char tb[2][32];
+
+	pthread_mutex_lock(&s->reload_mu);
+	pw_pset *cur = pw_server__acquire(s);
+	int rc = cur ? pw_pset_retier(&set, cur, up, &s->opts, &moved) : 0;
+	if (rc < 0) {
+		pw_err("server", "tier-up of module sha256:%.12s refused, the quick code keeps serving: %s", up->sha256,
+		       pw_error_last());
+		pw_metrics_tier_up(s->metrics, false);
+	} else if (moved) {
+		for (size_t i = 0; i < set->n; i++) {
+			char comp[64 + PW_POLICY_ID_MAX];
+			if (set->e[i].module != up)
+				continue;
+			snprintf(comp, sizeof comp, "policy:%s", set->e[i].conf->id);
+			pw_info(comp, "tier-up: now on optimized code (module sha256:%.12s; %s, %s on quick code)",
+			        up->sha256, compile_seconds > 0 ? pw_fmt_duration(compile_seconds, tb[0], sizeof tb[0]) : "cache hit",
+			        pw_fmt_duration(pw_now() - quick->quick_since, tb[1], sizeof tb[1]));
+		}
+		swap_in(s, set);
+		pw_metrics_tier_up(s->metrics, true);
+	} else {
+		pw_info("server", "optimized module sha256:%.12s is no longer used by any policy", up->sha256);
+	}
+	pw_pset_unref(cur);
+	pthread_mutex_unlock(&s->reload_mu);
+}
+
+/* Submits every quick module of the current set to the tier-up threads. */
+static void submit_quick(pw_server *s, const pw_pset *set)
+{
+	for (size_t i = 0; s->tierup && set && i < set->n; i++)
+		if (set->e[i].module && set->e[i].module->tier == PW_TIER_QUICK)
+			pw_tierup_submit(s->tierup, set->e[i].module);
 }
 
 int pw_server_new(pw_server **out, const pw_server_opts *opts)
@@ -87,6 +138,20 @@ int pw_server_new(pw_server **out, const pw_server_opts *opts)
 	}
 	if ((rc = pw_metrics_new(&s->metrics)) < 0 || (rc = pw_http_start(&s->http, s)) < 0)
 		goto fail;
+	if (opts->quick_engine && pw_engine_can_compile(opts->engine)) {
+		pw_tierup_opts to = {
+			.engine = opts->engine,
+			.cache = opts->cache,
+			.metrics = s->metrics,
+			.jobs = opts->tierup_jobs,
+			.nice = opts->tierup_nice == 0 ? 10 : opts->tierup_nice < 0 ? 0 : opts->tierup_nice,
+			.max_memory = opts->max_memory,
+			.swap = swap_optimized,
+			.arg = s,
+		};
+		if ((rc = pw_tierup_new(&s->tierup, &to)) < 0)
+			goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -108,6 +173,7 @@ static int build(pw_server *s, pw_pset **out)
 		.opts = &s->opts,
 		.engine = s->opts.engine,
 		.cache = s->opts.cache,
+		.quick = s->opts.quick_engine,
 		.oci = s->opts.oci,
 		.metrics = s->metrics,
 		.previous = prev,
@@ -148,6 +214,7 @@ int pw_server_start(pw_server *s)
 		atomic_store(&s->ready, true);
 		pw_info("server", "ready: %zu policies served%s", set->n - set->nfailed,
 		        set->nfailed ? " (some broken: they answer 500)" : "");
+		submit_quick(s, set);
 	}
 	pthread_mutex_unlock(&s->reload_mu);
 	return rc;
@@ -175,6 +242,7 @@ int pw_server_reload(pw_server *s)
 		atomic_store(&s->ready, true);
 		pw_metrics_reload(s->metrics, true);
 		pw_info("server", "reload done: generation %u, %zu policies", set->generation, set->n);
+		submit_quick(s, set);
 	}
 	pthread_mutex_unlock(&s->reload_mu);
 	return rc;
@@ -206,6 +274,7 @@ void pw_server_free(pw_server *s)
 	if (!s)
 		return;
 	pw_server_shutdown(s, 0);
+	pw_tierup_free(s->tierup);   /* kills a running compiler; before the sets go */
 	swap_in(s, NULL);
 	pw_metrics_free(s->metrics);
 	if (s->own_download_dir && s->download_dir)

@@ -30,26 +30,49 @@ enum pw_outcome { PW_OUT_ACCEPTED = 0, PW_OUT_REJECTED, PW_OUT_MUTATED, PW_OUT_E
 
 int pw_metrics_new(pw_metrics **out);
 void pw_metrics_free(pw_metrics *m);
+/* A compile that served a policy (startup, reload or tier-up), by tier. */
+void pw_metrics_compile(pw_metrics *m, pw_engine_tier tier, double seconds);
+/* A background optimized compile ended: swapped in (ok) or failed. */
+void pw_metrics_tier_up(pw_metrics *m, bool ok);
 void pw_metrics_eval(pw_metrics *m, const char *policy, enum pw_outcome o, double seconds);
 void pw_metrics_http(pw_metrics *m, int status);
 /* Records the duration of a startup/reload phase (the last run's value is exported). */
 void pw_metrics_phase(pw_metrics *m, const char *phase, double seconds);
-/* Where a module's code came from in the last build: "local", "registry", "compile", "reused". */
+/* Where a module's code came from in the last build (pw_origin_name). */
 void pw_metrics_source(pw_metrics *m, const char *source);
 void pw_metrics_reset_sources(pw_metrics *m);
 void pw_metrics_reload(pw_metrics *m, bool ok);
 /* Evaluations running now (+1 when one starts, -1 when it ends). */
 void pw_metrics_in_flight(pw_metrics *m, int delta);
-/* Prometheus text exposition (version 0.0.4). cs may be NULL. */
-int pw_metrics_render(pw_metrics *m, pw_buf *out, const pw_cache_stats *cs, size_t policies_loaded,
-                      size_t policies_failed, bool ready);
+struct pw_pset;
+/* Prometheus text exposition (version 0.0.4). cs and set (the current policy set: loaded /
+ * failed counts, the tier each policy runs on) may be NULL. */
+int pw_metrics_render(pw_metrics *m, pw_buf *out, const pw_cache_stats *cs, const struct pw_pset *set,
+                      bool ready);
 
 /* ---- modules and policy sets ---------------------------------------------------------- */
+
+/* Where a module's code came from. */
+typedef enum pw_origin {
+	PW_ORIGIN_NONE = 0,
+	PW_ORIGIN_LOCAL,              /* a hit in the local directory tier */
+	PW_ORIGIN_REGISTRY,           /* a hit in the registry tier */
+	PW_ORIGIN_CACHE,              /* a hit in another tier */
+	PW_ORIGIN_COMPILED,           /* compiled now */
+	PW_ORIGIN_REUSED,             /* already loaded by the previous set */
+} pw_origin;
+/* "local", "registry", "cache", "compile", "reused" (metric labels). */
+const char *pw_origin_name(pw_origin o);
 
 typedef struct pw_module {
 	atomic_int refs;
 	char sha256[PW_SHA256_HEX_LEN + 1];
+	pw_engine_tier tier;          /* the engine tier of the artifact */
 	pw_artifact *artifact;
+	/* quick modules only: what the background optimized compile needs (else empty) */
+	pw_buf wasm;
+	pw_cache_meta subject;
+	double quick_since;           /* pw_now() when the quick code started serving */
 } pw_module;
 
 void pw_module_ref(pw_module *m);
@@ -60,12 +83,13 @@ typedef struct pw_pset_entry {
 	pw_module *module;            /* NULL when the module failed */
 	pw_policy *policy;            /* NULL when broken (continue-on-errors) */
 	char *error;                  /* why it is broken, else NULL */
-	const char *source;           /* "local hit", "registry hit", "compiled", "reused", "" */
+	pw_origin origin;
 } pw_pset_entry;
 
 typedef struct pw_pset {
 	atomic_int refs;
 	pw_policies *conf;
+	atomic_int *conf_refs;        /* sets built from one conf (a tier-up copies a set) share it */
 	size_t n;
 	pw_pset_entry *e;             /* conf->n entries, same order */
 	size_t nfailed;
@@ -81,6 +105,7 @@ typedef struct pw_build_ctx {
 	const pw_server_opts *opts;
 	pw_engine *engine;
 	pw_cache *cache;              /* NULL = compile every module (--no-cache) */
+	pw_engine *quick;             /* the quick tier: serves misses at once (NULL = tiering off) */
 	pw_oci_client *oci;           /* NULL when no module needs it */
 	pw_metrics *metrics;
 	const pw_pset *previous;      /* modules to reuse by digest; NULL at start */
@@ -94,6 +119,54 @@ typedef struct pw_build_ctx {
  * entries with an error instead. Phase times go to the log and the metrics.
  */
 int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx);
+/*
+ * A tier-up: a copy of `cur` in which every policy whose module has up->sha256 and is not
+ * yet on up's tier runs on `up` (new policies, settings validated again on the new code);
+ * the other policies get new policy objects on the same modules. Shares cur's conf.
+ * *nswapped = policies moved (0: nothing to do, *out NULL). Errors name the policy.
+ */
+int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_server_opts *o,
+                   size_t *nswapped);
+
+/* ---- memory budget of parallel compiles (pset.c) ----------------------------------------- */
+
+typedef struct pw_budget {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t avail;
+	unsigned running;
+	bool unlimited;
+} pw_budget;
+/* `bytes` 0 = unlimited. */
+void pw_budget_init(pw_budget *b, uint64_t bytes);
+void pw_budget_destroy(pw_budget *b);
+/* Waits until `want` fits (a job alone always runs); returns what was taken. */
+uint64_t pw_budget_acquire(pw_budget *b, uint64_t want);
+void pw_budget_release(pw_budget *b, uint64_t got);
+/* Peak memory estimate of an optimized compile of a module of `wasm_len` bytes. */
+uint64_t pw_compile_estimate(size_t wasm_len);
+
+/* ---- tier-up: background optimized compiles (tierup.c) ----------------------------------- */
+
+typedef struct pw_tierup pw_tierup;
+typedef struct pw_tierup_opts {
+	pw_engine *engine;            /* the optimized engine (must be able to compile) */
+	pw_cache *cache;              /* may be NULL */
+	pw_metrics *metrics;
+	unsigned jobs;                /* compiler threads (0 = 1) */
+	int nice;                     /* niceness added to those threads (and so to their compilers) */
+	uint64_t max_memory;          /* budget of parallel compiles (0 = 80% of available) */
+	/* Called on a compiler thread with the loaded optimized module (borrowed: take a ref to
+	 * keep it) once it is published. */
+	void (*swap)(void *arg, pw_module *optimized, const pw_module *quick, double compile_seconds);
+	void *arg;
+} pw_tierup_opts;
+int pw_tierup_new(pw_tierup **out, const pw_tierup_opts *o);
+/* Queues the optimized compile of quick module `m` (ref taken) unless one for its digest is
+ * queued, running or already done this run. */
+void pw_tierup_submit(pw_tierup *t, pw_module *m);
+/* Kills running compiles, drops queued ones, joins the threads. */
+void pw_tierup_free(pw_tierup *t);
 
 /* ---- the HTTP front end --------------------------------------------------------------- */
 

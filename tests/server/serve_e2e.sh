@@ -12,6 +12,9 @@
 #   4. start failures: a broken policy stops the start naming it; --continue-on-errors serves
 #      the rest and answers 500 for it.
 . "$(dirname "$0")/lib.sh"
+# These tests count the optimized compiles of a cold start; tiering (quick code first, the
+# optimized compile in the background) has its own test, serve_tiering.sh.
+export PREWARM_TIERING=off
 
 W=$PREWARM_FIXTURES/host_wapc.wasm
 [ -f "$W" ] || fail "fixture $W missing"
@@ -49,7 +52,7 @@ ok "cold start ready"
 grep -q 'policy:accept-pol.*compiled in' "$LOG" || fail "log lacks the compile line of accept-pol"
 [ "$(grep -c 'compiled in' "$LOG")" -ge 1 ] || fail "no compile logged"
 grep -q 'policy set built in' "$LOG" || fail "no summary line"
-[ "$(metric_value prewarm_compiles_total)" = 1 ] || fail "one module, expected 1 compile, got $(metric_value prewarm_compiles_total)"
+[ "$(metric_value "prewarm_compiles_total{tier=\"optimized\"}")" = 1 ] || fail "one module, expected 1 compile, got $(metric_value "prewarm_compiles_total{tier=\"optimized\"}")"
 
 post /validate/accept-pol "$(review u1 accept)"
 [ "$CODE" = 200 ] || fail "validate accept: HTTP $CODE $BODY_OUT"
@@ -161,7 +164,7 @@ start_server "$T/log2" --policies "$T/policies.yml" --cache-dir "$CACHE" --cert-
 wait_ready
 ! grep -q 'compiled in' "$LOG" || fail "warm restart compiled: $(grep 'compiled in' "$LOG")"
 grep -q 'policy:accept-pol.*local hit' "$LOG" || fail "warm restart: no local hit logged"
-[ "$(metric_value prewarm_compiles_total)" = 0 ] || fail "warm restart: compiles_total $(metric_value prewarm_compiles_total)"
+[ "$(metric_value "prewarm_compiles_total{tier=\"optimized\"}")" = 0 ] || fail "warm restart: compiles_total $(metric_value "prewarm_compiles_total{tier=\"optimized\"}")"
 [ "$(metric_value 'prewarm_cache_hits_total{tier="local"}')" = 1 ] || fail "warm restart: local hits"
 ok "warm restart: zero compiles, one local hit"
 SCHEME=https CURL_TLS="--cacert $T/cert.pem" post /validate/accept-pol "$(review t1 accept)"
@@ -180,7 +183,7 @@ kill -TERM "$SRV_PID"; wait_exit
 # ---- 3. reload on SIGHUP ----------------------------------------------------------------------
 start_server "$T/log3" --policies "$T/policies.yml" --cache-dir "$CACHE" --no-watch
 wait_ready
-c0=$(metric_value prewarm_compiles_total)
+c0=$(metric_value "prewarm_compiles_total{tier=\"optimized\"}")
 # requests throughout the reload
 ( fails=0; n=0
   while [ ! -f "$T/stop" ]; do
@@ -211,7 +214,7 @@ touch "$T/stop"; wait "$LOOP_PID"
 read -r n fails <"$T/loop.result"
 [ "$fails" = 0 ] || fail "$fails of $n requests failed during the reload"
 [ "$n" -ge 1 ] || fail "no request sent during the reload"
-c1=$(metric_value prewarm_compiles_total)
+c1=$(metric_value "prewarm_compiles_total{tier=\"optimized\"}")
 [ $((c1 - c0)) = 1 ] || fail "reload compiled $((c1 - c0)) modules, expected 1 (the changed one)"
 [ "$(metric_value 'prewarm_module_sources{source="reused"}')" = 1 ] || fail "the unchanged module was not reused"
 grep -q 'policy:mutate-pol.*compiled in' "$LOG" || fail "the changed module's compile is not logged"

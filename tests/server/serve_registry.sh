@@ -8,6 +8,9 @@
 #   2. a new pod (empty local cache directory): the artifact comes from the registry
 #      ("registry hit" in the log, zero compiles in the counters), and the policies answer.
 . "$(dirname "$0")/lib.sh"
+# These tests count the optimized compiles of a cold start; tiering (quick code first, the
+# optimized compile in the background) has its own test, serve_tiering.sh.
+export PREWARM_TIERING=off
 . "$PREWARM_SOURCE_DIR/tests/lib/registry.sh"
 REG=$T/registry
 pw_registry_start "$REG" --tls --auth >/dev/null || { echo "SKIP: could not start docker-registry"; exit 77; }
@@ -31,7 +34,7 @@ args=(--policies "$T/policies.yml" --no-watch
 
 start_server "$T/log1" "${args[@]}" --cache-dir "$T/cache1"
 wait_ready
-[ "$(metric_value prewarm_compiles_total)" = 1 ] || fail "cold: expected 1 compile (two URLs, one digest), got $(metric_value prewarm_compiles_total)"
+[ "$(metric_value "prewarm_compiles_total{tier=\"optimized\"}")" = 1 ] || fail "cold: expected 1 compile (two URLs, one digest), got $(metric_value "prewarm_compiles_total{tier=\"optimized\"}")"
 grep -q 'policy:from-registry.*compiled in' "$LOG" || fail "cold: no compile line for from-registry"
 grep -q 'policy:same-bytes-by-file.*shared with policy from-registry' "$LOG" || fail "same bytes by another URL were not shared"
 post /validate/from-registry "$(review g1 settings)"
@@ -42,7 +45,7 @@ ok "cold start from a registry module: 1 compile for 2 policies sharing the byte
 
 start_server "$T/log2" "${args[@]}" --cache-dir "$T/cache2-empty"
 wait_ready
-[ "$(metric_value prewarm_compiles_total)" = 0 ] || fail "new pod compiled: $(metric_value prewarm_compiles_total)"
+[ "$(metric_value "prewarm_compiles_total{tier=\"optimized\"}")" = 0 ] || fail "new pod compiled: $(metric_value "prewarm_compiles_total{tier=\"optimized\"}")"
 [ "$(metric_value 'prewarm_cache_hits_total{tier="registry"}')" = 1 ] || fail "no registry hit: $(metrics | grep '^prewarm_cache_')"
 grep -q 'policy:from-registry.*registry hit' "$LOG" || fail "log lacks the registry hit"
 post /validate/same-bytes-by-file "$(review g2 reject)"
