@@ -7,8 +7,8 @@ pkgs=(
   # build
   build-essential cmake pkg-config ca-certificates
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libzstd-dev libmicrohttpd-dev
-  # the engine: translator + compilers
-  wabt gcc clang lld
+  # the engine: translator + compilers (gcc: the optimized tier; tcc + binutils ld: the quick tier)
+  wabt gcc clang lld tcc
   # test policies written in C: clang's wasm32 target
   wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
   # tests: the real registry, an independent OCI client, htpasswd, certificates, HTTP client

@@ -4,8 +4,9 @@
  * merged through a close-on-exec pipe into a bounded buffer so a tool's
  * diagnostics can go into the error message. Safe to call from several
  * threads at once (no chdir in the parent, no inherited pipe ends). A caller
- * may pass a cancel flag: the output is then read with a 100 ms poll, and once
- * the flag is set the child is killed and reaped.
+ * may pass a cancel flag: the tool then runs in its own process group, its output
+ * is read with a 100 ms poll, and once the flag is set the whole group is killed
+ * (gcc's cc1 with the driver) and the tool reaped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +41,16 @@ int pw_proc_run_ex(char *const argv[], const char *cwd, pw_buf *out, size_t max_
 	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
 	if (cwd)
 		posix_spawn_file_actions_addchdir_np(&fa, cwd);
+	/* a cancelable tool gets its own process group: a kill reaches its children (gcc's cc1) */
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	if (cancel) {
+		posix_spawnattr_setpgroup(&at, 0);
+		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+	}
 	pid_t pid;
-	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	close(fds[1]);
 	if (rc != 0) {
@@ -56,7 +65,7 @@ int pw_proc_run_ex(char *const argv[], const char *cwd, pw_buf *out, size_t max_
 			struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
 			int pr = poll(&pfd, 1, 100);
 			if (*cancel && !killed) {
-				kill(pid, SIGKILL);
+				kill(-pid, SIGKILL);
 				killed = true;
 			}
 			if (pr == 0 || (pr < 0 && errno == EINTR))

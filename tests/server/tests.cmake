@@ -3,3 +3,5 @@
 pw_add_c_test(test_server_policies ${CMAKE_CURRENT_LIST_DIR}/test_policies.c pw_server pw_util)
 pw_add_sh_test(test_server_serve ${CMAKE_CURRENT_LIST_DIR}/serve_e2e.sh)
 pw_add_sh_test(test_server_serve_registry ${CMAKE_CURRENT_LIST_DIR}/serve_registry.sh)
+# Tiering: quick code first, the optimized compile in the background (gcc behind a gate).
+pw_add_sh_test(test_server_tiering ${CMAKE_CURRENT_LIST_DIR}/serve_tiering.sh)
