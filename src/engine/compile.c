@@ -160,6 +160,32 @@ static int run_tool(char *const argv[], const char *dir, const char *what, doubl
 	return 0;
 }
 
+/* Runs command line `cmd` (split on blanks) followed by `flags` and `args` (both
+ * NULL-terminated; flags may be NULL) in dir. */
+static int run_cmd(const char *cmd, char *const *flags, char *const *args, const char *dir, const char *what,
+                   double *seconds, const volatile int *cancel)
+{
+	size_t n, nf = 0, na = 0;
+	while (flags && flags[nf])
+		nf++;
+	while (args[na])
+		na++;
+	char **words = pw_proc_split(cmd, &n);
+	char **argv = words ? calloc(n + nf + na + 1, sizeof *argv) : NULL;
+	if (!argv) {
+		free(words);
+		return pw_error_set(PW_ENOMEM, "compile: out of memory");
+	}
+	memcpy(argv, words, n * sizeof *argv);
+	if (nf)
+		memcpy(argv + n, flags, nf * sizeof *argv);
+	memcpy(argv + n + nf, args, na * sizeof *argv);
+	int rc = run_tool(argv, dir, what, seconds, cancel);
+	free(argv);
+	free(words);
+	return rc;
+}
+
 static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t len, const pw_wasm_module *m,
                       const char *wasm_hex, const volatile int *cancel, pw_buf *artifact, pw_compile_stats *st)
 {
@@ -175,23 +201,8 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 	if (rc)
 		return rc;
 
-	size_t n;
-	char **w2c = pw_proc_split(e->wasm2c, &n);
-	if (!w2c)
-		return pw_error_set(PW_ENOMEM, "compile: out of memory");
-	char *targv[64];
-	size_t k = 0;
-	for (size_t i = 0; i < n && k < 50; i++)
-		targv[k++] = w2c[i];
-	targv[k++] = "-n";
-	targv[k++] = "m";
-	targv[k++] = "module.wasm";
-	targv[k++] = "-o";
-	targv[k++] = "m.c";
-	targv[k] = NULL;
-	rc = run_tool(targv, dir, "translation with", &st->translate_seconds, cancel);
-	free(w2c);
-	if (rc)
+	char *const w2c_args[] = { "-n", "m", "module.wasm", "-o", "m.c", NULL };
+	if ((rc = run_cmd(e->wasm2c, NULL, w2c_args, dir, "translation with", &st->translate_seconds, cancel)))
 		return rc;
 
 	char path[4096 + 32];
@@ -202,7 +213,8 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 		return rc;
 	}
 	st->c_bytes = c.len;
-	rc = pw_compile_patch_loops(c.data, c.len, e->tier == PW_TIER_QUICK, &patched, NULL);
+	bool quick = e->tier == PW_TIER_QUICK;
+	rc = pw_compile_patch_loops(c.data, c.len, quick, &patched, NULL);
 	pw_buf_free(&c);
 	if (!rc)
 		rc = write_file(dir, "m.c", patched.data, patched.len);
@@ -210,52 +222,15 @@ static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t
 	if (rc)
 		return rc;
 
-	char **cc = pw_proc_split(e->cc, &n);
-	if (!cc)
-		return pw_error_set(PW_ENOMEM, "compile: out of memory");
-	char **cargv = calloc(n + e->ncflags + 8, sizeof *cargv);
-	if (!cargv) {
-		free(cc);
-		return pw_error_set(PW_ENOMEM, "compile: out of memory");
-	}
-	k = 0;
-	for (size_t i = 0; i < n; i++)
-		cargv[k++] = cc[i];
-	for (size_t i = 0; i < e->ncflags; i++)
-		cargv[k++] = e->cflags[i];
-	bool quick = e->tier == PW_TIER_QUICK;
-	cargv[k++] = "m.c";
-	cargv[k++] = "shim.c";
-	cargv[k++] = "-o";
-	cargv[k++] = quick ? "m.o" : "a.so";
-	if (!quick)
-		cargv[k++] = "-lm";   /* after the objects: --as-needed keeps it only if used */
-	cargv[k] = NULL;
-	rc = run_tool(cargv, dir, "C compile with", &st->cc_seconds, cancel);
-	free(cargv);
-	free(cc);
-	if (rc)
+	/* optimized: cc links (-lm after the objects: --as-needed keeps it only if used);
+	 * quick: tcc -r makes m.o, ld links it with tcc's runtime */
+	char *const cc_args[] = { "m.c", "shim.c", "-o", quick ? "m.o" : "a.so", quick ? NULL : "-lm", NULL };
+	if ((rc = run_cmd(e->cc, e->cflags, cc_args, dir, "C compile with", &st->cc_seconds, cancel)))
 		return rc;
-	if (quick) {
-		char **ld = pw_proc_split(e->linker, &n);
-		char *largv[64];
-		if (!ld)
-			return pw_error_set(PW_ENOMEM, "compile: out of memory");
-		k = 0;
-		for (size_t i = 0; i < n && k < 50; i++)
-			largv[k++] = ld[i];
-		static const char *const lflags[] = { "-shared", "-z", "noexecstack", "--build-id=none",
-		                                      "-o", "a.so", "m.o" };
-		for (size_t i = 0; i < sizeof lflags / sizeof lflags[0]; i++)
-			largv[k++] = (char *)lflags[i];
-		largv[k++] = e->cc_runtime;
-		largv[k++] = "-lm";
-		largv[k] = NULL;
-		rc = run_tool(largv, dir, "link with", &st->cc_seconds, cancel);
-		free(ld);
-		if (rc)
-			return rc;
-	}
+	char *const ld_args[] = { "-shared", "-z", "noexecstack", "--build-id=none", "-o", "a.so", "m.o",
+	                          e->cc_runtime, "-lm", NULL };
+	if (quick && (rc = run_cmd(e->linker, NULL, ld_args, dir, "link with", &st->cc_seconds, cancel)))
+		return rc;
 	snprintf(path, sizeof path, "%s/a.so", dir);
 	size_t before = artifact->len;
 	if ((rc = pw_file_read(path, 0, artifact)))
