@@ -151,7 +151,7 @@ for m in "${mods[@]}"; do
 	echo "prep ${NAME[i]} (${KB[i]} KB)" >&2
 	# Prewarm: its own compile leaves m.c (patched as the engine does), shim.c, wasm-rt.h
 	mkdir -p "$W/k$i"
-	if "$BIN" compile "$m" -o "$W/k$i.so" --keep-tmp --tmp-dir "$W/k$i" --host none -q >"$W/k$i.log" 2>&1; then
+	if "$BIN" compile "$m" -o "$W/k$i.so" --tier quick --keep-tmp --tmp-dir "$W/k$i" --host none -q >"$W/k$i.log" 2>&1; then
 		DIR[i]=$(ls -d "$W/k$i"/*/ | head -1)
 		DIR[i]=${DIR[i]%/}
 		CKB[i]=$(( ($(stat -c %s "${DIR[i]}/m.c") + 512) / 1024 ))
@@ -207,8 +207,13 @@ for rep in $(seq 1 "$REPS"); do
 				t0=${EPOCHREALTIME/,/.}; (cd "$d" && "$TCC" "${TCC_FLAGS[@]}" m.c shim.c -o t.so -lm) >/dev/null 2>&1; rc=$?; t1=${EPOCHREALTIME/,/.}
 				[ $rc -eq 0 ] && record "$i" tcc "$(elapsed "$t0" "$t1")" ok
 			fi
-			t0=${EPOCHREALTIME/,/.}; (cd "$d" && "$GCC" "${GCC_FLAGS[@]}" m.c shim.c -o g.so -lm) >/dev/null 2>&1; rc=$?; t1=${EPOCHREALTIME/,/.}
-			[ $rc -eq 0 ] && record "$i" gcc "$(elapsed "$t0" "$t1")" ok
+			# the whole quick tier as the server runs it: parse, checks, wasm2c, patch, tcc -r, ld
+			t0=${EPOCHREALTIME/,/.}; "$BIN" compile "$m" -o "$d/q.so" --tier quick --host none -q >/dev/null 2>&1; rc=$?; t1=${EPOCHREALTIME/,/.}
+			[ $rc -eq 0 ] && record "$i" pwquick "$(elapsed "$t0" "$t1")" ok
+			if [ "${PEERS_NO_GCC:-0}" != 1 ]; then
+				t0=${EPOCHREALTIME/,/.}; (cd "$d" && "$GCC" "${GCC_FLAGS[@]}" m.c shim.c -o g.so -lm) >/dev/null 2>&1; rc=$?; t1=${EPOCHREALTIME/,/.}
+				[ $rc -eq 0 ] && record "$i" gcc "$(elapsed "$t0" "$t1")" ok
+			fi
 		fi
 		if [ "${ST_WZ[i]}" = ok ] || [ "${ST_WZ[i]}" = trap ]; then
 			rm -rf "$W/xdg"
@@ -242,18 +247,20 @@ for l in open(sys.argv[2]):
     if st == "trap": trap.add(i)
 med = lambda i, e: statistics.median(res[(i, e)]) if (i, e) in res else None
 f = lambda v: "-" if v is None else "%.3f" % v
-print("| module | wasm KB | code KB | C KB | wasm2c | tcc | gcc -O1 | wizer (Cranelift) | V8 TurboFan | V8 Liftoff | (wasm2c+tcc)/Cranelift | (wasm2c+gcc)/Cranelift |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| module | wasm KB | code KB | C KB | wasm2c | tcc | prewarm quick | gcc -O1 | wizer (Cranelift) | V8 TurboFan | V8 Liftoff | prewarm quick/Cranelift | (wasm2c+gcc)/Cranelift |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for i, name, kb, ckb, cckb in meta:
     w2c, tcc, gcc, wz = med(i, "wasm2c"), med(i, "tcc"), med(i, "gcc"), med(i, "wizer")
-    r1 = "-" if None in (w2c, tcc, wz) else "%.2f" % ((w2c + tcc) / wz)
+    pq = med(i, "pwquick")
+    r1 = "-" if None in (pq, wz) else "%.2f" % (pq / wz)
     r2 = "-" if None in (w2c, gcc, wz) else "%.1f" % ((w2c + gcc) / wz)
     wzs = f(wz) + (" *" if i in trap and wz is not None else "")
-    print(f"| {name} | {kb} | {ckb} | {cckb} | {f(w2c)} | {f(tcc)} | {f(gcc)} | {wzs} | {f(med(i, 'v8tf'))} | {f(med(i, 'v8lo'))} | {r1} | {r2} |")
+    print(f"| {name} | {kb} | {ckb} | {cckb} | {f(w2c)} | {f(tcc)} | {f(pq)} | {f(gcc)} | {wzs} | {f(med(i, 'v8tf'))} | {f(med(i, 'v8lo'))} | {r1} | {r2} |")
 PY
 echo
 echo "code KB: the module's Code section; C KB: m.c as Prewarm compiles it (wasm2c output, patched)."
-echo "tcc, gcc -O1: without wasm2c; the quick tier's time to a loadable artifact is wasm2c + tcc."
+echo "tcc (tcc -shared), gcc -O1: without wasm2c. prewarm quick: \`prewarm compile --tier quick\`, the whole quick"
+echo "tier as the server runs it (parse, checks, wasm2c, patch, tcc -r, ld with libtcc1.a, reading the artifact)."
 echo "* wizer's --init-func trapped after wasmtime had compiled and instantiated the module."
 echo
 echo "Notes:"
