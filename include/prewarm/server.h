@@ -103,6 +103,8 @@ typedef struct pw_server_opts {
 	unsigned port;                      /* --port (3000; 0 = any free port) */
 	unsigned readiness_port;            /* --readiness-probe-port (8081; 0 = any free port) */
 	const char *cert_file, *key_file;   /* TLS for the main port (both or none) */
+	const char *client_ca_file;         /* --client-ca-file: comma-separated PEM CA files; set =
+	                                     * mutual TLS (clients must present a cert they sign) */
 	unsigned workers;                   /* HTTP worker threads = instance slots (0 = CPUs) */
 	double policy_timeout;              /* --policy-timeout seconds (0 = 2) */
 	bool disable_timeout;               /* --disable-timeout-protection */
