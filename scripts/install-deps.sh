@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages that building, running and testing Prewarm need.
-# Idempotent; uses sudo when not root. Set PREWARM_SKIP_APT=1 to skip (offline machines).
+# Installs the Debian 12 packages that Prewarm needs. Idempotent; uses sudo when not root.
+#   scripts/install-deps.sh          build + run: compilers, libraries, wabt, tcc, the wasm32
+#                                    target that builds the example policies
+#   scripts/install-deps.sh --test   the above and what only the tests use: the CNCF registry,
+#                                    skopeo, htpasswd, openssl, curl, git, python3
+# Prints one line saying what it installs (nothing when all is there); apt's own output goes
+# to a log file that is shown only if apt fails. Set PREWARM_SKIP_APT=1 to skip (offline).
 set -euo pipefail
 [ "${PREWARM_SKIP_APT:-0}" = 1 ] && exit 0
 pkgs=(
@@ -9,11 +14,15 @@ pkgs=(
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libzstd-dev libmicrohttpd-dev
   # the engine: translator + compilers (gcc: the optimized tier; tcc + binutils ld: the quick tier)
   wabt gcc clang lld tcc
-  # test policies written in C: clang's wasm32 target
+  # the example and test policies written in C: clang's wasm32 target
   wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
-  # tests: the real registry, an independent OCI client, htpasswd, certificates, HTTP client
-  docker-registry skopeo apache2-utils openssl curl git python3
+  # talking to the example server
+  curl
 )
+if [ "${1:-}" = --test ]; then
+  # tests: the real registry, an independent OCI client, htpasswd, certificates
+  pkgs+=(docker-registry skopeo apache2-utils openssl git python3)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,7 +30,15 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "prewarm: installing Debian packages: ${missing[*]}" >&2
+log=$(mktemp "${TMPDIR:-/tmp}/prewarm-apt.XXXXXX.log")
+t0=$(date +%s)
+echo "prewarm: installing ${#missing[@]} Debian packages (${missing[*]}), log in $log" >&2
+# DEBIAN_FRONTEND + no apt-utils: debconf's "delaying package configuration" lines go to the log
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  echo "prewarm: apt-get failed; its last lines:" >&2
+  tail -n 20 "$log" >&2
+  exit 1
+fi
+echo "prewarm: packages installed in $(( $(date +%s) - t0 )) s" >&2
+rm -f "$log"
