@@ -156,9 +156,6 @@ typedef struct pw_artifact pw_artifact;  /* loaded, shared by all its instances;
  */
 int pw_artifact_load(pw_artifact **out, const uint8_t *so, size_t len,
                      const pw_artifact_info *expect, const pw_imports *host);
-/* Loads an artifact file (reads it whole, then as above). */
-int pw_artifact_load_file(pw_artifact **out, const char *path,
-                          const pw_artifact_info *expect, const pw_imports *host);
 void pw_artifact_free(pw_artifact *a);  /* all its instances must be freed first */
 const pw_artifact_info *pw_artifact_get_info(const pw_artifact *a);
 

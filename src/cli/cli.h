@@ -6,18 +6,21 @@
 #ifndef PW_CLI_H
 #define PW_CLI_H
 
-/* Weak so the binary links while a subcommand is being written; main() reports a missing one. */
-#define PW_CMD(name) __attribute__((weak)) int pw_cmd_##name(int argc, char **argv)
-PW_CMD(serve);
-PW_CMD(eval);
-PW_CMD(run);
-PW_CMD(compile);
-PW_CMD(inspect);
-PW_CMD(engine);
-PW_CMD(cache);
-PW_CMD(pull);
-PW_CMD(push);
-#undef PW_CMD
+int pw_cmd_serve(int argc, char **argv);
+int pw_cmd_eval(int argc, char **argv);
+int pw_cmd_run(int argc, char **argv);
+int pw_cmd_compile(int argc, char **argv);
+int pw_cmd_inspect(int argc, char **argv);
+int pw_cmd_engine(int argc, char **argv);
+int pw_cmd_cache(int argc, char **argv);
+int pw_cmd_pull(int argc, char **argv);
+int pw_cmd_push(int argc, char **argv);
+/* `prewarm cache` subcommands that use the registry tier (cmd_cache_warm.c); argv[0] is the
+ * subcommand. */
+int pw_cmd_cache_warm(int argc, char **argv);
+int pw_cmd_cache_push(int argc, char **argv);
+int pw_cmd_cache_pull(int argc, char **argv);
+int pw_cmd_cache_ls_registry(int argc, char **argv);
 
 /* --timeout ('t') and --log-level ('l') of pull and push: 1 handled, 0 not one of them,
  * -1 bad value (message printed, exit 2). */

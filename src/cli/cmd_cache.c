@@ -13,12 +13,6 @@
 #include "cli/cli.h"
 #include "prewarm/cache.h"
 
-/* Provided by the registry part when present (src/cli/cmd_cache_warm.c); argv[0] is the
- * subcommand. */
-__attribute__((weak)) int pw_cmd_cache_warm(int argc, char **argv);
-__attribute__((weak)) int pw_cmd_cache_push(int argc, char **argv);
-__attribute__((weak)) int pw_cmd_cache_pull(int argc, char **argv);
-__attribute__((weak)) int pw_cmd_cache_ls_registry(int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -293,13 +287,8 @@ int pw_cmd_cache(int argc, char **argv)
 				if (!strcmp(argv[i], "--registry"))
 					registry_cmd = true, fn = pw_cmd_cache_ls_registry;
 		}
-		if (registry_cmd) {
-			if (!fn) {
-				fprintf(stderr, "prewarm cache: '%s' is not available in this build\n", sub);
-				return 2;
-			}
+		if (registry_cmd)
 			return fn(argc - 1, argv + 1);
-		}
 	}
 	if (strcmp(sub, "ls") && strcmp(sub, "stats") && strcmp(sub, "verify") && strcmp(sub, "gc") &&
 	    strcmp(sub, "rm")) {

@@ -29,10 +29,6 @@
 #include "prewarm/policy.h"
 #include "prewarm/server.h"
 
-int pw_cmd_cache_warm(int argc, char **argv);
-int pw_cmd_cache_push(int argc, char **argv);
-int pw_cmd_cache_pull(int argc, char **argv);
-int pw_cmd_cache_ls_registry(int argc, char **argv);
 
 static void warm_usage(FILE *f)
 {

@@ -57,10 +57,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		if (strcmp(argv[1], commands[i].name) != 0)
 			continue;
-		if (!commands[i].fn) {
-			fprintf(stderr, "prewarm: '%s' is not available in this build\n", argv[1]);
-			return 2;
-		}
 		return commands[i].fn(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "prewarm: unknown command '%s'\n\n", argv[1]);

@@ -238,21 +238,6 @@ int pw_artifact_load(pw_artifact **out, const uint8_t *so, size_t len, const pw_
 	return 0;
 }
 
-int pw_artifact_load_file(pw_artifact **out, const char *path, const pw_artifact_info *expect,
-                          const pw_imports *host)
-{
-	*out = NULL;
-	pw_buf b = PW_BUF_INIT;
-	int rc = pw_file_read(path, 0, &b);
-	if (!rc) {
-		rc = pw_artifact_load(out, b.data, b.len, expect, host);
-		if (rc)
-			pw_error_prefix("%s", path);
-	}
-	pw_buf_free(&b);
-	return rc;
-}
-
 void pw_artifact_free(pw_artifact *a)
 {
 	if (!a)

@@ -6,15 +6,6 @@
 find_program(WAST2JSON wast2json REQUIRED)
 find_program(WASM_VALIDATE wasm-validate REQUIRED)
 
-# Until the engine proper lands (src/engine holds only the wasm reader), the runner would
-# not link: leave it out rather than break everyone's build.
-file(GLOB _pw_engine_core CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/engine/*.c)
-list(FILTER _pw_engine_core EXCLUDE REGEX "/(wasm|wasi)[^/]*\\.c$")
-if(NOT _pw_engine_core)
-  message(STATUS "spec tests: the engine is not there yet (src/engine), spec_runner not built")
-  return()
-endif()
-
 add_executable(spec_runner ${CMAKE_SOURCE_DIR}/tests/spec/spec_runner.c)
 target_link_libraries(spec_runner PRIVATE pw_engine pw_util PkgConfig::JANSSON)
 # artifacts resolve the wasm runtime (wasm_rt_*) against the executable
