@@ -70,9 +70,25 @@ int pw_base64_decode(const char *s, uint8_t **out, size_t *out_len); /* *out mal
 
 /* Reads a whole file. `max` bounds the size (0 = no bound): a larger file is PW_EINVALID. */
 int pw_file_read(const char *path, size_t max, pw_buf *out);
-/* Durable atomic replace: write to a temp file in the same directory
- * ("<dir>/.tmp-<name>.<pid>.<rand>"), fsync, rename onto `path`, fsync the directory.
- * On any failure nothing is left behind and `path` is untouched. mode e.g. 0644. */
+/*
+ * The one durable writer: a temp file in the directory of `path`
+ * ("<dir>/.tmp-<name>.<pid>.<rand>", O_EXCL | O_CLOEXEC, open retried on EINTR), written
+ * (pw_durable_write, or directly on .fd), then pw_durable_commit: fsync, close, rename onto
+ * `path`, fsync the directory, every result checked. On any failure (and on
+ * pw_durable_abort) the temp file is removed and `path` is untouched; a crash leaves at worst
+ * a stale ".tmp-" file (the cache's gc removes old ones). Errors name the file (PW_EIO).
+ */
+typedef struct pw_durable {
+	int fd;
+	char path[4096];
+	char dir[4096];
+	char tmp[4096 + 96];
+} pw_durable;
+int pw_durable_open(pw_durable *w, const char *path, mode_t mode);
+int pw_durable_write(pw_durable *w, const void *data, size_t len);
+int pw_durable_commit(pw_durable *w);
+void pw_durable_abort(pw_durable *w);
+/* Durable atomic replace of `path` with `data` (pw_durable_*). mode e.g. 0644. */
 int pw_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* mkdir -p. */
 int pw_mkdirs(const char *path, mode_t mode);

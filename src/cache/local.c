@@ -3,7 +3,7 @@
  * DIR/v1/<wasm_sha256[0:2]>/<engine_hash>-<wasm_sha256>.pwa, in the entry format of
  * include/prewarm/cache.h.
  *
- * Writes go to a temp file (".tmp-<key>.<pid>.<random>") in the entry's own directory,
+ * Writes go to a temp file (".tmp-<key>.pwa.<pid>.<random>", pw_durable) in the entry's own directory,
  * which is fsynced, renamed over the final name and followed by an fsync of the directory:
  * a reader (or a crash) sees no entry or a whole one, never a part. There are no locks:
  * keys are content addresses, so two processes writing the same key write equivalent
@@ -169,25 +169,12 @@ static int local_exists(pw_cache_backend *b, const pw_cache_key *key)
 static int gc_scan(local_backend *lb, uint64_t limit, uint64_t target, unsigned *removed,
                    uint64_t *freed, uint64_t *total_out, unsigned *count_out);
 
-static int write_entry(int fd, const pw_buf *hdr, const pw_buf *art, const char *tmp)
-{
-	int rc;
-
-	if ((rc = pw_write_all(fd, hdr->data, hdr->len)) < 0 ||
-	    (art->len && (rc = pw_write_all(fd, art->data, art->len)) < 0))
-		return pw_error_prefix("%s", tmp);
-	if (fsync(fd) < 0)
-		return pw_error_set_errno(PW_EIO, "fsync %s", tmp);
-	return 0;
-}
-
 static int local_put(pw_cache_backend *b, const pw_cache_entry *e)
 {
 	local_backend *lb = (local_backend *)b;
-	char path[PATH_MAX], sub[PATH_MAX], tmp[PATH_MAX + 64], key[PW_CACHE_KEY_STR_LEN + 1];
+	char path[PATH_MAX], sub[PATH_MAX];
 	pw_buf hdr = PW_BUF_INIT;
-	uint32_t rnd = 0;
-	int fd, rc;
+	int rc;
 
 	if (e->artifact.len != e->meta.artifact_size)
 		return pw_error_set(PW_EINVALID, "cache put: artifact is %zu bytes but meta says %llu",
@@ -202,29 +189,13 @@ static int local_put(pw_cache_backend *b, const pw_cache_entry *e)
 		return pw_error_set_errno(PW_EIO, "mkdir %s", sub);
 	}
 	entry_path(lb, &e->meta.key, path, sizeof path);
-	pw_cache_key_str(&e->meta.key, key);
-	if (getrandom(&rnd, sizeof rnd, 0) < 0)
-		rnd = (uint32_t)rand();
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%ld.%08x", sub, key, (long)getpid(), rnd) >= sizeof tmp) {
-		pw_buf_free(&hdr);
-		return pw_error_set(PW_EINVALID, "cache path too long under %s", sub);
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		pw_buf_free(&hdr);
-		return pw_error_set_errno(PW_EIO, "create %s", tmp);
-	}
-	rc = write_entry(fd, &hdr, &e->artifact, tmp);
+	pw_durable w;
+	if ((rc = pw_durable_open(&w, path, 0644)) == 0 &&
+	    ((rc = pw_durable_write(&w, hdr.data, hdr.len)) < 0 ||
+	     (e->artifact.len && (rc = pw_durable_write(&w, e->artifact.data, e->artifact.len)) < 0)))
+		pw_durable_abort(&w);
 	pw_buf_free(&hdr);
-	if (close(fd) < 0 && rc == 0)
-		rc = pw_error_set_errno(PW_EIO, "close %s", tmp);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = pw_error_set_errno(PW_EIO, "rename %s to %s", tmp, path);
-	if (rc < 0) {
-		unlink(tmp);
-		return rc;
-	}
-	if ((rc = pw_fsync_dir(sub)) < 0)
+	if (rc < 0 || (rc = pw_durable_commit(&w)) < 0)
 		return rc;
 	/* Size limit: past it, evict down to 90% so that not every put scans. */
 	if (lb->max_size && gc_scan(lb, lb->max_size, lb->max_size / 10 * 9, NULL, NULL, NULL, NULL) < 0)

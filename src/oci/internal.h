@@ -69,9 +69,6 @@ void pw_oci__digest_of(const void *data, size_t len, char out[PW_OCI_DIGEST_LEN]
 /* Pulls a registry policy (ref already parsed). */
 int pw_oci__pull_registry(pw_oci_client *c, const pw_oci_ref *r, const char *dest, pw_oci_pulled *out);
 
-/* Writes from a source fd or a callback into an atomic file: helpers in pull.c. */
-int pw_oci__tmpfile(const char *dest, char **tmp_path);
-
 /* Copies settings between sources / credentials (client copies what it is given). */
 int pw_oci__sources_merge(pw_oci_sources *dst, const pw_oci_sources *src);
 int pw_oci__creds_merge(pw_oci_creds *dst, const pw_oci_creds *src);

@@ -19,58 +19,6 @@
 
 static const uint8_t WASM_MAGIC[4] = { 0, 'a', 's', 'm' };
 
-int pw_oci__tmpfile(const char *dest, char **tmp_path)
-{
-	char *d1 = strdup(dest), *d2 = strdup(dest), *p = NULL;
-	int fd = -1;
-	*tmp_path = NULL;
-	if (!d1 || !d2) {
-		free(d1);
-		free(d2);
-		return pw_error_set(PW_ENOMEM, "out of memory");
-	}
-	if (asprintf(&p, "%s/.tmp-%s.%d.XXXXXX", dirname(d1), basename(d2), (int)getpid()) < 0)
-		p = NULL;
-	free(d1);
-	free(d2);
-	if (!p)
-		return pw_error_set(PW_ENOMEM, "out of memory");
-	fd = mkostemp(p, O_CLOEXEC);
-	if (fd < 0) {
-		int rc = pw_error_set_errno(PW_EIO, "creating a temp file for %s", dest);
-		free(p);
-		return rc;
-	}
-	fchmod(fd, 0644);
-	*tmp_path = p;
-	return fd;
-}
-
-/* fsync + rename + fsync dir; unlinks tmp on failure. */
-static int commit_tmp(int fd, char *tmp, const char *dest)
-{
-	char *d = strdup(dest);
-	int rc = 0;
-	if (fsync(fd) < 0)
-		rc = pw_error_set_errno(PW_EIO, "fsync %s", tmp);
-	if (close(fd) < 0 && rc == 0)
-		rc = pw_error_set_errno(PW_EIO, "close %s", tmp);
-	if (rc == 0 && rename(tmp, dest) < 0)
-		rc = pw_error_set_errno(PW_EIO, "rename %s -> %s", tmp, dest);
-	if (rc < 0)
-		unlink(tmp);
-	else if (d)
-		pw_fsync_dir(dirname(d));
-	free(d);
-	return rc;
-}
-
-static void abort_tmp(int fd, const char *tmp)
-{
-	close(fd);
-	unlink(tmp);
-}
-
 static int check_magic_fd(int fd, const char *what)
 {
 	uint8_t m[4];
@@ -122,8 +70,8 @@ int pw_oci__pull_registry(pw_oci_client *c, const pw_oci_ref *r, const char *des
 	pw_oci_ref *blobref = NULL;
 	char *refs = pw_oci_ref_str(r), mt[80] = "", dg[PW_OCI_DIGEST_LEN] = "", have[PW_OCI_DIGEST_LEN];
 	uint64_t have_size = 0;
-	int rc, fd = -1;
-	char *tmp = NULL;
+	pw_durable w = { .fd = -1 };
+	int rc;
 
 	if ((rc = pw_oci_manifest_get(c, r, &body, mt, dg)) < 0)
 		goto out;
@@ -178,16 +126,14 @@ int pw_oci__pull_registry(pw_oci_client *c, const pw_oci_ref *r, const char *des
 		rc = 0;
 		goto out;
 	}
-	if ((fd = pw_oci__tmpfile(dest, &tmp)) < 0) {
-		rc = fd;
+	if ((rc = pw_durable_open(&w, dest, 0644)) < 0)
 		goto out;
-	}
 	if ((rc = pw_oci_ref_with(&blobref, r, NULL, layer->digest)) < 0)
 		goto out;
 	char path[1024], what[1024];
 	snprintf(path, sizeof path, "/v2/%s/blobs/%s", r->repo, layer->digest);
 	snprintf(what, sizeof what, "wasm layer %s of %s", layer->digest, refs);
-	pw_oci_req q = { .method = "GET", .host = r->host, .repo = r->repo, .path = path, .fd = fd,
+	pw_oci_req q = { .method = "GET", .host = r->host, .repo = r->repo, .path = path, .fd = w.fd,
 	                 .max = layer->size ? layer->size : pw_oci__client_max_blob(c), .what = what };
 	pw_oci_resp resp;
 	memset(&resp, 0, sizeof resp);
@@ -205,21 +151,16 @@ int pw_oci__pull_registry(pw_oci_client *c, const pw_oci_ref *r, const char *des
 			rc = pw_error_set(PW_EMISMATCH, "registry %s: %s: size mismatch: %llu bytes, the manifest says %llu",
 			                  r->host, what, (unsigned long long)resp.written, (unsigned long long)layer->size);
 		else
-			rc = check_magic_fd(fd, what);
+			rc = check_magic_fd(w.fd, what);
 	}
 	pw_oci__resp_clear(&resp);
-	if (rc < 0) {
-		abort_tmp(fd, tmp);
-		fd = -1;
+	if (rc < 0)
 		goto out;
-	}
-	rc = commit_tmp(fd, tmp, dest);
-	fd = -1;
+	rc = pw_durable_commit(&w);
 	out->downloaded = rc == 0;
 out:
-	if (fd >= 0)
-		abort_tmp(fd, tmp);
-	free(tmp);
+	if (w.fd >= 0)
+		pw_durable_abort(&w);
 	free(refs);
 	pw_oci_ref_free(blobref);
 	pw_oci_manifest_free(m);
@@ -230,14 +171,15 @@ out:
 
 static int pull_url(pw_oci_client *c, const pw_oci_ref *r, const char *dest, pw_oci_pulled *out)
 {
-	char host[512], *tmp = NULL;
+	char host[512];
 	const char *p = strstr(r->url, "://") + 3;
 	size_t hl = strcspn(p, "/?#");
-	int fd, rc;
+	pw_durable w;
+	int rc;
 	snprintf(host, sizeof host, "%.*s", (int)(hl < sizeof host ? hl : sizeof host - 1), p);
-	if ((fd = pw_oci__tmpfile(dest, &tmp)) < 0)
-		return fd;
-	pw_oci_req q = { .method = "GET", .host = host, .abs_url = r->url, .fd = fd,
+	if ((rc = pw_durable_open(&w, dest, 0644)) < 0)
+		return rc;
+	pw_oci_req q = { .method = "GET", .host = host, .abs_url = r->url, .fd = w.fd,
 	                 .max = pw_oci__client_max_blob(c), .what = r->url, .no_auth_retry = true };
 	pw_oci_resp resp;
 	memset(&resp, 0, sizeof resp);
@@ -245,18 +187,17 @@ static int pull_url(pw_oci_client *c, const pw_oci_ref *r, const char *dest, pw_
 	if (rc == 0 && resp.status != 200)
 		rc = pw_oci__status_error(&q, &resp);
 	if (rc == 0)
-		rc = check_magic_fd(fd, r->url);
+		rc = check_magic_fd(w.fd, r->url);
 	if (rc == 0) {
 		memcpy(out->digest, "sha256:", 7);
 		pw_hex_encode(resp.sha256, PW_SHA256_LEN, out->digest + 7);
 		out->size = resp.written;
-		rc = commit_tmp(fd, tmp, dest);
+		rc = pw_durable_commit(&w);
 		out->downloaded = rc == 0;
 	} else {
-		abort_tmp(fd, tmp);
+		pw_durable_abort(&w);
 	}
 	pw_oci__resp_clear(&resp);
-	free(tmp);
 	return rc;
 }
 

@@ -113,47 +113,74 @@ static void split_path(const char *path, char *dir, size_t dn, const char **base
 	}
 }
 
-int pw_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int pw_durable_open(pw_durable *w, const char *path, mode_t mode)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX + 64];
 	const char *base;
 	uint32_t rnd = 0;
-	int fd, rc;
 
-	if (strlen(path) >= PATH_MAX - 64)
+	w->fd = -1;
+	w->tmp[0] = 0;
+	if (strlen(path) >= sizeof w->path)
 		return pw_error_set(PW_EINVALID, "path too long: %s", path);
-	split_path(path, dir, sizeof dir, &base);
+	snprintf(w->path, sizeof w->path, "%s", path);
+	split_path(path, w->dir, sizeof w->dir, &base);
 	if (getrandom(&rnd, sizeof rnd, 0) < 0)
 		rnd = (uint32_t)rand();
-	snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%ld.%08x", dir, base, (long)getpid(), rnd);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return pw_error_set_errno(PW_EIO, "create %s", tmp);
-	rc = pw_write_all(fd, data, len);
+	if ((size_t)snprintf(w->tmp, sizeof w->tmp, "%s/.tmp-%s.%ld.%08x", w->dir, base, (long)getpid(), rnd) >=
+	    sizeof w->tmp)
+		return pw_error_set(PW_EINVALID, "path too long: %s", path);
+	do
+		w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	while (w->fd < 0 && errno == EINTR);
+	if (w->fd < 0) {
+		int rc = pw_error_set_errno(PW_EIO, "create %s", w->tmp);
+		w->tmp[0] = 0;
+		return rc;
+	}
+	return 0;
+}
+
+int pw_durable_write(pw_durable *w, const void *data, size_t len)
+{
+	int rc = pw_write_all(w->fd, data, len);
+	return rc < 0 ? pw_error_prefix("%s", w->tmp) : 0;
+}
+
+void pw_durable_abort(pw_durable *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	if (w->tmp[0])
+		unlink(w->tmp);
+	w->tmp[0] = 0;
+}
+
+int pw_durable_commit(pw_durable *w)
+{
+	int rc = 0;
+	if (fsync(w->fd) < 0)
+		rc = pw_error_set_errno(PW_EIO, "fsync %s", w->tmp);
+	if (close(w->fd) < 0 && rc == 0)
+		rc = pw_error_set_errno(PW_EIO, "close %s", w->tmp);
+	w->fd = -1;
+	if (rc == 0 && rename(w->tmp, w->path) < 0)
+		rc = pw_error_set_errno(PW_EIO, "rename %s to %s", w->tmp, w->path);
 	if (rc < 0) {
-		pw_error_prefix("%s", tmp);
-		goto fail;
+		pw_durable_abort(w);
+		return rc;
 	}
-	if (fsync(fd) < 0) {
-		rc = pw_error_set_errno(PW_EIO, "fsync %s", tmp);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = pw_error_set_errno(PW_EIO, "close %s", tmp);
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		rc = pw_error_set_errno(PW_EIO, "rename %s to %s", tmp, path);
-		goto fail;
-	}
-	return pw_fsync_dir(dir);
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return rc;
+	w->tmp[0] = 0;
+	return pw_fsync_dir(w->dir);
+}
+
+int pw_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	pw_durable w;
+	int rc = pw_durable_open(&w, path, mode);
+	if (rc == 0 && (rc = pw_durable_write(&w, data, len)) < 0)
+		pw_durable_abort(&w);
+	return rc < 0 ? rc : pw_durable_commit(&w);
 }
 
 int pw_mkdirs(const char *path, mode_t mode)
