@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "cli/cache_opts.h"
 #include "prewarm/common.h"
@@ -25,11 +27,48 @@ const char pw_cache_cli_help[] =
 	"  --cache-registry-credentials F  Docker config.json (or a dir with username/password)\n"
 	"  --cache-registry-ca FILE        extra CA certificate (PEM) for the registry\n"
 	"  --cache-registry-insecure       allow unverified HTTPS, then plain HTTP\n"
-	"  --cache-registry-read-only      pull from the registry, never push\n";
+	"  --cache-registry-read-only      pull from the registry, never push\n"
+	"Each also as an environment variable, a flag winning over it: PREWARM_CACHE_DIR,\n"
+	"PREWARM_CACHE_MAX_SIZE, PREWARM_CACHE_SIGNING_KEY, PREWARM_NO_CACHE, PREWARM_CACHE_REGISTRY,\n"
+	"PREWARM_CACHE_REGISTRY_CREDENTIALS, PREWARM_CACHE_REGISTRY_CA, PREWARM_CACHE_REGISTRY_INSECURE,\n"
+	"PREWARM_CACHE_REGISTRY_READ_ONLY (booleans 1/true/yes or 0/false/no).\n";
+
+static const char *env_str(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static void env_bool(const char *name, bool *out)
+{
+	const char *v = env_str(name);
+	if (!v)
+		return;
+	if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+		*out = true;
+	else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no"))
+		*out = false;
+	else
+		fprintf(stderr, "prewarm: warning: %s=\"%s\" is not true or false; ignored\n", name, v);
+}
 
 void pw_cache_cli_init(pw_cache_cli_opts *o)
 {
+	const char *v;
+
 	memset(o, 0, sizeof *o);
+	o->dir = env_str("PREWARM_CACHE_DIR");
+	if ((v = env_str("PREWARM_CACHE_MAX_SIZE")) && (pw_parse_size(v, &o->max_size) < 0 || o->max_size == 0)) {
+		fprintf(stderr, "prewarm: warning: PREWARM_CACHE_MAX_SIZE=\"%s\" is not a size above 0; ignored\n", v);
+		o->max_size = 0;
+	}
+	o->signing_key_file = env_str("PREWARM_CACHE_SIGNING_KEY");
+	env_bool("PREWARM_NO_CACHE", &o->no_cache);
+	o->registry = env_str("PREWARM_CACHE_REGISTRY");
+	o->registry_credentials = env_str("PREWARM_CACHE_REGISTRY_CREDENTIALS");
+	o->registry_ca = env_str("PREWARM_CACHE_REGISTRY_CA");
+	env_bool("PREWARM_CACHE_REGISTRY_INSECURE", &o->registry_insecure);
+	env_bool("PREWARM_CACHE_REGISTRY_READ_ONLY", &o->registry_read_only);
 }
 
 void pw_cache_cli_free(pw_cache_cli_opts *o)
@@ -124,9 +163,7 @@ const char *pw_cache_cli_dir(pw_cache_cli_opts *o)
 		return o->dir;
 	if (o->default_dir)
 		return o->default_dir;
-	if ((e = getenv("PREWARM_CACHE_DIR")) && *e)
-		o->default_dir = strdup(e);
-	else if ((e = getenv("XDG_CACHE_HOME")) && *e) {
+	if ((e = getenv("XDG_CACHE_HOME")) && *e) {
 		o->default_dir = malloc(strlen(e) + 10);
 		if (o->default_dir)
 			sprintf(o->default_dir, "%s/prewarm", e);
@@ -150,6 +187,60 @@ int pw_cache_cli_open_local(pw_cache_cli_opts *o, pw_cache_backend **out)
 	lo.max_size = o->max_size;
 	return pw_cache_local_new(out, dir, &lo);
 }
+
+#ifdef PW_HAVE_REGISTRY_CACHE
+/*
+ * What sources.yml (o->sources_path) says about the registry tier's host: listed in
+ * insecure_sources sets ro->insecure; its source_authorities become ro->ca_file when no
+ * --cache-registry-ca was given. The registry tier takes a CA file, so the PEM is written
+ * to a private temp file (path in tmp, "" when none; the caller unlinks it once the tier is
+ * open: it is read at once). Problems are warnings: the tier then uses the system CAs.
+ */
+static void registry_sources(const pw_cache_cli_opts *o, pw_registry_cache_opts *ro, char *tmp, size_t tmplen)
+{
+	pw_oci_sources *src = NULL;
+	pw_oci_ref *ref = NULL;
+	const char *pem, *td;
+	int fd;
+
+	*tmp = '\0';
+	if (!o->sources_path)
+		return;
+	if (pw_oci_ref_parse(&ref, o->registry) < 0 || ref->scheme != PW_OCI_REGISTRY) {
+		pw_oci_ref_free(ref);
+		return; /* pw_cache_registry_new reports the bad repository */
+	}
+	if (pw_oci_sources_load(&src, o->sources_path) < 0) {
+		pw_warn("cache", "registry cache %s: %s: %s; its CA and insecure setting are not taken from it",
+		        o->registry, o->sources_path, pw_error_last());
+		goto out;
+	}
+	if (!ro->insecure && pw_oci_sources_is_insecure(src, ref->host))
+		ro->insecure = true;
+	if (!ro->ca_file && (pem = pw_oci_sources_ca_pem(src, ref->host))) {
+		td = getenv("TMPDIR");
+		snprintf(tmp, tmplen, "%s/prewarm-registry-ca.XXXXXX", td && *td ? td : "/tmp");
+		size_t len = strlen(pem);
+		if ((fd = mkstemp(tmp)) < 0 || write(fd, pem, len) != (ssize_t)len) {
+			pw_warn("cache", "registry cache %s: cannot write the source_authorities CA of %s to %s; using the system CAs",
+			        o->registry, ref->host, tmp);
+			if (fd >= 0) {
+				close(fd);
+				unlink(tmp);
+			}
+			*tmp = '\0';
+		} else {
+			close(fd);
+			ro->ca_file = tmp;
+			pw_debug("cache", "registry cache %s: CA from source_authorities \"%s\" of %s", o->registry, ref->host,
+			         o->sources_path);
+		}
+	}
+out:
+	pw_oci_sources_free(src);
+	pw_oci_ref_free(ref);
+}
+#endif
 
 int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 {
@@ -193,19 +284,24 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 	if (o->registry) {
 #ifdef PW_HAVE_REGISTRY_CACHE
 		pw_registry_cache_opts ro;
+		char ca_tmp[4096] = "";
 		memset(&ro, 0, sizeof ro);
 		ro.repository = o->registry;
-		ro.credentials = o->registry_credentials;
+		ro.credentials = o->registry_credentials ? o->registry_credentials : o->fallback_credentials;
 		ro.ca_file = o->registry_ca;
 		ro.insecure = o->registry_insecure;
 		ro.read_only = o->registry_read_only;
 		ro.async_put = true;
+		if (!o->registry_ca || !o->registry_insecure)
+			registry_sources(o, &ro, ca_tmp, sizeof ca_tmp);
 		b = NULL;
 		if (pw_cache_registry_new(&b, &ro) < 0)
 			pw_warn("cache", "registry cache %s unavailable, running without it: %s", o->registry,
 			        pw_error_last());
 		else if (pw_cache_add_backend(*out, b) < 0)
 			pw_warn("cache", "registry cache %s unavailable: %s", o->registry, pw_error_last());
+		if (*ca_tmp)
+			unlink(ca_tmp);
 #else
 		pw_warn("cache", "--cache-registry %s: this build has no registry tier; running without it",
 		        o->registry);

@@ -13,7 +13,13 @@
  *   --cache-registry-ca FILE             extra CA for the registry
  *   --cache-registry-insecure            HTTPS, then unverified HTTPS, then HTTP
  *   --cache-registry-read-only           pull from the registry, never push
- * Every flag also takes the form --flag=VALUE.
+ * Every flag also takes the form --flag=VALUE, and has an environment variable read by
+ * pw_cache_cli_init (a flag wins over its variable): PREWARM_CACHE_DIR,
+ * PREWARM_CACHE_MAX_SIZE, PREWARM_CACHE_SIGNING_KEY, PREWARM_NO_CACHE,
+ * PREWARM_CACHE_REGISTRY, PREWARM_CACHE_REGISTRY_CREDENTIALS, PREWARM_CACHE_REGISTRY_CA,
+ * PREWARM_CACHE_REGISTRY_INSECURE, PREWARM_CACHE_REGISTRY_READ_ONLY (booleans: 1/true/yes,
+ * 0/false/no). A variable with a bad value is a warning and is ignored (the cache never
+ * fails a run).
  *
  * Wiring a command (example):
  *
@@ -52,11 +58,20 @@ typedef struct pw_cache_cli_opts {
 	const char *registry_ca;          /* --cache-registry-ca */
 	bool registry_insecure;           /* --cache-registry-insecure */
 	bool registry_read_only;          /* --cache-registry-read-only */
+	/* Set by the command (serve: Kubewarden's mounts), used only for the registry tier: */
+	const char *fallback_credentials; /* when no --cache-registry-credentials: a Docker config
+	                                     (--docker-config-json-path) */
+	const char *sources_path;         /* sources.yml (--sources-path): without
+	                                     --cache-registry-ca, the registry host's
+	                                     source_authorities are its CA; listed in
+	                                     insecure_sources = --cache-registry-insecure */
 	char *default_dir;                /* owned: the computed default */
 } pw_cache_cli_opts;
 
 extern const char pw_cache_cli_help[];
 
+/* Zeroes *o and reads the PREWARM_CACHE_* / PREWARM_NO_CACHE variables (bad values: a
+ * warning on stderr, the variable ignored). Parse the flags afterwards: they win. */
 void pw_cache_cli_init(pw_cache_cli_opts *o);
 void pw_cache_cli_free(pw_cache_cli_opts *o);
 

@@ -31,47 +31,82 @@ static const char serve_help[] =
 	"module is fetched (in parallel), looked up in the artifact cache (local directory, then\n"
 	"the OCI registry tier) and compiled to native code only on a miss; then every policy's\n"
 	"settings are validated and the server reports ready. Any cache failure falls back to\n"
-	"compiling. Each option can also be set with an environment variable KUBEWARDEN_<NAME>\n"
-	"(e.g. KUBEWARDEN_POLICIES, KUBEWARDEN_LOG_LEVEL); a flag wins over the variable.\n"
+	"compiling. Each Kubewarden option can also be set with the environment variable shown\n"
+	"in [brackets], Kubewarden's own name; a flag wins over the variable. Booleans: 1/true/yes\n"
+	"or 0/false/no.\n"
 	"\n"
 	"Kubewarden options:\n"
-	"  --policies FILE                 policies.yml (default policies.yml)\n"
-	"  --policies-download-dir DIR     where fetched modules are stored (default: a temp dir)\n"
-	"  --sources-path FILE             sources.yml: insecure_sources, source_authorities\n"
-	"  --docker-config-json-path DIR   registry credentials: DIR/config.json\n"
-	"  --addr ADDR                     listen address (default 0.0.0.0; IPv6 literal allowed)\n"
-	"  --port N                        admission port (default 3000)\n"
+	"  --policies FILE                 policies.yml (default policies.yml) [KUBEWARDEN_POLICIES]\n"
+	"  --policies-download-dir DIR     where fetched modules are stored (default: a temp dir;\n"
+	"                                  Kubewarden: .) [KUBEWARDEN_POLICIES_DOWNLOAD_DIR]\n"
+	"  --sources-path FILE             sources.yml: insecure_sources, source_authorities; also\n"
+	"                                  the registry cache tier's CA [KUBEWARDEN_SOURCES_PATH]\n"
+	"  --docker-config-json-path DIR   registry credentials: DIR/config.json; also the registry\n"
+	"                                  cache tier's, without --cache-registry-credentials\n"
+	"                                  [KUBEWARDEN_DOCKER_CONFIG_JSON_PATH]\n"
+	"  --addr ADDR                     listen address of both ports (default 0.0.0.0; IPv6\n"
+	"                                  literal allowed) [KUBEWARDEN_BIND_ADDRESS; KUBEWARDEN_ADDR too]\n"
+	"  --port N                        admission port (default 3000) [KUBEWARDEN_PORT]\n"
 	"  --readiness-probe-port N        readiness and metrics port, plain HTTP (default 8081)\n"
+	"                                  [KUBEWARDEN_READINESS_PROBE_PORT]\n"
 	"  --cert-file FILE --key-file FILE  serve HTTPS on the admission port (PEM)\n"
-	"  --workers N                     evaluation threads (default: number of CPUs)\n"
-	"  --policy-timeout SECONDS        evaluation timeout per request (default 2)\n"
-	"  --disable-timeout-protection    no evaluation timeout\n"
+	"                                  [KUBEWARDEN_CERT_FILE, KUBEWARDEN_KEY_FILE]\n"
+	"  --client-ca-file FILE[,FILE...] mutual TLS: clients must present a certificate signed\n"
+	"                                  by one of these CAs (PEM); needs --cert-file\n"
+	"                                  [KUBEWARDEN_CLIENT_CA_FILE]\n"
+	"  --workers N                     evaluation threads (default: number of CPUs) [KUBEWARDEN_WORKERS]\n"
+	"  --policy-timeout SECONDS        evaluation timeout per request (default 2; \"500ms\" too)\n"
+	"                                  [KUBEWARDEN_POLICY_TIMEOUT]\n"
+	"  --disable-timeout-protection    no evaluation timeout [KUBEWARDEN_DISABLE_TIMEOUT_PROTECTION]\n"
 	"  --always-accept-admission-reviews-on-namespace NS\n"
 	"                                  accept every AdmissionReview from namespace NS unevaluated\n"
-	"  --enable-metrics                accepted for compatibility: /metrics is always served on\n"
-	"                                  the readiness port (Prometheus text format)\n"
-	"  --log-level LEVEL               trace|debug|info|warn|error (default info)\n"
-	"  --log-fmt FMT                   text|json (default text)\n"
-	"  --client-ca-file, --daemon, --daemon-pid-file: not supported (refused)\n"
-	"\n"
-	"Prewarm options:\n"
+	"                                  [KUBEWARDEN_ALWAYS_ACCEPT_ADMISSION_REVIEWS_ON_NAMESPACE]\n"
 	"  --continue-on-errors            serve the policies that load; broken ones answer 500\n"
 	"                                  (default: a broken policy stops the start, like Kubewarden)\n"
-	"  --max-body-size SIZE            request body limit, 413 beyond (default 8MiB)\n"
+	"                                  [KUBEWARDEN_CONTINUE_ON_ERRORS]\n"
+	"  --log-level LEVEL               trace|debug|info|warn|error (default info) [KUBEWARDEN_LOG_LEVEL]\n"
+	"  --log-fmt FMT                   text|json|otlp (default text) [KUBEWARDEN_LOG_FMT]. otlp:\n"
+	"                                  JSON lines, no trace export (Prewarm has no OTLP exporter;\n"
+	"                                  said once at start with the OTEL_EXPORTER_OTLP_* seen)\n"
+	"  --enable-metrics                Kubewarden pushes metrics over OTLP; Prewarm serves them\n"
+	"                                  always as Prometheus text on GET /metrics of the readiness\n"
+	"                                  port, and warns once that nothing is pushed\n"
+	"                                  [KUBEWARDEN_ENABLE_METRICS]\n"
+	"  --log-no-color                  accepted: Prewarm's logs have no colours [NO_COLOR: any\n"
+	"                                  value but empty/0/false/no/off]\n"
+	"  --verification-path FILE        policy signature verification: NOT implemented, so a\n"
+	"                                  configured file stops the start (exit 1) rather than serve\n"
+	"                                  unverified policies [KUBEWARDEN_VERIFICATION_CONFIG_PATH]\n"
+	"  --sigstore-trust-config FILE    accepted, unused (only verification reads it)\n"
+	"                                  [KUBEWARDEN_SIGSTORE_TRUST_CONFIG_PATH]\n"
+	"  --sigstore-cache-dir DIR        accepted, unused (no sigstore data is fetched)\n"
+	"                                  [KUBEWARDEN_SIGSTORE_CACHE_DIR]\n"
+	"  --ignore-kubernetes-connection-failure  accepted: Prewarm does not connect to Kubernetes\n"
+	"                                  [KUBEWARDEN_IGNORE_KUBERNETES_CONNECTION_FAILURE]\n"
+	"  --enable-pprof                  accepted, logged: no /debug/pprof endpoints (use perf)\n"
+	"                                  [KUBEWARDEN_ENABLE_PPROF]\n"
+	"  --daemon                        refused (exit 2): run in the foreground [KUBEWARDEN_DAEMON]\n"
+	"  --daemon-pid-file, --daemon-stdout-file, --daemon-stderr-file FILE  ignored without\n"
+	"                                  --daemon [KUBEWARDEN_DAEMON_PID_FILE, ..._STDOUT_FILE, ..._STDERR_FILE]\n"
+	"\n"
+	"Prewarm options (variables KUBEWARDEN_<NAME> too, e.g. KUBEWARDEN_MAX_BODY_SIZE):\n"
+	"  --max-body-size SIZE            request body limit, 413 beyond (default 8MiB; Kubewarden:\n"
+	"                                  2 MiB, fixed)\n"
 	"  --compile-jobs N                parallel cache lookups/compiles (default: CPUs)\n"
 	"  --compile-memory SIZE           memory budget for parallel compiles (default 80%% of available)\n"
 	"  --instance-memory SIZE          cap on each policy instance's linear memory (default: module's)\n"
 	"  --no-watch                      do not reload when the policies file changes (SIGHUP still does)\n"
 	"  --watch-interval SECONDS        how often the policies file is checked (default 2)\n"
 	"  --shutdown-timeout SECONDS      how long SIGTERM waits for requests in flight (default 30)\n"
-	"  --tiering on|off                on (default; env PREWARM_TIERING): a module no cache tier\n"
+	"  --tiering on|off                on (default; [PREWARM_TIERING]): a module no cache tier\n"
 	"                                  holds as optimized code is served at once from quick code\n"
 	"                                  (wasm2c + tcc, a fraction of a second) while its optimized\n"
 	"                                  compile (gcc) runs in the background at low priority, is\n"
 	"                                  published to the cache and swapped in between requests.\n"
 	"                                  off: every miss waits for the optimized compile\n"
 	"  --tier-up-jobs N                parallel background optimized compiles (default 1)\n"
-	"  --optimized-engine FILE         for images without gcc: the optimized engine's description\n"
+	"  --optimized-engine FILE         for images without gcc [PREWARM_OPTIMIZED_ENGINE]: the\n"
+	"                                  optimized engine's description\n"
 	"                                  (`prewarm engine --tier optimized` on the build host), so its\n"
 	"                                  artifacts are taken from the cache; misses run on quick code\n"
 	"\n"
@@ -83,30 +118,37 @@ static const char serve_help[] =
 	"broken new set is refused); SIGTERM/SIGINT drain and exit.\n"
 	"Exit codes: 0 after a clean shutdown, 1 when the start failed, 2 for a usage error.\n";
 
-typedef enum opt_kind { O_STR, O_UINT, O_SECONDS, O_SIZE, O_FLAG } opt_kind;
+/* O_ANYFLAG: a flag whose variable follows the NO_COLOR convention: any value but empty,
+ * 0, false, no or off means true; never an error. */
+typedef enum opt_kind { O_STR, O_UINT, O_SECONDS, O_SIZE, O_FLAG, O_ANYFLAG } opt_kind;
 
 typedef struct serve_cfg {
 	const char *policies, *download_dir, *sources, *docker_config, *addr, *cert, *key, *always_ns;
-	const char *log_level, *log_fmt, *client_ca, *daemon_pid, *tiering, *optimized_engine;
+	const char *log_level, *log_fmt, *client_ca, *daemon_pid, *daemon_out, *daemon_err;
+	const char *tiering, *optimized_engine, *sigstore_cache, *sigstore_trust, *verification;
 	unsigned port, ready_port, workers, compile_jobs, tierup_jobs;
 	double policy_timeout, watch_interval, shutdown_timeout;
 	uint64_t max_body, compile_memory, instance_memory;
 	bool disable_timeout, enable_metrics, continue_on_errors, no_watch, daemon;
+	bool no_color, ignore_k8s_failure, enable_pprof;
 } serve_cfg;
 
 typedef struct opt_def {
 	const char *name;     /* without the leading dashes */
 	opt_kind kind;
 	size_t off;
+	const char *env;      /* Kubewarden's variable; NULL = KUBEWARDEN_<NAME> */
+	const char *alias;    /* an older variable also read (the main one wins) */
 } opt_def;
 
-#define F(name, kind, field) { name, kind, offsetof(serve_cfg, field) }
+#define F(name, kind, field) { name, kind, offsetof(serve_cfg, field), NULL, NULL }
+#define FE(name, kind, field, env, alias) { name, kind, offsetof(serve_cfg, field), env, alias }
 static const opt_def defs[] = {
 	F("policies", O_STR, policies),
 	F("policies-download-dir", O_STR, download_dir),
 	F("sources-path", O_STR, sources),
 	F("docker-config-json-path", O_STR, docker_config),
-	F("addr", O_STR, addr),
+	FE("addr", O_STR, addr, "KUBEWARDEN_BIND_ADDRESS", "KUBEWARDEN_ADDR"),
 	F("port", O_UINT, port),
 	F("readiness-probe-port", O_UINT, ready_port),
 	F("cert-file", O_STR, cert),
@@ -119,8 +161,16 @@ static const opt_def defs[] = {
 	F("enable-metrics", O_FLAG, enable_metrics),
 	F("log-level", O_STR, log_level),
 	F("log-fmt", O_STR, log_fmt),
+	FE("log-no-color", O_ANYFLAG, no_color, "NO_COLOR", NULL),
+	F("sigstore-cache-dir", O_STR, sigstore_cache),
+	FE("sigstore-trust-config", O_STR, sigstore_trust, "KUBEWARDEN_SIGSTORE_TRUST_CONFIG_PATH", NULL),
+	FE("verification-path", O_STR, verification, "KUBEWARDEN_VERIFICATION_CONFIG_PATH", NULL),
+	F("ignore-kubernetes-connection-failure", O_FLAG, ignore_k8s_failure),
+	F("enable-pprof", O_FLAG, enable_pprof),
 	F("daemon", O_FLAG, daemon),
 	F("daemon-pid-file", O_STR, daemon_pid),
+	F("daemon-stdout-file", O_STR, daemon_out),
+	F("daemon-stderr-file", O_STR, daemon_err),
 	F("continue-on-errors", O_FLAG, continue_on_errors),
 	F("max-body-size", O_SIZE, max_body),
 	F("compile-jobs", O_UINT, compile_jobs),
@@ -134,6 +184,7 @@ static const opt_def defs[] = {
 	F("optimized-engine", O_STR, optimized_engine),
 };
 #undef F
+#undef FE
 
 /* Stores `val` into the option; `from` names where it came from for the error. */
 static int set_opt(serve_cfg *c, const opt_def *d, const char *val, const char *from)
@@ -170,6 +221,10 @@ static int set_opt(serve_cfg *c, const opt_def *d, const char *val, const char *
 			return -1;
 		}
 		return 0;
+	case O_ANYFLAG:
+		*(bool *)p = *val && strcmp(val, "0") && strcasecmp(val, "false") && strcasecmp(val, "no") &&
+		             strcasecmp(val, "off");
+		return 0;
 	case O_FLAG:
 		if (!strcmp(val, "1") || !strcasecmp(val, "true") || !strcasecmp(val, "yes"))
 			*(bool *)p = true;
@@ -184,16 +239,26 @@ static int set_opt(serve_cfg *c, const opt_def *d, const char *val, const char *
 	return -1;
 }
 
+/* The variable of option d: its own name, else KUBEWARDEN_<NAME> (dashes to underscores). */
+static const char *env_name(const opt_def *d, char *buf, size_t len)
+{
+	if (d->env)
+		return d->env;
+	size_t k = (size_t)snprintf(buf, len, "KUBEWARDEN_");
+	for (const char *s = d->name; *s && k + 1 < len; s++)
+		buf[k++] = *s == '-' ? '_' : (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+	buf[k] = '\0';
+	return buf;
+}
+
 static int from_env(serve_cfg *c)
 {
 	for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-		char name[96];
-		size_t k = snprintf(name, sizeof name, "KUBEWARDEN_");
-		for (const char *s = defs[i].name; *s && k + 1 < sizeof name; s++)
-			name[k++] = *s == '-' ? '_' : (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
-		name[k] = '\0';
-		const char *v = getenv(name);
-		if (v && set_opt(c, &defs[i], v, name) < 0)
+		char buf[96];
+		const char *name = env_name(&defs[i], buf, sizeof buf), *v;
+		if (defs[i].alias && (v = getenv(defs[i].alias)) && set_opt(c, &defs[i], v, defs[i].alias) < 0)
+			return -1;
+		if ((v = getenv(name)) && set_opt(c, &defs[i], v, name) < 0)
 			return -1;
 	}
 	return 0;
@@ -210,7 +275,7 @@ static int from_arg(serve_cfg *c, int argc, char **argv, int *i)
 		size_t n = strlen(defs[k].name);
 		if (strncmp(a, defs[k].name, n) != 0 || (a[n] != '\0' && a[n] != '='))
 			continue;
-		if (defs[k].kind == O_FLAG)
+		if (defs[k].kind == O_FLAG || defs[k].kind == O_ANYFLAG)
 			return set_opt(c, &defs[k], a[n] == '=' ? a + n + 1 : "true", argv[*i]) < 0 ? -1 : 1;
 		const char *val;
 		if (a[n] == '=') {
@@ -306,6 +371,56 @@ static int open_engines(const serve_cfg *c, pw_engine **opt, pw_engine **quick)
 	return 0;
 }
 
+/* FILE[,FILE...] with no empty name (Kubewarden: clap value_delimiter(',')). */
+static bool client_ca_list_ok(const char *list)
+{
+	for (const char *p = list;; p++) {
+		const char *e = strchr(p, ',');
+		if (e == p || !*p)
+			return false;
+		if (!e)
+			return true;
+		p = e;
+	}
+}
+
+/*
+ * One log line per Kubewarden setting Prewarm accepts without doing what Kubewarden does:
+ * OTLP (tracing with --log-fmt otlp, metrics push with --enable-metrics) names the
+ * OTEL_EXPORTER_OTLP_* variables seen (names only: their values may hold credentials).
+ */
+static void log_compat(const serve_cfg *c, bool otlp)
+{
+	extern char **environ;
+	char seen[512] = "";
+	size_t n = 0;
+
+	if (otlp || c->enable_metrics) {
+		for (char **e = environ; e && *e; e++) {
+			const char *eq = strchr(*e, '=');
+			if (strncmp(*e, "OTEL_EXPORTER_OTLP_", 19) || !eq || n + (size_t)(eq - *e) + 3 >= sizeof seen)
+				continue;
+			n += (size_t)snprintf(seen + n, sizeof seen - n, "%s%.*s", n ? ", " : "", (int)(eq - *e), *e);
+		}
+		pw_warn("serve", "%s%s%s: no OTLP exporter in Prewarm (Debian 12 has no maintained OTLP C library): "
+		        "logs are JSON lines on stderr, no traces are exported, metrics stay Prometheus text on "
+		        "GET /metrics of the readiness port; OTLP settings seen: %s",
+		        otlp ? "--log-fmt otlp" : "", otlp && c->enable_metrics ? " and " : "",
+		        c->enable_metrics ? "--enable-metrics" : "", n ? seen : "none");
+	}
+	if (c->sigstore_trust)
+		pw_info("serve", "--sigstore-trust-config %s: accepted, unused (it only serves signature verification, "
+		        "which Prewarm does not do)", c->sigstore_trust);
+	if (c->sigstore_cache)
+		pw_debug("serve", "--sigstore-cache-dir %s: accepted, unused (no sigstore data is fetched)", c->sigstore_cache);
+	if (c->enable_pprof)
+		pw_info("serve", "--enable-pprof: accepted, no /debug/pprof endpoints in Prewarm (profile with perf)");
+	if (c->ignore_k8s_failure)
+		pw_debug("serve", "--ignore-kubernetes-connection-failure: accepted (Prewarm does not connect to Kubernetes)");
+	if (c->daemon_pid || c->daemon_out || c->daemon_err)
+		pw_debug("serve", "--daemon-pid-file/--daemon-stdout-file/--daemon-stderr-file: ignored without --daemon");
+}
+
 typedef struct start_arg {
 	pw_server *srv;
 	int rc;
@@ -393,15 +508,12 @@ int pw_cmd_serve(int argc, char **argv)
 		fprintf(stderr, "prewarm serve: --log-level: \"%s\" is not trace|debug|info|warn|error\n", c.log_level);
 		goto usage;
 	}
-	if (strcmp(c.log_fmt, "text") && strcmp(c.log_fmt, "json")) {
-		fprintf(stderr, "prewarm serve: --log-fmt: \"%s\" is not text or json\n", c.log_fmt);
+	bool otlp = !strcmp(c.log_fmt, "otlp");
+	if (strcmp(c.log_fmt, "text") && strcmp(c.log_fmt, "json") && !otlp) {
+		fprintf(stderr, "prewarm serve: --log-fmt: \"%s\" is not text, json or otlp\n", c.log_fmt);
 		goto usage;
 	}
-	if (c.client_ca) {
-		fprintf(stderr, "prewarm serve: --client-ca-file (mutual TLS) is not supported yet\n");
-		goto usage;
-	}
-	if (c.daemon || c.daemon_pid) {
+	if (c.daemon) {
 		fprintf(stderr, "prewarm serve: --daemon is not supported: run it in the foreground (a container, systemd)\n");
 		goto usage;
 	}
@@ -409,11 +521,28 @@ int pw_cmd_serve(int argc, char **argv)
 		fprintf(stderr, "prewarm serve: HTTPS needs both --cert-file and --key-file\n");
 		goto usage;
 	}
+	if (c.client_ca && !c.cert) {
+		fprintf(stderr, "prewarm serve: --client-ca-file (mutual TLS) needs --cert-file and --key-file\n");
+		goto usage;
+	}
+	if (c.client_ca && !client_ca_list_ok(c.client_ca)) {
+		fprintf(stderr, "prewarm serve: --client-ca-file: \"%s\" has an empty file name (FILE[,FILE...])\n",
+		        c.client_ca);
+		goto usage;
+	}
 	if (c.port > 65535 || c.ready_port > 65535) {
 		fprintf(stderr, "prewarm serve: ports must be at most 65535\n");
 		goto usage;
 	}
-	pw_log_configure((pw_log_level)lvl, strcmp(c.log_fmt, "json") ? PW_LOG_TEXT : PW_LOG_JSON);
+	pw_log_configure((pw_log_level)lvl, strcmp(c.log_fmt, "text") ? PW_LOG_JSON : PW_LOG_TEXT);
+	if (c.verification) {
+		pw_err("serve", "--verification-path %s (KUBEWARDEN_VERIFICATION_CONFIG_PATH): policy signature "
+		       "verification is not implemented in Prewarm; refusing to start rather than serve "
+		       "unverified policies (remove the PolicyServer's verificationConfig)", c.verification);
+		pw_cache_cli_free(&co);
+		return 1;
+	}
+	log_compat(&c, otlp);
 
 	/* signals are taken synchronously by this thread; every thread created later inherits the mask */
 	sigemptyset(&sigs);
@@ -425,6 +554,9 @@ int pw_cmd_serve(int argc, char **argv)
 
 	if (open_engines(&c, &engine, &quick) < 0)
 		goto out;
+	/* the registry tier takes what the controller mounts when not told otherwise */
+	co.fallback_credentials = c.docker_config;
+	co.sources_path = c.sources;
 	if (pw_cache_cli_open(&co, &cache) < 0) {
 		pw_err("serve", "cache: %s", pw_error_last());
 		goto out;
@@ -446,6 +578,7 @@ int pw_cmd_serve(int argc, char **argv)
 		.readiness_port = c.ready_port,
 		.cert_file = c.cert,
 		.key_file = c.key,
+		.client_ca_file = c.client_ca,
 		.workers = c.workers,
 		.policy_timeout = c.policy_timeout,
 		.disable_timeout = c.disable_timeout,

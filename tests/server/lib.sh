@@ -33,6 +33,12 @@ start_server() {
 	: >"$LOG"
 	"$PREWARM_BIN" serve --addr 127.0.0.1 --port 0 --readiness-probe-port 0 "$@" >>"$LOG" 2>&1 &
 	SRV_PID=$!
+	wait_listening
+}
+
+# wait_listening: after a server was started in the background (SRV_PID, LOG), waits for its
+# "listening on" line; sets PORT RPORT.
+wait_listening() {
 	local i
 	PORT=""; RPORT=""
 	for i in $(seq 1 600); do
