@@ -67,17 +67,10 @@ int pw_policies_parse(pw_policies **out, const char *yaml, size_t len, const cha
 int pw_policies_load(pw_policies **out, const char *path);
 void pw_policies_free(pw_policies *p);
 const pw_policy_conf *pw_policies_find(const pw_policies *p, const char *id);
-/* True when two entries would build the same policy (same module, settings, mode, ...). */
+/* True when two entries would build the same policy (same module, settings, mode, ...; for
+ * groups the same expression, message and members). */
 bool pw_policy_conf_equal(const pw_policy_conf *a, const pw_policy_conf *b);
 
-/*
- * Converts a YAML document (the first one of `yaml`) into a jansson value, returned as an
- * opaque pointer (json_t *, caller decrefs). Plain scalars become null/bool/int/real when they
- * look like one, quoted scalars stay strings; duplicate keys and non-scalar keys are
- * PW_EINVALID; alias expansion is bounded (PW_EINVALID "document too large").
- * An empty document gives PW_ENOTFOUND.
- */
-int pw_yaml_to_json(void **out, const char *yaml, size_t len, const char *origin);
 
 /* ---- the server ----------------------------------------------------------------------- */
 

@@ -102,6 +102,17 @@ int pw_write_all(int fd, const void *data, size_t len);
 /* A fresh temp directory (mkdtemp) under $TMPDIR or /tmp, malloc'd path in *out. */
 int pw_mkdtemp(char **out, const char *prefix);
 
+/* ---- YAML ---------------------------------------------------------------------------- */
+
+/*
+ * Converts a YAML document (the first one of `yaml`) into a jansson value, returned as an
+ * opaque pointer (json_t *, caller decrefs). Plain scalars become null/bool/int/real when they
+ * look like one, quoted scalars stay strings; duplicate keys and non-scalar keys are
+ * PW_EINVALID; alias expansion is bounded (PW_EINVALID "document too large").
+ * An empty document gives PW_ENOTFOUND.
+ */
+int pw_yaml_to_json(void **out, const char *yaml, size_t len, const char *origin);
+
 /* ---- time ---------------------------------------------------------------------------- */
 /* Monotonic seconds. */
 double pw_now(void);

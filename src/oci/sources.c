@@ -23,7 +23,6 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <yaml.h>
 
 #include "oci/internal.h"
 
@@ -156,84 +155,6 @@ int pw_oci_sources_add_ca_file(pw_oci_sources *s, const char *host, const char *
 	return rc;
 }
 
-/* ---- YAML -> JSON --------------------------------------------------------------------- */
-
-#define YAML_MAX_DEPTH 64
-#define YAML_MAX_NODES 100000
-
-static json_t *node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *count)
-{
-	json_t *j = NULL;
-	if (!n || depth > YAML_MAX_DEPTH || ++*count > YAML_MAX_NODES)
-		return NULL;
-	switch (n->type) {
-	case YAML_SCALAR_NODE:
-		return json_stringn((const char *)n->data.scalar.value, n->data.scalar.length);
-	case YAML_SEQUENCE_NODE:
-		j = json_array();
-		for (yaml_node_item_t *it = n->data.sequence.items.start; j && it < n->data.sequence.items.top; it++) {
-			json_t *v = node_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, count);
-			if (!v || json_array_append_new(j, v) < 0) {
-				json_decref(j);
-				return NULL;
-			}
-		}
-		return j;
-	case YAML_MAPPING_NODE:
-		j = json_object();
-		for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; j && pr < n->data.mapping.pairs.top; pr++) {
-			yaml_node_t *k = yaml_document_get_node(doc, pr->key);
-			if (!k || k->type != YAML_SCALAR_NODE) {
-				json_decref(j);
-				return NULL;
-			}
-			json_t *v = node_to_json(doc, yaml_document_get_node(doc, pr->value), depth + 1, count);
-			char *key = strndup((const char *)k->data.scalar.value, k->data.scalar.length);
-			if (!v || !key || json_object_set_new(j, key, v) < 0) {
-				free(key);
-				json_decref(j);
-				return NULL;
-			}
-			free(key);
-		}
-		return j;
-	default:
-		return NULL;
-	}
-}
-
-static int yaml_to_json(const char *text, size_t len, const char *name, json_t **out)
-{
-	yaml_parser_t p;
-	yaml_document_t doc;
-	size_t count = 0;
-	*out = NULL;
-	if (!yaml_parser_initialize(&p))
-		return pw_error_set(PW_ENOMEM, "out of memory");
-	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&p, &doc)) {
-		int rc = pw_error_set(PW_EINVALID, "%s: invalid YAML at line %zu: %s", name,
-		                      p.problem_mark.line + 1, p.problem ? p.problem : "syntax error");
-		yaml_parser_delete(&p);
-		return rc;
-	}
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
-	if (!root) {
-		*out = json_object();  /* an empty file: no settings */
-	} else {
-		*out = node_to_json(&doc, root, 0, &count);
-		if (!*out) {
-			yaml_document_delete(&doc);
-			yaml_parser_delete(&p);
-			return pw_error_set(PW_EINVALID, "%s: unsupported YAML (non-scalar keys, nesting deeper than %d or more than %d nodes)",
-			                    name, YAML_MAX_DEPTH, YAML_MAX_NODES);
-		}
-	}
-	yaml_document_delete(&doc);
-	yaml_parser_delete(&p);
-	return 0;
-}
-
 static int parse_tree(pw_oci_sources *s, json_t *root, const char *name)
 {
 	const char *key, *host;
@@ -297,8 +218,16 @@ int pw_oci_sources_parse(pw_oci_sources **out, const char *text, size_t len, con
 	pw_oci_sources *s;
 	int rc;
 	*out = NULL;
-	if ((rc = yaml_to_json(text, len, name, &root)) < 0)
+	void *doc = NULL;
+	rc = pw_yaml_to_json(&doc, text, len, name);
+	if (rc == PW_ENOTFOUND) {   /* an empty file: no settings */
+		pw_error_clear();
+		doc = json_object();
+		rc = doc ? 0 : pw_error_set(PW_ENOMEM, "out of memory");
+	}
+	if (rc < 0)
 		return rc;
+	root = doc;
 	if ((rc = pw_oci_sources_new(&s)) < 0) {
 		json_decref(root);
 		return rc;

@@ -1,5 +1,5 @@
 /*
- * YAML -> JSON for policies.yml (and anything else YAML the server reads).
+ * YAML -> JSON: the one reader of YAML in Prewarm (policies.yml, sources.yml, settings files).
  *
  * libyaml parses the text into a document graph; this file walks the graph into a jansson
  * value. It is the server's first contact with outside input, so it is strict and bounded:
@@ -16,7 +16,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
-#include "prewarm/server.h"
+#include "prewarm/util.h"
 
 #define YJ_MAX_DEPTH 64
 #define YJ_MAX_NODES 200000
