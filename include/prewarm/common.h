@@ -3,8 +3,10 @@
  *
  * Functions return int: 0 on success, a negative PW_E* code on failure, and set
  * a per-thread message (pw_error_last()) naming what failed: the call, errno,
- * path, module, policy. The first message set by the innermost failure is kept
- * unless the caller adds context with pw_error_prefix(). Messages have no newline.
+ * path, module, policy. The last message set wins: a caller that passes a failure
+ * on keeps the callee's message and adds its context with pw_error_prefix(); it
+ * calls pw_error_set() only to replace the message with a better one (and code
+ * that recovers from a failure calls pw_error_clear()). Messages have no newline.
  * Out-parameters come first and are owned by the caller; every *_free(NULL) is a no-op.
  */
 #ifndef PREWARM_COMMON_H
