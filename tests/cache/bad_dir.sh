@@ -14,7 +14,7 @@ ran=0
 touch "$work/file"
 out=$("$tool" get "$fix/cache_small.wasm" --cache-dir "$work/file/cache" 2> "$work/err") ||
   fail "run failed with an uncreatable cache dir: $(cat "$work/err")"
-echo "$out" | grep -qx 'answer=42' || fail "no answer: $out"
+grep -q <<<"$out"x 'answer=42' || fail "no answer: $out"
 grep -q 'local cache unavailable' "$work/err" || fail "no warning: $(cat "$work/err")"
 ok "uncreatable directory: warned, compiled, ran"; ran=1
 
@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
   mkdir -p "$work/ro/cache" && chmod 555 "$work/ro/cache"
   out=$("$tool" get "$fix/cache_small.wasm" --cache-dir "$work/ro/cache" 2> "$work/err") ||
     fail "run failed with an unwritable cache dir: $(cat "$work/err")"
-  echo "$out" | grep -qx 'answer=42' || fail "no answer: $out"
+  grep -q <<<"$out"x 'answer=42' || fail "no answer: $out"
   grep -q 'WARN' "$work/err" || fail "no warning: $(cat "$work/err")"
   chmod 755 "$work/ro/cache"
   ok "unwritable directory: warned, compiled, ran"
@@ -43,10 +43,10 @@ cleanup_hooks+=("umount '$mnt'")
 "$tool" get "$fix/cache_small.wasm" --cache-dir "$mnt/cache" > /dev/null
 mount -o remount,ro "$mnt"
 out=$("$tool" get "$fix/cache_small.wasm" --cache-dir "$mnt/cache" 2> "$work/err") || fail "ro hit: $(cat "$work/err")"
-echo "$out" | grep -qx 'hit local' || fail "read-only volume: expected a hit: $out"
+grep -q <<<"$out"x 'hit local' || fail "read-only volume: expected a hit: $out"
 out=$("$tool" get "$fix/cache_other.wasm" --cache-dir "$mnt/cache" 2> "$work/err") ||
   fail "run failed on a read-only cache: $(cat "$work/err")"
-echo "$out" | grep -qx 'answer=7' || fail "no answer: $out"
+grep -q <<<"$out"x 'answer=7' || fail "no answer: $out"
 grep -q 'writing to tier local failed' "$work/err" || fail "no warning: $(cat "$work/err")"
 ok "read-only volume: hit served; miss warned, compiled, ran"
 
@@ -55,7 +55,7 @@ umount "$mnt"
 mount -t tmpfs -o ro,size=64k tmpfs "$mnt"
 out=$("$tool" get "$fix/cache_small.wasm" --cache-dir "$mnt/cache" 2> "$work/err") ||
   fail "run failed with an unwritable cache dir: $(cat "$work/err")"
-echo "$out" | grep -qx 'answer=42' || fail "no answer: $out"
+grep -q <<<"$out"x 'answer=42' || fail "no answer: $out"
 grep -q 'local cache unavailable' "$work/err" || fail "no warning: $(cat "$work/err")"
 ok "unwritable directory: warned, compiled, ran"
 
@@ -66,7 +66,7 @@ mkdir -p "$mnt/cache"
 dd if=/dev/zero of="$mnt/fill" bs=4k 2> /dev/null || true
 out=$("$tool" get "$fix/cache_small.wasm" --cache-dir "$mnt/cache" 2> "$work/err") ||
   fail "run failed with a full cache volume: $(cat "$work/err")"
-echo "$out" | grep -qx 'answer=42' || fail "no answer: $out"
+grep -q <<<"$out"x 'answer=42' || fail "no answer: $out"
 grep -q 'No space left on device' "$work/err" || fail "no ENOSPC warning: $(cat "$work/err")"
 [ "$(count_files "$mnt" '.tmp-*')" = 0 ] || fail "a partial temp file was left"
 [ "$(count_files "$mnt" '*.pwa')" = 0 ] || fail "an entry appeared on a full volume"

@@ -27,8 +27,8 @@ grep -q '^9 ok, 0 bad' "$work/verify" || fail "verify output: $(cat "$work/verif
 ok "9 entries, no temp file, verify passes"
 
 out=$("$tool" get "$fix/cache_small.wasm" --cache-dir "$cache")
-echo "$out" | grep -qx 'hit local' || fail "expected a hit: $out"
-echo "$out" | grep -qx 'answer=42' || fail "hit did not run: $out"
+grep -q <<<"$out"x 'hit local' || fail "expected a hit: $out"
+grep -q <<<"$out"x 'answer=42' || fail "hit did not run: $out"
 ok "next lookup hits"
 
 # stats: persisted across the 17 runs

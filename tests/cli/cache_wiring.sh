@@ -12,9 +12,9 @@ mod=$fix/wasi_args.wasm
 [ -f "$mod" ] || fail "fixture $mod missing"
 
 out=$("$pw" compile "$mod" --host run --cache-dir "$work/c" -o "$work/a1.so")
-echo "$out" | grep -q '^compiled in' || fail "first compile: $out"
+grep -q <<<"$out" '^compiled in' || fail "first compile: $out"
 out=$("$pw" compile "$mod" --host run --cache-dir "$work/c" -o "$work/a2.so")
-echo "$out" | grep -q '^cache hit (local)' || fail "second compile: $out"
+grep -q <<<"$out" '^cache hit (local)' || fail "second compile: $out"
 cmp "$work/a1.so" "$work/a2.so" || fail "cached artifact differs from the compiled one"
 "$pw" cache stats --cache-dir "$work/c" > "$work/stats"
 grep -Eq '^hits: +1 ' "$work/stats" || fail "stats: $(cat "$work/stats")"
@@ -34,7 +34,7 @@ entry=$(find "$work/c" -name '*.pwa' | head -1)
 size=$(stat -c %s "$entry")
 printf '\xff' | dd of="$entry" bs=1 seek=$((size - 100)) conv=notrunc status=none
 out=$("$pw" compile "$mod" --host run --cache-dir "$work/c" 2>"$work/warn")
-echo "$out" | grep -q '^compiled in' || fail "after corruption: $out"
+grep -q <<<"$out" '^compiled in' || fail "after corruption: $out"
 grep -qi 'mismatch\|refus\|reject' "$work/warn" || fail "no warning about the bad entry: $(cat "$work/warn")"
 "$pw" cache verify --cache-dir "$work/c" > /dev/null || fail "verify after replacement"
 echo "ok: a corrupt entry is refused, recompiled and replaced"

@@ -33,11 +33,11 @@ co='prewarm_compiles_total{tier="optimized"}'
 
 check_answers() { # WHAT
 	post /validate/pol "$(review u1 accept)"
-	[ "$CODE" = 200 ] && echo "$BODY_OUT" | grep -q '"allowed":true' || fail "$1: accept answered $CODE $BODY_OUT"
+	[ "$CODE" = 200 ] && grep -q <<<"$BODY_OUT" '"allowed":true' || fail "$1: accept answered $CODE $BODY_OUT"
 	post /validate/pol "$(review u2 reject)"
-	echo "$BODY_OUT" | grep -q '"allowed":false' || fail "$1: reject answered $BODY_OUT"
+	grep -q <<<"$BODY_OUT" '"allowed":false' || fail "$1: reject answered $BODY_OUT"
 	post /validate/pol "$(review u3 mutate)"
-	echo "$BODY_OUT" | grep -q '"patch"' || fail "$1: mutate answered $BODY_OUT"
+	grep -q <<<"$BODY_OUT" '"patch"' || fail "$1: mutate answered $BODY_OUT"
 }
 
 # 1. cold start on quick code, then the tier-up
