@@ -3,9 +3,10 @@
  * (fetch -> keys -> cache or compile -> load -> policies -> settings), the HTTP(S)
  * endpoints (/validate, /validate_raw, /audit, readiness, /metrics) and reload.
  *
- * policies.yml is outside input: pw_policies_parse() checks it strictly (unknown keys,
- * wrong types, ids with '/', unsupported module URLs, policy groups) and its errors name
- * the policy id and the key. The `prewarm serve` command (src/cli/cmd_serve.c) fills a
+ * policies.yml is outside input: pw_policies_parse() checks it strictly (wrong types, ids
+ * with '/', unsupported module URLs, bad hostCapabilities patterns, bad group expressions)
+ * and its errors name the policy id and the key. Keys Kubewarden ignores on an entry (the
+ * controller's `namespacedName`) are ignored with a debug line. The `prewarm serve` command (src/cli/cmd_serve.c) fills a
  * pw_server_opts from flags and KUBEWARDEN_* variables and runs a pw_server.
  */
 #ifndef PREWARM_SERVER_H
@@ -30,21 +31,34 @@ typedef enum pw_module_scheme {
 	PW_MODULE_REGISTRY,      /* registry://host/repo[:tag][@sha256:...] (bare refs too) */
 } pw_module_scheme;
 
-/* One policy of policies.yml. Every string (also those behind the const pointers of
- * context_resources and host_capabilities) is owned by the pw_policies that holds it. */
+struct pw_expr;
+
+/* One policy of policies.yml, a policy group, or a member of a group. Every string (also
+ * those behind the const pointers of context_resources and host_capabilities) is owned by
+ * the pw_policies that holds it. */
 typedef struct pw_policy_conf {
-	char *id;                   /* the map key: non-empty, no '/' */
-	char *module;               /* normalised URL: a bare "ghcr.io/x" becomes "registry://ghcr.io/x" */
+	char *id;                   /* the map key: non-empty, no '/'; a group member's is "GROUP/MEMBER" */
+	char *module;               /* normalised URL: a bare "ghcr.io/x" becomes "registry://ghcr.io/x";
+	                               NULL for a group */
 	pw_module_scheme scheme;
 	char *settings_json;        /* compact JSON object text ("{}" when absent) */
 	pw_policy_mode mode;        /* policyMode: PW_POLICY_PROTECT (default) or PW_POLICY_MONITOR */
 	bool allowed_to_mutate;     /* allowedToMutate */
-	char *message;              /* custom rejection message, NULL if none */
+	char *message;              /* custom rejection message, NULL if none; a group's message */
 	double timeout_seconds;     /* timeoutEvalSeconds, 0 = server default */
 	size_t ncontext_resources;  /* contextAwareResources */
 	pw_policy_resource *context_resources;
-	size_t nhost_capabilities;  /* hostCapabilities */
-	char **host_capabilities;   /* NULL when the key is absent (all allowed), else n entries */
+	size_t nhost_capabilities;  /* hostCapabilities (trimmed, checked against Kubewarden's tree) */
+	char **host_capabilities;   /* NULL when the key is absent or null (nothing allowed, like []),
+	                               else n entries */
+	/* Policy groups (entries with `policies`): module, settings_json and host_capabilities
+	 * are NULL; mode and message are the group's. */
+	bool is_group;
+	char *expression;           /* the group's expression text */
+	struct pw_expr *expr;       /* parsed at load (src/server/expr.h) */
+	size_t nmembers;            /* members in file order: policyMode protect, no message, */
+	struct pw_policy_conf *members;   /* no allowedToMutate, id "GROUP/MEMBER" */
+	const char *member_name;    /* a member's name (points into id), NULL otherwise */
 } pw_policy_conf;
 
 typedef struct pw_policies {
@@ -57,9 +71,11 @@ typedef struct pw_policies {
 #define PW_POLICY_ID_MAX 253
 
 /*
- * Parses policies.yml text. `origin` (e.g. the path) prefixes error messages.
- * PW_EINVALID with a message naming the policy and the key (and the line for YAML syntax
- * errors); PW_EUNSUPPORTED for policy groups. *out is the caller's (pw_policies_free).
+ * Parses policies.yml text (YAML, or the controller's one-line JSON). `origin` (e.g. the
+ * path) prefixes error messages. PW_EINVALID with a message naming the policy and the key
+ * (and the line for YAML syntax errors, the position for a group expression);
+ * PW_EUNSUPPORTED for module URL schemes Prewarm cannot fetch. *out is the caller's
+ * (pw_policies_free).
  */
 int pw_policies_parse(pw_policies **out, const char *yaml, size_t len, const char *origin);
 /* Reads and parses a file (at most PW_POLICIES_MAX_BYTES). Read errors (PW_ENOTFOUND, PW_EIO)

@@ -1,12 +1,17 @@
 /*
- * policies.yml: Kubewarden's map of policy id -> policy, checked strictly.
+ * policies.yml: Kubewarden's map of policy id -> policy or policy group, as
+ * kubewarden-controller writes it (one line of JSON, which is YAML) or as people write it.
  *
- * The YAML is first turned into JSON (yaml_json.c, bounded), then every entry is checked
- * against the keys Kubewarden defines (module, settings, policyMode, allowedToMutate, message,
- * timeoutEvalSeconds, contextAwareResources, hostCapabilities). A typo in a key must not
- * silently drop a setting of an admission policy, so unknown keys are errors naming the
- * policy and the key. Policy groups (entries with `policies`/`expression`) are refused with a
- * clear message until they are implemented. Module URLs are normalised (a bare OCI reference
+ * The YAML is first turned into JSON (yaml_json.c, bounded), then every entry is checked.
+ * A single policy (an entry with `module`) reads module, settings, policyMode,
+ * allowedToMutate, message, timeoutEvalSeconds, contextAwareResources and hostCapabilities
+ * with strict types; other keys (the controller's `namespacedName`) are ignored with a debug
+ * line, as Kubewarden's serde does. A policy group (an entry with `policies`) reads
+ * policyMode, expression, message and its members, whose keys are checked strictly (module,
+ * settings, contextAwareResources, timeoutEvalSeconds, hostCapabilities: Kubewarden's
+ * deny_unknown_fields). The group's expression is parsed here, once (expr.c), so a bad one
+ * fails the load with its position. hostCapabilities patterns are trimmed and checked
+ * against Kubewarden's capability tree. Module URLs are normalised (a bare OCI reference
  * means registry://) and checked for a supported scheme.
  */
 #include <ctype.h>
@@ -19,12 +24,23 @@
 
 #include "prewarm/server.h"
 #include "prewarm/util.h"
+#include "server/expr.h"
 
-static const char *const known_keys[] = {
-	"module", "settings", "policyMode", "allowedToMutate", "message",
-	"timeoutEvalSeconds", "contextAwareResources", "hostCapabilities",
-};
-#define KNOWN_KEYS_LIST "module, settings, policyMode, allowedToMutate, message, timeoutEvalSeconds, contextAwareResources, hostCapabilities"
+/* The keys Prewarm reads on a single policy, a group and a group member. Kubewarden ignores
+ * other keys on policies and groups (its serde variants have no deny_unknown_fields) but
+ * refuses them on members (deny_unknown_fields), and so does Prewarm. */
+#define POLICY_KEYS "module, settings, policyMode, allowedToMutate, message, timeoutEvalSeconds, contextAwareResources, hostCapabilities"
+#define GROUP_KEYS "policies, expression, message, policyMode"
+#define MEMBER_KEYS "module, settings, contextAwareResources, timeoutEvalSeconds, hostCapabilities"
+
+static bool in_list(const char *key, const char *list)
+{
+	size_t n = strlen(key);
+	for (const char *p = list; (p = strstr(p, key)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
 
 static const char *json_kind(const json_t *v)
 {
@@ -53,6 +69,11 @@ static void conf_clear(pw_policy_conf *c)
 	for (size_t i = 0; i < c->nhost_capabilities; i++)
 		free(c->host_capabilities[i]);
 	free(c->host_capabilities);
+	free(c->expression);
+	pw_expr_free(c->expr);
+	for (size_t i = 0; i < c->nmembers; i++)
+		conf_clear(&c->members[i]);
+	free(c->members);
 	memset(c, 0, sizeof *c);
 }
 
@@ -149,29 +170,120 @@ static bool has_nul(const json_t *v)
 	return strlen(json_string_value(v)) != json_string_length(v);
 }
 
-static int parse_entry(const char *origin, const char *id, json_t *e, pw_policy_conf *c)
+/* ---- hostCapabilities: Kubewarden's patterns (host_capabilities.rs) ---------------------- */
+
+/* Every capability a policy can be granted (CAPABILITY_TREE), as NAMESPACE/OPERATION paths,
+ * the form the host matches calls against (src/host/hostcall.c). */
+static const char *const cap_leaves[] = {
+	"oci/v1/verify", "oci/v1/manifest_digest", "oci/v1/oci_manifest", "oci/v1/oci_manifest_config",
+	"oci/v2/verify", "net/v1/dns_lookup_host", "crypto/v1/is_certificate_trusted",
+	"kubernetes/list_resources_by_namespace", "kubernetes/list_resources_all", "kubernetes/get_resource",
+	"kubernetes/can_i",
+};
+#define NCAP_LEAVES (sizeof cap_leaves / sizeof cap_leaves[0])
+
+/* 0 when `pat` (trimmed, non-empty, not "*") is a valid pattern, else PW_EINVALID. */
+static int check_capability(const char *origin, const char *id, const char *pat)
 {
-	const char *key;
+	size_t n = strlen(pat);
+	const char *star = strchr(pat, '*');
+
+	if (star) {
+		if (star != pat + n - 1 || n < 3 || pat[n - 2] != '/')
+			return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\": a '*' must be the "
+			                    "whole last segment (like \"oci/*\" or \"oci/v1/*\")", origin, id, pat);
+		for (size_t i = 0; i < NCAP_LEAVES; i++)
+			if (!strncmp(cap_leaves[i], pat, n - 1))
+				return 0;
+		return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\": \"%.*s\" is not a "
+		                    "group of host capabilities", origin, id, pat, (int)(n - 2), pat);
+	}
+	for (size_t i = 0; i < NCAP_LEAVES; i++)
+		if (!strcmp(cap_leaves[i], pat))
+			return 0;
+	for (size_t i = 0; i < NCAP_LEAVES; i++)
+		if (!strncmp(cap_leaves[i], pat, n) && cap_leaves[i][n] == '/')
+			return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\" is a group of "
+			                    "capabilities, not one: use \"%s/*\"", origin, id, pat, pat);
+	return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\" is not a host "
+	                    "capability (known: oci/v1/{verify,manifest_digest,oci_manifest,oci_manifest_config}, "
+	                    "oci/v2/verify, net/v1/dns_lookup_host, crypto/v1/is_certificate_trusted, "
+	                    "kubernetes/{list_resources_by_namespace,list_resources_all,get_resource,can_i})",
+	                    origin, id, pat);
+}
+
+static int parse_capabilities(const char *origin, pw_policy_conf *c, json_t *v)
+{
+	size_t i;
+	json_t *s;
+	bool all = false;
+
+	if (!v || json_is_null(v)) {
+		/* Kubewarden: absent = [] = nothing allowed; null does not even deserialize there */
+		if (v)
+			pw_warn("policies", "%s: policy \"%s\": key \"hostCapabilities\" is null: no host capability is "
+			        "granted (like [])", origin, c->id);
+		return 0;
+	}
+	if (!json_is_array(v))
+		return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"hostCapabilities\" must be a list of strings, got %s",
+		                    origin, c->id, json_kind(v));
+	c->host_capabilities = calloc(json_array_size(v) + 1, sizeof *c->host_capabilities);
+	if (!c->host_capabilities)
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	json_array_foreach(v, i, s) {
+		if (!json_is_string(s) || has_nul(s))
+			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"hostCapabilities\" item %zu must be a string, got %s",
+			                    origin, c->id, i, json_kind(s));
+		const char *t = json_string_value(s);
+		size_t n = json_string_length(s);
+		while (n && isspace((unsigned char)*t))
+			t++, n--;
+		while (n && isspace((unsigned char)t[n - 1]))
+			n--;
+		if (!n)
+			return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: item %zu is empty",
+			                    origin, c->id, i);
+		char *pat = strndup(t, n);
+		if (!pat)
+			return pw_error_set(PW_ENOMEM, "out of memory");
+		c->host_capabilities[c->nhost_capabilities++] = pat;
+		all |= !strcmp(pat, "*");
+	}
+	/* "*" anywhere allows everything and the other patterns are not looked at (AllowAll) */
+	for (size_t k = 0; !all && k < c->nhost_capabilities; k++) {
+		int rc = check_capability(origin, c->id, c->host_capabilities[k]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- entries ------------------------------------------------------------------------------ */
+
+static int parse_mode(const char *origin, pw_policy_conf *c, json_t *v)
+{
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"policyMode\" must be \"protect\" or \"monitor\", got %s",
+		                    origin, c->id, json_kind(v));
+	if (!strcmp(json_string_value(v), "protect"))
+		c->mode = PW_POLICY_PROTECT;
+	else if (!strcmp(json_string_value(v), "monitor"))
+		c->mode = PW_POLICY_MONITOR;
+	else
+		return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"policyMode\" must be \"protect\" or \"monitor\", got \"%s\"",
+		                    origin, c->id, json_string_value(v));
+	return 0;
+}
+
+/* The keys of `keys` (POLICY_KEYS or MEMBER_KEYS) that `e` has, into c (c->id set). */
+static int parse_policy_keys(const char *origin, json_t *e, pw_policy_conf *c, const char *keys)
+{
+	const char *id = c->id;
 	json_t *v;
 	int rc;
-
-	if (!json_is_object(e))
-		return pw_error_set(PW_EINVALID, "%s: policy \"%s\": expected a mapping with at least \"module\", got %s",
-		                    origin, id, json_kind(e));
-	if (json_object_get(e, "policies") || json_object_get(e, "expression"))
-		return pw_error_set(PW_EUNSUPPORTED,
-		                    "%s: policy \"%s\" is a policy group (keys \"policies\"/\"expression\"): policy groups are not supported yet",
-		                    origin, id);
-	json_object_foreach(e, key, v) {
-		bool known = false;
-		for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
-			known |= !strcmp(key, known_keys[i]);
-		if (!known)
-			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": unknown key \"%s\" (known keys: %s)",
-			                    origin, id, key, KNOWN_KEYS_LIST);
-	}
-	if (!(c->id = strdup(id)))
-		return pw_error_set(PW_ENOMEM, "out of memory");
 
 	v = json_object_get(e, "module");
 	if (!v)
@@ -193,21 +305,10 @@ static int parse_entry(const char *origin, const char *id, json_t *e, pw_policy_
 	if (!c->settings_json)
 		return pw_error_set(PW_ENOMEM, "out of memory");
 
-	v = json_object_get(e, "policyMode");
-	if (v) {
-		if (!json_is_string(v))
-			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"policyMode\" must be \"protect\" or \"monitor\", got %s",
-			                    origin, id, json_kind(v));
-		if (!strcmp(json_string_value(v), "protect"))
-			c->mode = PW_POLICY_PROTECT;
-		else if (!strcmp(json_string_value(v), "monitor"))
-			c->mode = PW_POLICY_MONITOR;
-		else
-			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"policyMode\" must be \"protect\" or \"monitor\", got \"%s\"",
-			                    origin, id, json_string_value(v));
-	}
+	if (in_list("policyMode", keys) && (rc = parse_mode(origin, c, json_object_get(e, "policyMode"))) < 0)
+		return rc;
 
-	v = json_object_get(e, "allowedToMutate");
+	v = in_list("allowedToMutate", keys) ? json_object_get(e, "allowedToMutate") : NULL;
 	if (v && !json_is_null(v)) {
 		if (!json_is_boolean(v))
 			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"allowedToMutate\" must be true or false, got %s",
@@ -215,7 +316,7 @@ static int parse_entry(const char *origin, const char *id, json_t *e, pw_policy_
 		c->allowed_to_mutate = json_is_true(v);
 	}
 
-	v = json_object_get(e, "message");
+	v = in_list("message", keys) ? json_object_get(e, "message") : NULL;
 	if (v && !json_is_null(v)) {
 		if (!json_is_string(v) || has_nul(v))
 			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"message\" must be a string, got %s",
@@ -257,26 +358,132 @@ static int parse_entry(const char *origin, const char *id, json_t *e, pw_policy_
 				return pw_error_set(PW_ENOMEM, "out of memory");
 		}
 	}
+	return parse_capabilities(origin, c, json_object_get(e, "hostCapabilities"));
+}
 
-	v = json_object_get(e, "hostCapabilities");
-	if (v && !json_is_null(v)) {
-		size_t i;
-		json_t *s;
-		if (!json_is_array(v))
-			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"hostCapabilities\" must be a list of strings, got %s",
-			                    origin, id, json_kind(v));
-		c->host_capabilities = calloc(json_array_size(v) + 1, sizeof *c->host_capabilities);
-		if (!c->host_capabilities)
-			return pw_error_set(PW_ENOMEM, "out of memory");
-		json_array_foreach(v, i, s) {
-			if (!json_is_string(s) || has_nul(s) || !json_string_length(s))
-				return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"hostCapabilities\" item %zu must be a non-empty string",
-				                    origin, id, i);
-			if (!(c->host_capabilities[c->nhost_capabilities++] = dup_str(s)))
-				return pw_error_set(PW_ENOMEM, "out of memory");
-		}
-	}
+/* A member name is called from the expression, so it must be an identifier (the controller's
+ * webhook allows ^[_a-zA-Z][_a-zA-Z0-9]*$; Kubewarden's policy-server refuses '/'). */
+static int check_member_name(const char *origin, const char *group, const char *name)
+{
+	if (strchr(name, '/'))
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\" contains policies with invalid names: [\"%s\"]: "
+		                    "names may not contain '/'", origin, group, name);
+	bool ok = (name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_';
+	for (const char *p = name; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+	if (!ok || !strcmp(name, "true") || !strcmp(name, "false"))
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": member \"%s\": a member name must be an identifier "
+		                    "([_a-zA-Z][_a-zA-Z0-9]*, not true or false) to be called from the expression",
+		                    origin, group, name);
+	if (strlen(group) + 1 + strlen(name) > PW_POLICY_ID_MAX)
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": member \"%s\": \"GROUP/MEMBER\" is longer than %d characters",
+		                    origin, group, name, PW_POLICY_ID_MAX);
 	return 0;
+}
+
+static void ignore_keys(const char *origin, const char *id, json_t *e, const char *keys)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(e, key, v) {
+		if (!in_list(key, keys))
+			pw_debug("policies", "%s: policy \"%s\": ignoring key \"%s\" (Kubewarden ignores it; Prewarm reads %s)",
+			         origin, id, key, keys);
+	}
+}
+
+static int parse_group(const char *origin, const char *id, json_t *e, pw_policy_conf *c)
+{
+	json_t *pol = json_object_get(e, "policies"), *ex = json_object_get(e, "expression");
+	json_t *msg = json_object_get(e, "message"), *m;
+	const char *name, **names = NULL;
+	char what[PW_POLICY_ID_MAX + 600];
+	int rc;
+
+	c->is_group = true;
+	ignore_keys(origin, id, e, GROUP_KEYS);
+	if ((rc = parse_mode(origin, c, json_object_get(e, "policyMode"))) < 0)
+		return rc;
+	if (!ex)
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": missing key \"expression\"", origin, id);
+	if (!json_is_string(ex) || has_nul(ex))
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": key \"expression\" must be a string, got %s",
+		                    origin, id, json_kind(ex));
+	if (!msg)
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": missing key \"message\"", origin, id);
+	if (!json_is_string(msg) || has_nul(msg))
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": key \"message\" must be a string, got %s",
+		                    origin, id, json_kind(msg));
+	if (!json_is_object(pol) || !json_object_size(pol))
+		return pw_error_set(PW_EINVALID, "%s: policy group \"%s\": key \"policies\" must be a non-empty mapping of "
+		                    "member name -> policy, got %s", origin, id,
+		                    json_is_object(pol) ? "an empty mapping" : json_kind(pol));
+	if (!(c->expression = dup_str(ex)) || !(c->message = dup_str(msg)))
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	c->members = calloc(json_object_size(pol) + 1, sizeof *c->members);
+	names = calloc(json_object_size(pol) + 1, sizeof *names);
+	if (!c->members || !names) {
+		free(names);
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	}
+	json_object_foreach(pol, name, m) {
+		pw_policy_conf *mc = &c->members[c->nmembers];
+		const char *key;
+		json_t *v;
+		if ((rc = check_member_name(origin, id, name)) < 0)
+			goto out;
+		c->nmembers++;
+		size_t n = strlen(id) + strlen(name) + 2;
+		if (!(mc->id = malloc(n))) {
+			rc = pw_error_set(PW_ENOMEM, "out of memory");
+			goto out;
+		}
+		snprintf(mc->id, n, "%s/%s", id, name);
+		mc->member_name = mc->id + strlen(id) + 1;
+		names[c->nmembers - 1] = mc->member_name;
+		if (!json_is_object(m)) {
+			rc = pw_error_set(PW_EINVALID, "%s: policy \"%s\": expected a mapping with at least \"module\", got %s",
+			                  origin, mc->id, json_kind(m));
+			goto out;
+		}
+		json_object_foreach(m, key, v) {
+			if (!in_list(key, MEMBER_KEYS)) {
+				rc = pw_error_set(PW_EINVALID, "%s: policy \"%s\": unknown key \"%s\" (group members accept: %s)",
+				                  origin, mc->id, key, MEMBER_KEYS);
+				goto out;
+			}
+		}
+		if ((rc = parse_policy_keys(origin, m, mc, MEMBER_KEYS)) < 0)
+			goto out;
+	}
+	snprintf(what, sizeof what, "%s: policy group \"%s\"", origin, id);
+	rc = pw_expr_parse(&c->expr, c->expression, names, c->nmembers, what);
+out:
+	free(names);
+	return rc;
+}
+
+static int parse_entry(const char *origin, const char *id, json_t *e, pw_policy_conf *c)
+{
+	bool has_module, has_policies;
+
+	if (!json_is_object(e))
+		return pw_error_set(PW_EINVALID, "%s: policy \"%s\": expected a mapping with at least \"module\", got %s",
+		                    origin, id, json_kind(e));
+	if (!(c->id = strdup(id)))
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	has_module = json_object_get(e, "module") != NULL;
+	has_policies = json_object_get(e, "policies") != NULL;
+	if (has_module && has_policies)
+		return pw_error_set(PW_EINVALID, "%s: policy \"%s\" has both \"module\" (a policy) and \"policies\" (a policy "
+		                    "group): use one", origin, id);
+	if (has_policies)
+		return parse_group(origin, id, e, c);
+	if (json_object_get(e, "expression"))
+		return pw_error_set(PW_EINVALID, "%s: policy \"%s\" has \"expression\" but no \"policies\": a policy group "
+		                    "needs its members under \"policies\"", origin, id);
+	ignore_keys(origin, id, e, POLICY_KEYS);
+	return parse_policy_keys(origin, e, c, POLICY_KEYS);
 }
 
 int pw_policies_parse(pw_policies **out, const char *yaml, size_t len, const char *origin)
@@ -358,8 +565,12 @@ bool pw_policy_conf_equal(const pw_policy_conf *a, const pw_policy_conf *b)
 	if (!str_eq(a->id, b->id) || !str_eq(a->module, b->module) || !str_eq(a->settings_json, b->settings_json) ||
 	    a->mode != b->mode || a->allowed_to_mutate != b->allowed_to_mutate || !str_eq(a->message, b->message) ||
 	    a->timeout_seconds != b->timeout_seconds || a->ncontext_resources != b->ncontext_resources ||
-	    a->nhost_capabilities != b->nhost_capabilities)
+	    a->nhost_capabilities != b->nhost_capabilities || (a->host_capabilities == NULL) != (b->host_capabilities == NULL) ||
+	    a->is_group != b->is_group || !str_eq(a->expression, b->expression) || a->nmembers != b->nmembers)
 		return false;
+	for (size_t i = 0; i < a->nmembers; i++)
+		if (!pw_policy_conf_equal(&a->members[i], &b->members[i]))
+			return false;
 	for (size_t i = 0; i < a->ncontext_resources; i++)
 		if (!str_eq(a->context_resources[i].api_version, b->context_resources[i].api_version) ||
 		    !str_eq(a->context_resources[i].kind, b->context_resources[i].kind))
