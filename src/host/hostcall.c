@@ -49,16 +49,26 @@ static void trace_log(pw_host_call *c, const uint8_t *payload, size_t len)
 int pw_host_dispatch(pw_host_call *c, const char *binding, const char *ns, const char *op,
                      const uint8_t *payload, size_t len, pw_buf *answer)
 {
-	if (!pw_policy__capability_allowed(c->policy, binding, ns, op)) {
-		pw_warn(c->log_tag, "host call %s/%s/%s refused: not in the policy's hostCapabilities",
-		        binding, ns, op);
-		pw_buf_printf(answer, "host capability %s/%s/%s is not allowed by the policy's "
-		              "hostCapabilities", binding, ns, op);
-		return PW_EAUTH;
+	/* Kubewarden's callback.rs: only the "kubewarden" binding exists; tracing is never gated;
+	 * everything else needs a hostCapabilities pattern matching "NAMESPACE/OPERATION" */
+	if (strcmp(binding, "kubewarden") != 0) {
+		pw_debug(c->log_tag, "host call %s/%s/%s: unknown binding", binding, ns, op);
+		pw_buf_printf(answer, "unknown binding: %s", binding);
+		return PW_EUNSUPPORTED;
 	}
-	if (!strcmp(binding, "kubewarden") && !strcmp(ns, "tracing") && !strcmp(op, "log")) {
-		trace_log(c, payload, len);
-		return 0;
+	if (!strcmp(ns, "tracing")) {
+		if (!strcmp(op, "log")) {
+			trace_log(c, payload, len);
+			return 0;
+		}
+		pw_buf_printf(answer, "host capability %s/%s/%s: capability not available", binding, ns, op);
+		return PW_EUNSUPPORTED;
+	}
+	if (!pw_policy__capability_allowed(c->policy, binding, ns, op)) {
+		pw_warn(c->log_tag, "host call %s/%s refused: not granted by the policy's hostCapabilities", ns, op);
+		pw_buf_printf(answer, "Policy has not been granted access to the '%s/%s' host capability. "
+		              "The violation has been reported.", ns, op);
+		return PW_EAUTH;
 	}
 	pw_debug(c->log_tag, "host call %s/%s/%s: capability not available", binding, ns, op);
 	pw_buf_printf(answer, "host capability %s/%s/%s: capability not available", binding, ns, op);

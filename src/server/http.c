@@ -137,7 +137,7 @@ static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind
 		ret = send_error(c, h, 404, NULL, "policy not found: %s", id);
 		goto out;
 	}
-	if (!e->policy) {
+	if (!pw_pset_entry_ok(e)) {
 		pw_metrics_eval(pw_server__metrics(srv), id, PW_OUT_ERROR, 0);
 		ret = send_error(c, h, 500, NULL, "%s", e->error ? e->error : "policy not loaded");
 		goto out;
@@ -163,8 +163,8 @@ static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind
 	pw_eval_kind ek = k == R_VALIDATE ? PW_EVAL_VALIDATE : k == R_AUDIT ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE_RAW;
 	double t0 = pw_now();
 	pw_metrics_in_flight(pw_server__metrics(srv), 1);
-	int erc = pw_policy_evaluate(e->policy, (unsigned)t_worker, rc->body.data ? (const char *)rc->body.data : "",
-	                             rc->body.len, ek, &resp, &res);
+	int erc = pw_pset_evaluate(set, e, (unsigned)t_worker, rc->body.data ? (const char *)rc->body.data : "",
+	                           rc->body.len, ek, &resp, &res);
 	pw_metrics_in_flight(pw_server__metrics(srv), -1);
 	double dt = pw_now() - t0;
 	if (erc == PW_EINVALID) {

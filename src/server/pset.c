@@ -13,7 +13,9 @@
  *             the previous set (reload) is reused as is;
  *   load      verify + dlopen each new artifact with the policy host imports (a cache hit
  *             that fails to load is rejected from the cache, rebuilt and loaded again);
- *   policies  one pw_policy per entry;
+ *   policies  one pw_policy per entry; a policy group's members are entries of their own
+ *             (after the top-level ones), so their modules are fetched, shared, cached,
+ *             compiled and tiered up exactly like those of single policies;
  *   settings  validate_settings of every policy, in parallel.
  * Each phase is timed into the log and the metrics; one log line per policy says where
  * its code came from. Errors name the policy; with continue_on_errors the broken policy
@@ -82,10 +84,15 @@ void pw_pset_unref(pw_pset *s)
 
 pw_pset_entry *pw_pset_find(pw_pset *s, const char *id)
 {
-	for (size_t i = 0; s && i < s->n; i++)
+	for (size_t i = 0; s && i < s->ntop; i++)
 		if (!strcmp(s->e[i].conf->id, id))
 			return &s->e[i];
 	return NULL;
+}
+
+bool pw_pset_entry_ok(const pw_pset_entry *e)
+{
+	return !e->error && (e->group || e->policy);
 }
 
 /* ---- the pipeline --------------------------------------------------------------------- */
@@ -437,19 +444,22 @@ static int fail_entry(pw_pset_entry *e, const char *what, const char *why)
 	return PW_ERROR;
 }
 
-/* The pw_policy of an entry whose module is set. */
+/* The pw_policy of an entry whose module is set. A group member runs in protect mode with
+ * its answer untouched (allowed to mutate: the group turns a patch into a rejection). No
+ * hostCapabilities key means no capability, as in Kubewarden. */
 static int entry_policy(pw_pset_entry *e, const pw_server_opts *o)
 {
+	static const char *const no_caps[1] = { NULL };
 	const pw_policy_conf *c = e->conf;
 	pw_policy_spec spec = {
 		.id = c->id,
 		.settings_json = c->settings_json,
-		.mode = c->mode,
-		.allowed_to_mutate = c->allowed_to_mutate,
+		.mode = c->member_name ? PW_POLICY_PROTECT : c->mode,
+		.allowed_to_mutate = c->member_name ? true : c->allowed_to_mutate,
 		.message = c->message,
 		.timeout_seconds = o->disable_timeout ? -1 : c->timeout_seconds > 0 ? c->timeout_seconds
 		                 : o->policy_timeout > 0 ? o->policy_timeout : 2,
-		.host_capabilities = (const char *const *)c->host_capabilities,
+		.host_capabilities = c->host_capabilities ? (const char *const *)c->host_capabilities : no_caps,
 		.nhost_capabilities = c->nhost_capabilities,
 		.context_aware = c->context_resources,
 		.ncontext_aware = c->ncontext_resources,
@@ -466,6 +476,8 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 {
 	const pw_server_opts *o = ctx->opts;
 	size_t n = conf->n, nf = 0, nm = 0;
+	for (size_t i = 0; i < conf->n; i++)
+		n += conf->items[i].nmembers;   /* group members are entries after the top-level ones */
 	fetch_item *f = calloc(n + 1, sizeof *f);
 	mod_item *mods = calloc(n + 1, sizeof *mods);
 	size_t *ent_fetch = calloc(n + 1, sizeof *ent_fetch);
@@ -486,17 +498,29 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 	}
 	atomic_init(&s->refs, 1);
 	s->n = n;
-	for (size_t i = 0; i < n; i++)
-		s->e[i].conf = &conf->items[i];
+	s->ntop = conf->n;
+	for (size_t i = 0, k = conf->n; i < conf->n; i++) {
+		pw_pset_entry *e = &s->e[i];
+		e->conf = &conf->items[i];
+		if (!e->conf->is_group)
+			continue;
+		e->group = true;
+		e->first_member = k;
+		e->nmembers = e->conf->nmembers;
+		for (size_t j = 0; j < e->nmembers; j++)
+			s->e[k++].conf = &e->conf->members[j];
+	}
 
-	/* fetch: distinct URLs */
+	/* fetch: distinct URLs (group members go through the same pipeline as policies) */
 	for (size_t i = 0; i < n; i++) {
 		size_t k;
+		if (s->e[i].group)
+			continue;
 		for (k = 0; k < nf; k++)
-			if (!strcmp(f[k].url, conf->items[i].module))
+			if (!strcmp(f[k].url, s->e[i].conf->module))
 				break;
 		if (k == nf)
-			f[nf++].url = conf->items[i].module;
+			f[nf++].url = s->e[i].conf->module;
 		ent_fetch[i] = k;
 	}
 	t = pw_now();
@@ -558,6 +582,8 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 	for (size_t i = 0; i < n; i++) {
 		pw_pset_entry *e = &s->e[i];
 		fetch_item *fi = &f[ent_fetch[i]];
+		if (e->group)
+			continue;
 		if (fi->error) {
 			fail_entry(e, "fetch", fi->error);
 			continue;
@@ -587,6 +613,22 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 	t_set = pw_now() - t;
 	pw_metrics_phase(ctx->metrics, "settings", t_set);
 
+	/* a group is broken when one of its members is */
+	for (size_t i = 0; i < s->ntop; i++) {
+		pw_pset_entry *g = &s->e[i];
+		for (size_t j = 0; g->group && !g->error && j < g->nmembers; j++) {
+			const pw_pset_entry *m = &s->e[g->first_member + j];
+			if (m->error || !m->policy) {
+				char buf[1600];
+				snprintf(buf, sizeof buf, "policy group \"%s\": member %s: %s", g->conf->id, m->conf->member_name,
+				         m->error ? m->error : "not loaded");
+				g->error = strdup(buf);
+				if (!g->error)
+					g->error = strdup("out of memory");
+			}
+		}
+	}
+
 	/* one line per policy, then the verdict */
 	for (size_t i = 0; i < n; i++) {
 		pw_pset_entry *e = &s->e[i];
@@ -597,6 +639,11 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 			e->policy = NULL;
 			s->nfailed++;
 			pw_err(comp, "%s", e->error);
+			continue;
+		}
+		if (e->group) {
+			pw_info(comp, "ready: policy group of %zu members, expression \"%s\", %s mode", e->nmembers,
+			        e->conf->expression, e->conf->mode == PW_POLICY_MONITOR ? "monitor" : "protect");
 			continue;
 		}
 		mod_item *m = f[ent_fetch[i]].mod;
@@ -701,6 +748,7 @@ int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_se
 	}
 	atomic_init(&s->refs, 1);
 	s->n = cur->n;
+	s->ntop = cur->ntop;
 	s->nfailed = cur->nfailed;
 	s->generation = cur->generation;
 	for (size_t i = 0; i < cur->n && rc == 0; i++) {
@@ -708,6 +756,9 @@ int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_se
 		pw_pset_entry *e = &s->e[i];
 		e->conf = c->conf;
 		e->origin = c->origin;
+		e->group = c->group;
+		e->first_member = c->first_member;
+		e->nmembers = c->nmembers;
 		if (!c->policy) {
 			e->error = c->error ? strdup(c->error) : NULL;
 			continue;

@@ -36,6 +36,27 @@ void pw_metrics_compile(pw_metrics *m, pw_engine_tier tier, double seconds);
 void pw_metrics_tier_up(pw_metrics *m, bool ok);
 void pw_metrics_eval(pw_metrics *m, const char *policy, enum pw_outcome o, double seconds);
 void pw_metrics_http(pw_metrics *m, int status);
+
+/* Kubewarden's metrics (kubewarden_policy_evaluations_total and
+ * kubewarden_policy_evaluation_latency_milliseconds) with its labels. At most
+ * PW_METRICS_KW_MAX_SERIES label sets are kept; evaluations of further label sets are only
+ * counted in prewarm_kubewarden_series_dropped_total. */
+#define PW_METRICS_KW_MAX_SERIES 4096
+typedef struct pw_kw_eval {
+	const char *policy_name;      /* the policy (or group) id */
+	pw_policy_mode mode;          /* policy_mode */
+	const char *origin;           /* request_origin "validate"/"audit"; NULL for /validate_raw
+	                                 (then no kind, namespace, operation, origin labels) */
+	const char *kind;             /* resource_kind: request.requestKind.kind ("" if absent) */
+	const char *ns;               /* resource_namespace, NULL = no label */
+	const char *op;               /* resource_request_operation */
+	bool accepted, mutated;       /* the policy's own answer, before monitor mode */
+	int error_code;               /* the policy's status.code, 0 = no label */
+} pw_kw_eval;
+void pw_metrics_kw_eval(pw_metrics *m, const pw_kw_eval *e, double seconds);
+/* A broken policy answered (continue-on-errors): counter only, labels policy_name and
+ * initialization_error. */
+void pw_metrics_kw_init_error(pw_metrics *m, const char *policy, const char *error);
 /* Records the duration of a startup/reload phase (the last run's value is exported). */
 void pw_metrics_phase(pw_metrics *m, const char *phase, double seconds);
 /* Where a module's code came from in the last build (pw_origin_name). */
@@ -84,21 +105,40 @@ typedef struct pw_pset_entry {
 	pw_policy *policy;            /* NULL when broken (continue-on-errors) */
 	char *error;                  /* why it is broken, else NULL */
 	pw_origin origin;
+	/* A policy group (module and policy NULL): its members are the set's entries
+	 * e[first_member .. first_member + nmembers), in the conf's member order. */
+	bool group;
+	size_t first_member, nmembers;
 } pw_pset_entry;
 
 typedef struct pw_pset {
 	atomic_int refs;
 	pw_policies *conf;
 	atomic_int *conf_refs;        /* sets built from one conf (a tier-up copies a set) share it */
-	size_t n;
-	pw_pset_entry *e;             /* conf->n entries, same order */
-	size_t nfailed;
+	size_t n;                     /* entries: conf->n in conf order, then every group's members */
+	size_t ntop;                  /* conf->n: the entries a request can name */
+	pw_pset_entry *e;
+	size_t nfailed;               /* broken entries (a group with a broken member counts too) */
 	unsigned generation;
 } pw_pset;
 
 void pw_pset_ref(pw_pset *s);
 void pw_pset_unref(pw_pset *s);
+/* The policy or group `id` (never a group member: "GROUP/MEMBER" is not served alone). */
 pw_pset_entry *pw_pset_find(pw_pset *s, const char *id);
+/* True when entry `e` can serve: a loaded policy, or a group whose members all loaded. */
+bool pw_pset_entry_ok(const pw_pset_entry *e);
+/*
+ * Evaluates a request on entry `e` of set `s`, like pw_policy_evaluate (same returns and
+ * answer shapes). A group (expr_group.c) runs its expression lazily, each member call a
+ * fresh evaluation of the member on the request; a member that mutates counts as a
+ * rejection; a rejection carries the group message and one cause per member that ran and
+ * rejected (field "spec.policies.MEMBER"); then the group's mode applies (not on AUDIT).
+ * A member that cannot run at all answers "error evaluating policy group expression: ..."
+ * with code 500 (result->error set).
+ */
+int pw_pset_evaluate(pw_pset *s, pw_pset_entry *e, unsigned worker, const char *body, size_t len,
+                     pw_eval_kind kind, char **response, pw_eval_result *result);
 
 /* What building a set needs (borrowed). */
 typedef struct pw_build_ctx {

@@ -225,10 +225,10 @@ post /validate/mutate-pol "$(review r2 mutate)"
 ok "SIGHUP reload: 1 compile, $n requests during the reload all answered, new settings and module serve"
 
 cp "$T/policies.yml" "$T/good.yml"
-printf 'broken:\n  module: file://%s\n  setings: {}\n' "$W" >>"$T/policies.yml"
+printf 'broken:\n  module: file://%s\n  policyMode: enforce\n' "$W" >>"$T/policies.yml"
 kill -HUP "$SRV_PID"
 wait_metric 'prewarm_reloads_total{result="refused"}' 1
-grep -q 'reload refused.*unknown key "setings"' "$LOG" || fail "refused reload not logged with its reason"
+grep -q 'reload refused.*policyMode' "$LOG" || fail "refused reload not logged with its reason"
 post /validate/settings-pol "$(review r3 settings)"
 json_get "$BODY_OUT" 'd["response"]["status"]["message"]' | grep -q "greeting=reloaded" || fail "old set not serving after a refused reload"
 printf 'bad-settings:\n  module: file://%s\n  settings: {invalid: true}\n' "$W" >"$T/policies.yml"
