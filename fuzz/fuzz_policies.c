@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0) {
 		for (size_t i = 0; i < p->n; i++) {
 			const pw_policy_conf *c = &p->items[i];
-			if (!c->id || !c->module || !c->settings_json || strchr(c->id, '/'))
+			if (!c->id || (!c->is_group && (!c->module || !c->settings_json)) || strchr(c->id, '/'))
 				__builtin_trap();
 			if (pw_policies_find(p, c->id) == NULL || !pw_policy_conf_equal(c, c))
 				__builtin_trap();

@@ -5,3 +5,7 @@ pw_add_sh_test(test_server_serve ${CMAKE_CURRENT_LIST_DIR}/serve_e2e.sh)
 pw_add_sh_test(test_server_serve_registry ${CMAKE_CURRENT_LIST_DIR}/serve_registry.sh)
 # Tiering: quick code first, the optimized compile in the background (gcc behind a gate).
 pw_add_sh_test(test_server_tiering ${CMAKE_CURRENT_LIST_DIR}/serve_tiering.sh)
+# The policy group expression language: operators, precedence, short-circuit, parse errors.
+pw_add_c_test(test_server_expr ${CMAKE_CURRENT_LIST_DIR}/test_expr.c pw_server pw_util)
+# Policy groups end to end: accept, reject with message and causes, short-circuit, mutation.
+pw_add_sh_test(test_server_serve_groups ${CMAKE_CURRENT_LIST_DIR}/serve_groups.sh)
