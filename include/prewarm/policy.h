@@ -115,6 +115,9 @@ typedef struct pw_eval_result {
 	bool mutated;           /* the answer carries a patch */
 	int error;              /* 0, or the PW_E* code of a guest failure (answered with 500) */
 	int status_code;        /* status.code in the answer, 0 if none */
+	bool policy_mutated;    /* the policy's answer had a patch (before monitor mode and the
+	                           mutation constraint: Kubewarden's `mutated` metric label) */
+	int policy_status_code; /* the policy's status.code before post-processing, 0 if none */
 	double seconds;         /* instantiate + run + shape */
 } pw_eval_result;
 

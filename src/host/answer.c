@@ -103,8 +103,12 @@ static void set_status(json_t *resp, const char *message, json_t *code)
 }
 
 /* Monitor mode, the mutation constraint and the custom message (not for /audit). */
-static void post_process(const pw_shape_opts *o, json_t *resp, bool policy_allowed)
+static void post_process(const pw_shape_opts *o, json_t *resp, bool policy_allowed, pw_eval_result *res)
 {
+	if (res) {
+		res->policy_mutated = json_object_get(resp, "patch") != NULL;
+		res->policy_status_code = (int)json_integer_value(json_object_get(json_object_get(resp, "status"), "code"));
+	}
 	if (o->kind == PW_EVAL_AUDIT)
 		return;
 	if (o->mode == PW_POLICY_MONITOR) {
@@ -189,7 +193,7 @@ int pw_host_error_answer(const pw_shape_opts *o, const pw_host_req *r, const cha
 	json_decref(code);
 	json_object_set_new(resp, "auditAnnotations", json_null());
 	json_object_set_new(resp, "warnings", json_null());
-	post_process(o, resp, false);
+	post_process(o, resp, false, res);
 	if (res) {
 		res->policy_allowed = false;
 		res->error = error ? error : PW_ERROR;
@@ -277,7 +281,7 @@ int pw_host_shape_answer(const pw_shape_opts *o, const pw_host_req *r, const uin
 		json_object_set_new(resp, "auditAnnotations", json_null());
 		json_object_set_new(resp, "warnings", json_null());
 		json_decref(vr);
-		post_process(o, resp, allowed);
+		post_process(o, resp, allowed, res);
 		return finish(o, resp, response, res);
 	}
 	if (mutated) {
@@ -309,7 +313,7 @@ int pw_host_shape_answer(const pw_shape_opts *o, const pw_host_req *r, const uin
 	json_object_set(resp, "auditAnnotations", annotations ? annotations : json_null());
 	json_object_set(resp, "warnings", warnings ? warnings : json_null());
 	json_decref(vr);
-	post_process(o, resp, allowed);
+	post_process(o, resp, allowed, res);
 	return finish(o, resp, response, res);
 }
 

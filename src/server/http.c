@@ -6,14 +6,20 @@
  * The main daemon runs a pool of `workers` threads; each thread owns one instance slot of
  * every policy (a thread-local index), so evaluations need no lock. Bodies are collected up
  * to the size limit (413 beyond it, decided from Content-Length before reading when it is
- * given); errors are JSON {"message", "status"} like Kubewarden's: 400 bad JSON, 404 unknown
- * path or policy, 405 wrong method, 500 broken policy, 503 not ready. Shutdown quiesces
- * the listeners (no new connections), waits for the requests in flight, then stops.
+ * given). The body is checked before the policy is looked up, in Kubewarden's (axum's)
+ * order and with its codes and texts: 415 without a JSON Content-Type, 400 bad JSON, 422 a
+ * body of the wrong shape (JSON {"message", "status"} on /validate, text/plain on /audit and
+ * /validate_raw); then 404 unknown policy or path, 405 wrong method, 503 not ready. A broken
+ * policy (--continue-on-errors) answers HTTP 200 with an AdmissionReview allowed false,
+ * status code 500, as Kubewarden does. /readiness and /metrics are only on the readiness
+ * port. Shutdown quiesces the listeners (no new connections), waits for the requests in
+ * flight, then stops.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -61,17 +67,18 @@ static enum MHD_Result send_body(struct MHD_Connection *c, pw_http *h, int statu
 	return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow,
-                                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* An error answer: JSON {"message", "status"} (Kubewarden's ApiError), or the message as
+ * plain text when !json. */
+static enum MHD_Result vsend_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow, bool json,
+                                   const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
-static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow,
-                                  const char *fmt, ...)
+static enum MHD_Result vsend_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow, bool json,
+                                   const char *fmt, va_list ap)
 {
 	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	if (!json)
+		return send_body(c, h, status, "text/plain; charset=utf-8", msg, strlen(msg), allow);
 	json_t *o = json_pack("{s:s, s:i}", "message", msg, "status", status);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	enum MHD_Result ret = send_body(c, h, status, "application/json", s ? s : "{}", s ? strlen(s) : 2, allow);
@@ -80,7 +87,53 @@ static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int stat
 	return ret;
 }
 
+static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow,
+                                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result send_error(struct MHD_Connection *c, pw_http *h, int status, const char *allow,
+                                  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	enum MHD_Result ret = vsend_error(c, h, status, allow, true, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
 typedef enum route_kind { R_NONE, R_VALIDATE, R_VALIDATE_RAW, R_AUDIT, R_READINESS, R_METRICS } route_kind;
+
+/* axum's json_content_type: application/json or application/<anything>+json, parameters
+ * (charset) allowed, case-insensitive. */
+static bool json_content_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	size_t n = strcspn(ct, "; \t");
+	if (n < 12 || strncasecmp(ct, "application/", 12) != 0)
+		return false;
+	const char *sub = ct + 12;
+	size_t sn = n - 12;
+	if (sn == 4 && !strncasecmp(sub, "json", 4))
+		return true;
+	return sn > 5 && !strncasecmp(sub + sn - 5, "+json", 5);
+}
+
+/* A body rejection as axum words it: the ApiError JSON on /validate, plain text on /audit and
+ * /validate_raw (plain axum::Json there). */
+static enum MHD_Result send_reject(struct MHD_Connection *c, pw_http *h, route_kind k, int status,
+                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result send_reject(struct MHD_Connection *c, pw_http *h, route_kind k, int status,
+                                   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	enum MHD_Result ret = vsend_error(c, h, status, NULL, k == R_VALIDATE, fmt, ap);
+	va_end(ap);
+	return ret;
+}
 
 static route_kind route(const char *url, const char **id)
 {
@@ -102,53 +155,128 @@ static route_kind route(const char *url, const char **id)
 	return R_NONE;
 }
 
-/* --always-accept-admission-reviews-on-namespace: an AdmissionReview from that namespace is
- * accepted without evaluation. Returns an answer (malloc'd) or NULL to evaluate. */
-static char *always_accept(const pw_server_opts *o, const req_ctx *rc)
+/* Checks the body's shape as Kubewarden's serde types do (AdmissionReview with the required
+ * AdmissionRequest fields; {"request": any} for /validate_raw). False with `why` set. */
+static bool check_shape(const json_t *doc, route_kind k, char *why, size_t n)
 {
-	if (!o->always_accept_namespace)
-		return NULL;
-	json_t *doc = json_loadb((const char *)rc->body.data, rc->body.len, 0, NULL);
-	json_t *req = json_object_get(doc, "request");
-	const char *ns = json_string_value(json_object_get(req, "namespace"));
-	char *ans = NULL;
-	if (ns && !strcmp(ns, o->always_accept_namespace)) {
-		json_t *a = json_pack("{s:s, s:s, s:{s:O, s:b}}", "apiVersion", "admission.k8s.io/v1", "kind",
-		                      "AdmissionReview", "response", "uid",
-		                      json_object_get(req, "uid") ? json_object_get(req, "uid") : json_string(""),
-		                      "allowed", 1);
-		ans = a ? json_dumps(a, JSON_COMPACT) : NULL;
-		json_decref(a);
+	static const struct { const char *key, *sub[3]; json_type t; } req_fields[] = {
+		{ "uid", { NULL }, JSON_STRING },
+		{ "kind", { "group", "version", "kind" }, JSON_OBJECT },
+		{ "resource", { "group", "version", "resource" }, JSON_OBJECT },
+		{ "operation", { NULL }, JSON_STRING },
+		{ "userInfo", { NULL }, JSON_OBJECT },
+	};
+	if (!json_is_object(doc)) {
+		snprintf(why, n, "invalid type: expected a JSON object");
+		return false;
 	}
-	json_decref(doc);
-	return ans;
+	json_t *req = json_object_get(doc, "request");
+	if (!req) {
+		snprintf(why, n, "missing field `request`");
+		return false;
+	}
+	if (k == R_VALIDATE_RAW)
+		return true;
+	if (!json_is_object(req)) {
+		snprintf(why, n, "request: invalid type: expected struct AdmissionRequest");
+		return false;
+	}
+	for (size_t i = 0; i < sizeof req_fields / sizeof req_fields[0]; i++) {
+		json_t *v = json_object_get(req, req_fields[i].key);
+		if (!v) {
+			snprintf(why, n, "request: missing field `%s`", req_fields[i].key);
+			return false;
+		}
+		if (json_typeof(v) != req_fields[i].t) {
+			snprintf(why, n, "request.%s: invalid type: expected %s", req_fields[i].key,
+			         req_fields[i].t == JSON_STRING ? "a string" : "a map");
+			return false;
+		}
+		for (int j = 0; j < 3 && req_fields[i].sub[j]; j++) {
+			json_t *f = json_object_get(v, req_fields[i].sub[j]);
+			if (!json_is_string(f)) {
+				snprintf(why, n, f ? "request.%s.%s: invalid type: expected a string"
+				                   : "request.%s: missing field `%s`", req_fields[i].key, req_fields[i].sub[j]);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* The answer for a request that is not evaluated: allowed (always-accept namespace, msg NULL)
+ * or a broken policy (allowed false, status {msg, 500}). malloc'd, or NULL. */
+static char *fixed_answer(const json_t *req, route_kind k, const char *msg)
+{
+	json_t *uid = json_object_get(req, "uid");
+	json_t *resp = json_pack("{s:o, s:b, s:n, s:n}", "uid", json_is_string(uid) ? json_incref(uid) : json_string(""),
+	                         "allowed", !msg, "auditAnnotations", "warnings");
+	if (resp && msg)
+		json_object_set_new(resp, "status", json_pack("{s:s, s:i}", "message", msg, "code", 500));
+	json_t *root = !resp ? NULL
+	             : k == R_VALIDATE_RAW ? json_pack("{s:o}", "response", resp)
+	             : json_pack("{s:s, s:s, s:o}", "apiVersion", "admission.k8s.io/v1", "kind", "AdmissionReview",
+	                         "response", resp);
+	char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	return s;
 }
 
 static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind k, const char *id, req_ctx *rc)
 {
 	pw_server *srv = h->srv;
-	pw_pset *set = pw_server__acquire(srv);
+	pw_metrics *m = pw_server__metrics(srv);
 	enum MHD_Result ret;
+	json_error_t je;
+	char why[512];
 
-	if (!set)
+	json_t *doc = json_loadb(rc->body.data ? (const char *)rc->body.data : "", rc->body.len, 0, &je);
+	if (!doc)
+		return send_reject(c, h, k, 400, "Failed to parse the request body as JSON: %s at line %d column %d",
+		                   je.text, je.line, je.column);
+	if (!check_shape(doc, k, why, sizeof why)) {
+		json_decref(doc);
+		return send_reject(c, h, k, 422, "Failed to deserialize the JSON body into the target type: %s", why);
+	}
+	json_t *req = json_object_get(doc, "request");
+	pw_kw_eval kw = { .policy_name = id, .origin = k == R_VALIDATE ? "validate" : k == R_AUDIT ? "audit" : NULL };
+	if (kw.origin) {
+		kw.kind = json_string_value(json_object_get(json_object_get(req, "requestKind"), "kind"));
+		kw.kind = kw.kind ? kw.kind : "";
+		kw.ns = json_string_value(json_object_get(req, "namespace"));
+		kw.op = json_string_value(json_object_get(req, "operation"));
+	}
+
+	pw_pset *set = pw_server__acquire(srv);
+	if (!set) {
+		json_decref(doc);
 		return send_error(c, h, 503, NULL, "the server is not ready: policies are still loading");
+	}
 	pw_pset_entry *e = pw_pset_find(set, id);
 	if (!e) {
-		ret = send_error(c, h, 404, NULL, "policy not found: %s", id);
+		ret = send_error(c, h, 404, NULL, "unknown policy: %s", id);
 		goto out;
 	}
+	kw.mode = e->conf->mode;
 	if (!pw_pset_entry_ok(e)) {
-		pw_metrics_eval(pw_server__metrics(srv), id, PW_OUT_ERROR, 0);
-		ret = send_error(c, h, 500, NULL, "%s", e->error ? e->error : "policy not loaded");
+		const char *why_broken = e->error ? e->error : "policy not loaded";
+		pw_metrics_eval(m, id, PW_OUT_ERROR, 0);
+		pw_metrics_kw_init_error(m, id, why_broken);
+		char *ans = fixed_answer(req, k, why_broken);
+		ret = ans ? send_body(c, h, 200, "application/json", ans, strlen(ans), NULL)
+		          : send_error(c, h, 500, NULL, "out of memory");
+		free(ans);
 		goto out;
 	}
-	if (k != R_VALIDATE_RAW) {
-		char *ans = always_accept(pw_server__opts(srv), rc);
-		if (ans) {
-			ret = send_body(c, h, 200, "application/json", ans, strlen(ans), NULL);
-			free(ans);
-			goto out;
-		}
+	const char *aa = pw_server__opts(srv)->always_accept_namespace;
+	if (k != R_VALIDATE_RAW && aa && kw.ns && !strcmp(kw.ns, aa)) {
+		char *ans = fixed_answer(req, k, NULL);
+		kw.accepted = true;
+		pw_metrics_kw_eval(m, &kw, 0);
+		ret = ans ? send_body(c, h, 200, "application/json", ans, strlen(ans), NULL)
+		          : send_error(c, h, 500, NULL, "out of memory");
+		free(ans);
+		goto out;
 	}
 	if (t_worker < 0 || t_worker_owner != h) {
 		t_worker = (int)atomic_fetch_add(&h->next_worker, 1);
@@ -162,20 +290,25 @@ static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind
 	pw_eval_result res = { 0 };
 	pw_eval_kind ek = k == R_VALIDATE ? PW_EVAL_VALIDATE : k == R_AUDIT ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE_RAW;
 	double t0 = pw_now();
-	pw_metrics_in_flight(pw_server__metrics(srv), 1);
+	pw_metrics_in_flight(m, 1);
 	int erc = pw_pset_evaluate(set, e, (unsigned)t_worker, rc->body.data ? (const char *)rc->body.data : "",
 	                           rc->body.len, ek, &resp, &res);
-	pw_metrics_in_flight(pw_server__metrics(srv), -1);
+	pw_metrics_in_flight(m, -1);
 	double dt = pw_now() - t0;
 	if (erc == PW_EINVALID) {
-		ret = send_error(c, h, 400, NULL, "policy %s: bad request: %s", id, pw_error_last());
+		ret = send_reject(c, h, k, 422, "Failed to deserialize the JSON body into the target type: %s",
+		                  pw_error_last());
 	} else if (erc < 0) {
-		pw_metrics_eval(pw_server__metrics(srv), id, PW_OUT_ERROR, dt);
+		pw_metrics_eval(m, id, PW_OUT_ERROR, dt);
 		ret = send_error(c, h, 500, NULL, "policy %s: evaluation failed: %s", id, pw_error_last());
 	} else {
 		enum pw_outcome o = res.error ? PW_OUT_ERROR : res.mutated ? PW_OUT_MUTATED
 		                  : res.policy_allowed ? PW_OUT_ACCEPTED : PW_OUT_REJECTED;
-		pw_metrics_eval(pw_server__metrics(srv), id, o, dt);
+		pw_metrics_eval(m, id, o, dt);
+		kw.accepted = res.policy_allowed;
+		kw.mutated = res.policy_mutated;
+		kw.error_code = res.policy_status_code;
+		pw_metrics_kw_eval(m, &kw, dt);
 		if (pw_log_enabled(PW_LOG_DEBUG)) {
 			char comp[300];
 			snprintf(comp, sizeof comp, "policy:%s", id);
@@ -188,6 +321,7 @@ static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind
 	free(resp);
 out:
 	pw_pset_unref(set);
+	json_decref(doc);
 	return ret;
 }
 
@@ -206,7 +340,7 @@ static enum MHD_Result handle(pw_http *h, bool is_main, struct MHD_Connection *c
 		rc->t0 = pw_now();
 		*req_cls = rc;
 		atomic_fetch_add(&h->inflight, 1);
-		if (k == R_NONE || (eval && !is_main) || (eval && !*id)) {
+		if (k == R_NONE || eval != is_main || (eval && !*id)) {
 			rc->answered = true;
 			return send_error(c, h, 404, NULL, "not found: %s %s", method, url);
 		}
@@ -218,12 +352,17 @@ static enum MHD_Result handle(pw_http *h, bool is_main, struct MHD_Connection *c
 			rc->answered = true;
 			return send_error(c, h, 405, "GET", "method %s not allowed on %s (use GET)", method, url);
 		}
+		if (eval && !json_content_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		                                                           MHD_HTTP_HEADER_CONTENT_TYPE))) {
+			rc->answered = true;
+			return send_reject(c, h, k, 415, "Expected request with `Content-Type: application/json`");
+		}
 		if (eval) {
 			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 			if (cl && strtoull(cl, NULL, 10) > h->max_body) {
 				rc->answered = true;
-				return send_error(c, h, 413, NULL, "request body of %s bytes is larger than the limit of %zu bytes",
-				                  cl, h->max_body);
+				return send_reject(c, h, k, 413, "Failed to buffer the request body: length limit exceeded "
+				                   "(%s bytes, limit %zu)", cl, h->max_body);
 			}
 		}
 		return MHD_YES;
@@ -244,7 +383,8 @@ static enum MHD_Result handle(pw_http *h, bool is_main, struct MHD_Connection *c
 		return MHD_YES;
 	rc->answered = true;
 	if (rc->too_big)
-		return send_error(c, h, 413, NULL, "request body is larger than the limit of %zu bytes", h->max_body);
+		return send_reject(c, h, k, 413, "Failed to buffer the request body: length limit exceeded (limit %zu)",
+		                   h->max_body);
 	if (k == R_READINESS) {
 		bool ok = pw_server__ready(h->srv);
 		return ok ? send_body(c, h, 200, "text/plain", "ready\n", 6, NULL)

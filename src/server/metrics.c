@@ -8,6 +8,13 @@
  * swapped in), and the tier each policy of the current set runs on;
  * the cache tier counters come from the cache's own stats at render time. One mutex
  * guards everything: an update is a few additions, far cheaper than an evaluation.
+ *
+ * Beside Prewarm's own metrics, Kubewarden's: kubewarden_policy_evaluations_total and
+ * kubewarden_policy_evaluation_latency_milliseconds (whole milliseconds, the OTel SDK's
+ * default buckets) with Kubewarden's labels, so its Grafana dashboard works on a scrape of
+ * /metrics. Each distinct label set is a series found through a hash of its label text; at
+ * most PW_METRICS_KW_MAX_SERIES are kept (namespaces x kinds x operations x policies can
+ * grow without bound), later label sets only count in prewarm_kubewarden_series_dropped_total.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +37,20 @@ typedef struct pol_metrics {
 	double sum;
 } pol_metrics;
 
+/* The OTel SDK's default explicit bucket boundaries (milliseconds here). */
+static const uint64_t kw_buckets[] = { 0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000 };
+#define KW_NBUCKETS (sizeof kw_buckets / sizeof kw_buckets[0])
+#define KW_SLOTS 8192                /* hash slots, a power of two above 2 * the series cap */
+
+typedef struct kw_series {
+	char *labels;                /* rendered label text: policy_name="...",... */
+	uint32_t hash;
+	bool hist;                   /* has a latency histogram (not for initialization errors) */
+	uint64_t count;
+	uint64_t bucket[KW_NBUCKETS];   /* non-cumulative; beyond the last one only in count */
+	uint64_t sum_ms;
+} kw_series;
+
 typedef struct kv_count {
 	char name[32];
 	double value;
@@ -51,6 +72,10 @@ struct pw_metrics {
 	uint64_t tier_ups, tier_up_failures;
 	atomic_int in_flight;
 	double started;
+	kw_series *kw;
+	size_t nkw;
+	uint32_t kw_slot[KW_SLOTS];      /* series index + 1, 0 = empty */
+	uint64_t kw_dropped;
 };
 
 int pw_metrics_new(pw_metrics **out)
@@ -72,6 +97,9 @@ void pw_metrics_free(pw_metrics *m)
 	for (size_t i = 0; i < m->npol; i++)
 		free(m->pol[i].id);
 	free(m->pol);
+	for (size_t i = 0; i < m->nkw; i++)
+		free(m->kw[i].labels);
+	free(m->kw);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
@@ -125,6 +153,97 @@ static void kv_add(kv_count *kv, size_t *n, size_t cap, const char *name, double
 		snprintf(kv[*n].name, sizeof kv[*n].name, "%s", name);
 		kv[(*n)++].value = v;
 	}
+}
+
+static void put_label(pw_buf *b, const char *s);
+
+/* The series of a label text, created if there is room (NULL when full or out of memory).
+ * Called with the mutex held. */
+static kw_series *kw_get(pw_metrics *m, const char *labels, bool hist)
+{
+	uint32_t hash = 2166136261u;
+	for (const char *p = labels; *p; p++)
+		hash = (hash ^ (uint8_t)*p) * 16777619u;
+	uint32_t i = hash & (KW_SLOTS - 1);
+	for (; m->kw_slot[i]; i = (i + 1) & (KW_SLOTS - 1)) {
+		kw_series *s = &m->kw[m->kw_slot[i] - 1];
+		if (s->hash == hash && !strcmp(s->labels, labels))
+			return s;
+	}
+	if (m->nkw >= PW_METRICS_KW_MAX_SERIES)
+		return NULL;
+	if (!m->kw && !(m->kw = calloc(PW_METRICS_KW_MAX_SERIES, sizeof *m->kw)))
+		return NULL;
+	kw_series *s = &m->kw[m->nkw];
+	memset(s, 0, sizeof *s);
+	if (!(s->labels = strdup(labels)))
+		return NULL;
+	s->hash = hash;
+	s->hist = hist;
+	m->kw_slot[i] = (uint32_t)++m->nkw;
+	return s;
+}
+
+static void kw_label(pw_buf *b, const char *name, const char *value)
+{
+	pw_buf_printf(b, "%s%s=\"", b->len ? "," : "", name);
+	put_label(b, value);
+	pw_buf_puts(b, "\"");
+}
+
+static void kw_record(pw_metrics *m, pw_buf *lb, bool hist, double seconds)
+{
+	pthread_mutex_lock(&m->mu);
+	kw_series *s = lb->data ? kw_get(m, (const char *)lb->data, hist) : NULL;
+	if (!s) {
+		m->kw_dropped++;
+	} else {
+		s->count++;
+		if (hist) {
+			uint64_t ms = seconds > 0 ? (uint64_t)(seconds * 1e3) : 0;   /* as_millis: truncated */
+			s->sum_ms += ms;
+			for (size_t i = 0; i < KW_NBUCKETS; i++)
+				if (ms <= kw_buckets[i]) {
+					s->bucket[i]++;
+					break;
+				}
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	pw_buf_free(lb);
+}
+
+void pw_metrics_kw_eval(pw_metrics *m, const pw_kw_eval *e, double seconds)
+{
+	pw_buf lb = PW_BUF_INIT;
+	char code[16];
+	kw_label(&lb, "policy_name", e->policy_name);
+	kw_label(&lb, "policy_mode", e->mode == PW_POLICY_MONITOR ? "monitor" : "protect");
+	if (e->origin) {
+		kw_label(&lb, "resource_kind", e->kind ? e->kind : "");
+		if (e->ns)
+			kw_label(&lb, "resource_namespace", e->ns);
+		kw_label(&lb, "resource_request_operation", e->op ? e->op : "");
+	}
+	kw_label(&lb, "accepted", e->accepted ? "true" : "false");
+	kw_label(&lb, "mutated", e->mutated ? "true" : "false");
+	if (e->origin)
+		kw_label(&lb, "request_origin", e->origin);
+	if (e->error_code) {
+		snprintf(code, sizeof code, "%d", e->error_code);
+		kw_label(&lb, "error_code", code);
+	}
+	pw_buf_append(&lb, "", 1);
+	kw_record(m, &lb, true, seconds);
+}
+
+void pw_metrics_kw_init_error(pw_metrics *m, const char *policy, const char *error)
+{
+	pw_buf lb = PW_BUF_INIT;
+	kw_label(&lb, "policy_name", policy);
+	kw_label(&lb, "initialization_error", error);
+	pw_buf_append(&lb, "", 1);
+	kw_record(m, &lb, false, 0);
 }
 
 void pw_metrics_http(pw_metrics *m, int status)
@@ -241,6 +360,31 @@ int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, const 
 		put_label(b, m->pol[i].id);
 		pw_buf_printf(b, "\"} %llu\n", (unsigned long long)m->pol[i].count);
 	}
+	help(b, "kubewarden_policy_evaluations_total", "counter", "Policy evaluations (Kubewarden's metric and labels).");
+	for (size_t i = 0; i < m->nkw; i++)
+		pw_buf_printf(b, "kubewarden_policy_evaluations_total{%s} %llu\n", m->kw[i].labels,
+		              (unsigned long long)m->kw[i].count);
+	help(b, "kubewarden_policy_evaluation_latency_milliseconds", "histogram",
+	     "Policy evaluation latency in milliseconds (Kubewarden's metric and labels).");
+	for (size_t i = 0; i < m->nkw; i++) {
+		const kw_series *ks = &m->kw[i];
+		uint64_t cum = 0;
+		if (!ks->hist)
+			continue;
+		for (size_t k = 0; k < KW_NBUCKETS; k++) {
+			cum += ks->bucket[k];
+			pw_buf_printf(b, "kubewarden_policy_evaluation_latency_milliseconds_bucket{%s,le=\"%llu\"} %llu\n",
+			              ks->labels, (unsigned long long)kw_buckets[k], (unsigned long long)cum);
+		}
+		pw_buf_printf(b, "kubewarden_policy_evaluation_latency_milliseconds_bucket{%s,le=\"+Inf\"} %llu\n"
+		                 "kubewarden_policy_evaluation_latency_milliseconds_sum{%s} %llu\n"
+		                 "kubewarden_policy_evaluation_latency_milliseconds_count{%s} %llu\n",
+		              ks->labels, (unsigned long long)ks->count, ks->labels, (unsigned long long)ks->sum_ms,
+		              ks->labels, (unsigned long long)ks->count);
+	}
+	help(b, "prewarm_kubewarden_series_dropped_total", "counter",
+	     "Evaluations not recorded in the kubewarden_* metrics: the label set cap was reached.");
+	pw_buf_printf(b, "prewarm_kubewarden_series_dropped_total %llu\n", (unsigned long long)m->kw_dropped);
 	help(b, "prewarm_http_responses_total", "counter", "HTTP answers by status code.");
 	for (size_t i = 0; i < m->nstatus; i++)
 		pw_buf_printf(b, "prewarm_http_responses_total{code=\"%s\"} %.0f\n", m->status[i].name, m->status[i].value);

@@ -100,7 +100,7 @@ wait_metric() {
 
 # An AdmissionReview whose object carries the test policy's scenario.
 review() { # UID SCENARIO [NAMESPACE]
-	printf '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"%s","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"%s","operation":"CREATE","object":{"scenario":"%s","metadata":{"name":"p","labels":{"keep":"1"}},"spec":[1,2]}}}' \
+	printf '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"%s","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"requestKind":{"group":"","version":"v1","kind":"Pod"},"namespace":"%s","operation":"CREATE","userInfo":{"username":"test"},"object":{"scenario":"%s","metadata":{"name":"p","labels":{"keep":"1"}},"spec":[1,2]}}}' \
 		"$1" "${3:-default}" "$2"
 }
 

@@ -112,6 +112,26 @@ post /validate/accept-pol '{"apiVersion": '
 [ "$(json_get "$BODY_OUT" 'd["status"]')" = 400 ] || fail "400 body: $BODY_OUT"
 ok "bad JSON 400"
 
+post /validate/accept-pol '{}'
+[ "$CODE" = 422 ] || fail "wrong shape: HTTP $CODE $BODY_OUT"
+json_get "$BODY_OUT" 'd["message"]' | grep -q 'missing field `request`' || fail "422 body: $BODY_OUT"
+post /audit/accept-pol '{"request":{"uid":"x"}}'
+[ "$CODE" = 422 ] || fail "wrong shape on /audit: HTTP $CODE $BODY_OUT"
+case $BODY_OUT in "Failed to deserialize the JSON body into the target type: "*) ;; *) fail "422 text on /audit: $BODY_OUT";; esac
+post /validate_raw/accept-pol '{"nothing":1}'
+[ "$CODE" = 422 ] || fail "validate_raw without request: HTTP $CODE $BODY_OUT"
+CODE=$(curl -s -o "$T/out" -w '%{http_code}' --data-binary "$(review u9 accept)" "http://127.0.0.1:$PORT/validate/accept-pol")
+[ "$CODE" = 415 ] || fail "no JSON content type: HTTP $CODE"
+grep -q 'Expected request with `Content-Type: application/json`' "$T/out" || fail "415 body: $(cat "$T/out")"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/merge-patch+json; charset=utf-8' \
+	--data-binary "$(review u9 accept)" "http://127.0.0.1:$PORT/validate/monitor-pol")
+[ "$CODE" = 200 ] || fail "application/*+json refused: HTTP $CODE"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")
+[ "$CODE" = 404 ] || fail "/metrics on the main port: HTTP $CODE"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readiness")
+[ "$CODE" = 404 ] || fail "/readiness on the main port: HTTP $CODE"
+ok "415 without a JSON content type, 422 wrong shape, /metrics and /readiness only on the readiness port"
+
 CODE=$(curl -s -o "$T/out" -w '%{http_code}' "http://127.0.0.1:$PORT/validate/accept-pol")
 [ "$CODE" = 405 ] || fail "GET /validate: HTTP $CODE"
 grep -q '"status":405' "$T/out" || fail "405 body: $(cat "$T/out")"
@@ -129,17 +149,37 @@ CODE=$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' -H
 ok "oversize body 413"
 
 M=$(metrics)
-echo "$M" | grep -q '^prewarm_evaluations_total{policy="accept-pol",outcome="accepted"} 1$' || fail "metrics: accepted count"
-echo "$M" | grep -q '^prewarm_evaluations_total{policy="accept-pol",outcome="rejected"} 2$' || fail "metrics: rejected count (validate + validate_raw)"
-echo "$M" | grep -q '^prewarm_evaluations_total{policy="mutate-pol",outcome="mutated"} 1$' || fail "metrics: mutated count"
-echo "$M" | grep -q '^prewarm_evaluation_duration_seconds_count{policy="accept-pol"} 3$' || fail "metrics: histogram count"
-echo "$M" | grep -q '^prewarm_evaluation_duration_seconds_bucket{policy="accept-pol",le="+Inf"} 3$' || fail "metrics: +Inf bucket"
-echo "$M" | grep -q '^prewarm_ready 1$' || fail "metrics: ready"
-echo "$M" | grep -q '^prewarm_policies_loaded 6$' || fail "metrics: policies loaded"
-echo "$M" | grep -q '^prewarm_startup_phase_seconds{phase="cache"} ' || fail "metrics: phase"
-echo "$M" | grep -q '^prewarm_cache_misses_total{tier="local"} 1$' || fail "metrics: local miss"
-echo "$M" | grep -q '^prewarm_http_responses_total{code="404"} 2$' || fail "metrics: 404 count"
-echo "$M" | grep -q '^# TYPE prewarm_evaluation_duration_seconds histogram$' || fail "metrics: TYPE line"
+grep -q '^prewarm_evaluations_total{policy="accept-pol",outcome="accepted"} 1$' <<<"$M" || fail "metrics: accepted count"
+grep -q '^prewarm_evaluations_total{policy="accept-pol",outcome="rejected"} 2$' <<<"$M" || fail "metrics: rejected count (validate + validate_raw)"
+grep -q '^prewarm_evaluations_total{policy="mutate-pol",outcome="mutated"} 1$' <<<"$M" || fail "metrics: mutated count"
+grep -q '^prewarm_evaluation_duration_seconds_count{policy="accept-pol"} 3$' <<<"$M" || fail "metrics: histogram count"
+grep -q '^prewarm_evaluation_duration_seconds_bucket{policy="accept-pol",le="+Inf"} 3$' <<<"$M" || fail "metrics: +Inf bucket"
+grep -q '^prewarm_ready 1$' <<<"$M" || fail "metrics: ready"
+grep -q '^prewarm_policies_loaded 6$' <<<"$M" || fail "metrics: policies loaded"
+grep -q '^prewarm_startup_phase_seconds{phase="cache"} ' <<<"$M" || fail "metrics: phase"
+grep -q '^prewarm_cache_misses_total{tier="local"} 1$' <<<"$M" || fail "metrics: local miss"
+grep -q '^prewarm_http_responses_total{code="404"} 4$' <<<"$M" || fail "metrics: 404 count"
+grep -q '^# TYPE prewarm_evaluation_duration_seconds histogram$' <<<"$M" || fail "metrics: TYPE line"
+# Kubewarden's metrics and labels (resource_namespace only when the request has one,
+# error_code only when the answer has a status code; no origin/kind/namespace/operation on raw)
+KW='policy_name="accept-pol",policy_mode="protect",resource_kind="Pod",resource_namespace="default",resource_request_operation="CREATE"'
+grep -q "^kubewarden_policy_evaluations_total{$KW,accepted=\"true\",mutated=\"false\",request_origin=\"validate\"} 1\$" <<<"$M" \
+	|| fail "kubewarden counter (accepted): $(grep '^kubewarden_policy_evaluations_total' <<<"$M")"
+grep -q "^kubewarden_policy_evaluations_total{$KW,accepted=\"false\",mutated=\"false\",request_origin=\"validate\"[^}]*} 1\$" <<<"$M" \
+	|| fail "kubewarden counter (rejected)"
+grep -q '^kubewarden_policy_evaluations_total{policy_name="accept-pol",policy_mode="protect",resource_kind="Pod",resource_namespace="trusted-ns",resource_request_operation="CREATE",accepted="true",mutated="false",request_origin="validate"} 1$' <<<"$M" \
+	|| fail "kubewarden counter (always-accept namespace)"
+grep -q '^kubewarden_policy_evaluations_total{policy_name="accept-pol",policy_mode="protect",accepted="false",mutated="false"[^}]*} 1$' <<<"$M" \
+	|| fail "kubewarden counter (validate_raw labels)"
+grep -q '^kubewarden_policy_evaluations_total{policy_name="mutate-pol",policy_mode="protect",[^}]*,mutated="true",request_origin="validate"} 1$' <<<"$M" \
+	|| fail "kubewarden counter (mutated)"
+grep -q '^kubewarden_policy_evaluations_total{policy_name="monitor-pol",policy_mode="monitor",[^}]*accepted="false"[^}]*request_origin="audit"' <<<"$M" \
+	|| fail "kubewarden counter (monitor mode, audit origin)"
+grep -q "^kubewarden_policy_evaluation_latency_milliseconds_bucket{$KW,accepted=\"true\",mutated=\"false\",request_origin=\"validate\",le=\"+Inf\"} 1\$" <<<"$M" \
+	|| fail "kubewarden histogram +Inf"
+grep -q "^kubewarden_policy_evaluation_latency_milliseconds_count{$KW,accepted=\"true\",mutated=\"false\",request_origin=\"validate\"} 1\$" <<<"$M" \
+	|| fail "kubewarden histogram count"
+grep -q '^# TYPE kubewarden_policy_evaluation_latency_milliseconds histogram$' <<<"$M" || fail "kubewarden TYPE line"
 ok "metrics content"
 
 # SIGTERM drains: a slow request (a guest loop stopped by the 5 s policy timeout) in flight
@@ -257,11 +297,19 @@ wait_ready
 post /validate/good "$(review c1 accept)"
 [ "$CODE" = 200 ] || fail "continue-on-errors: good policy HTTP $CODE"
 post /validate/missing "$(review c2 accept)"
-[ "$CODE" = 500 ] || fail "continue-on-errors: broken policy HTTP $CODE"
-json_get "$BODY_OUT" 'd["message"]' | grep -q 'nope.wasm' || fail "500 message does not say why: $BODY_OUT"
+# Kubewarden: HTTP 200, an AdmissionReview allowed false with status code 500 (an HTTP 500
+# would let a webhook with failurePolicy Ignore admit the request)
+[ "$CODE" = 200 ] || fail "continue-on-errors: broken policy HTTP $CODE"
+[ "$(json_get "$BODY_OUT" 'd["response"]["allowed"]')" = False ] || fail "broken policy allowed: $BODY_OUT"
+[ "$(json_get "$BODY_OUT" 'd["response"]["status"]["code"]')" = 500 ] || fail "broken policy status code: $BODY_OUT"
+[ "$(json_get "$BODY_OUT" 'd["response"]["uid"]')" = c2 ] || fail "broken policy uid: $BODY_OUT"
+json_get "$BODY_OUT" 'd["response"]["status"]["message"]' | grep -q 'nope.wasm' || fail "the answer does not say why: $BODY_OUT"
+M=$(metrics)
+grep -q '^kubewarden_policy_evaluations_total{policy_name="missing",initialization_error="[^}]*nope.wasm[^}]*"} 1$' <<<"$M" \
+	|| fail "initialization_error metric: $(grep '^kubewarden_policy_evaluations_total' <<<"$M")"
 [ "$(metric_value prewarm_policies_failed)" = 1 ] || fail "policies_failed metric"
 kill -TERM "$SRV_PID"; wait_exit
-ok "--continue-on-errors serves the rest, 500 for the broken one"
+ok "--continue-on-errors serves the rest, HTTP 200 allowed false code 500 for the broken one"
 # SIGTERM while the start is still compiling: exit 0 at once, without waiting for the compile
 variant "$W" "$T/wapc_c.wasm" "c"
 printf 'cold:\n  module: file://%s\n' "$T/wapc_c.wasm" >"$T/cold.yml"
