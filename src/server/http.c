@@ -16,12 +16,16 @@
  * flight, then stops.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
@@ -29,27 +33,62 @@
 
 #define DEFAULT_MAX_BODY (8u << 20)
 
+/* One generation of the main listener: its daemon and the TLS material it was started with. */
+typedef struct pw_lsn {
+	pw_http *h;
+	struct MHD_Daemon *d;
+	atomic_int inflight;          /* requests of this daemon not completed yet */
+	pw_buf cert, key, ca;         /* NUL-terminated PEM; ca empty = no client certificates */
+} pw_lsn;
+
 struct pw_http {
 	pw_server *srv;
 	struct MHD_Daemon *main, *ready;
+	pw_lsn *lsn;                  /* the main listener now (its d is `main`) */
+	_Atomic(pw_lsn *) retiring;   /* the previous one while it drains after a TLS reload */
+	const char *addr;
 	unsigned port, ready_port;
 	atomic_int inflight;
-	atomic_uint next_worker;
 	unsigned workers;
 	size_t max_body;
-	pw_buf cert, key;
 	bool stopped;
+	/* instance slots, taken per evaluation (threads of two generations may overlap) */
+	pthread_mutex_t smu;
+	pthread_cond_t scv;
+	unsigned *free_slots, nfree;
+	/* the TLS file watcher */
+	bool watching, wstop;
+	pthread_t watcher;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	uint64_t tls_sig;
 };
 
 typedef struct req_ctx {
 	pw_buf body;
 	bool too_big;
 	bool answered;   /* a response was queued early */
+	struct pw_lsn *lsn;   /* the main listener generation it came through (NULL: readiness) */
 	double t0;
 } req_ctx;
 
-static _Thread_local int t_worker = -1;
-static _Thread_local pw_http *t_worker_owner;
+static unsigned slot_acquire(pw_http *h)
+{
+	pthread_mutex_lock(&h->smu);
+	while (!h->nfree)
+		pthread_cond_wait(&h->scv, &h->smu);
+	unsigned s = h->free_slots[--h->nfree];
+	pthread_mutex_unlock(&h->smu);
+	return s;
+}
+
+static void slot_release(pw_http *h, unsigned s)
+{
+	pthread_mutex_lock(&h->smu);
+	h->free_slots[h->nfree++] = s;
+	pthread_cond_signal(&h->scv);
+	pthread_mutex_unlock(&h->smu);
+}
 
 static enum MHD_Result send_body(struct MHD_Connection *c, pw_http *h, int status, const char *ctype,
                                  const char *body, size_t len, const char *allow)
@@ -59,6 +98,12 @@ static enum MHD_Result send_body(struct MHD_Connection *c, pw_http *h, int statu
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	pw_lsn *old = atomic_load(&h->retiring);
+	if (old) {   /* a draining listener: no keep-alive, the client reconnects to the new one */
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+		if (ci && ci->daemon == old->d)
+			MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	}
 	if (allow)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	ret = MHD_queue_response(c, (unsigned)status, r);
@@ -278,21 +323,15 @@ static enum MHD_Result evaluate(struct MHD_Connection *c, pw_http *h, route_kind
 		free(ans);
 		goto out;
 	}
-	if (t_worker < 0 || t_worker_owner != h) {
-		t_worker = (int)atomic_fetch_add(&h->next_worker, 1);
-		t_worker_owner = h;
-	}
-	if ((unsigned)t_worker >= h->workers) {
-		ret = send_error(c, h, 500, NULL, "internal error: no instance slot for this thread");
-		goto out;
-	}
 	char *resp = NULL;
 	pw_eval_result res = { 0 };
 	pw_eval_kind ek = k == R_VALIDATE ? PW_EVAL_VALIDATE : k == R_AUDIT ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE_RAW;
 	double t0 = pw_now();
 	pw_metrics_in_flight(m, 1);
-	int erc = pw_pset_evaluate(set, e, (unsigned)t_worker, rc->body.data ? (const char *)rc->body.data : "",
+	unsigned slot = slot_acquire(h);
+	int erc = pw_pset_evaluate(set, e, slot, rc->body.data ? (const char *)rc->body.data : "",
 	                           rc->body.len, ek, &resp, &res);
+	slot_release(h, slot);
 	pw_metrics_in_flight(m, -1);
 	double dt = pw_now() - t0;
 	if (erc == PW_EINVALID) {
@@ -403,11 +442,41 @@ static enum MHD_Result handle(pw_http *h, bool is_main, struct MHD_Connection *c
 	return evaluate(c, h, k, id, rc);
 }
 
+/* mTLS: the client certificate of this connection verifies against the listener's CAs (the
+ * trust list libmicrohttpd loaded from MHD_OPTION_HTTPS_MEM_TRUST; with it set, it asks every
+ * client for a certificate). */
+static bool client_cert_ok(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	unsigned status = 0;
+	if (!ci || !ci->tls_session)
+		return false;
+	int r = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
+	if (r < 0 || status != 0) {
+		gnutls_datum_t why = { 0 };
+		if (r >= 0)
+			gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
+		pw_warn("http", "client certificate refused: %s", r < 0 ? gnutls_strerror(r) : (const char *)why.data);
+		gnutls_free(why.data);
+		return false;
+	}
+	return true;
+}
+
 static enum MHD_Result handler_main(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                     const char *version, const char *upload_data, size_t *upload_data_size,
                                     void **req_cls)
 {
-	return handle(cls, true, c, url, method, upload_data, upload_data_size, req_cls);
+	pw_lsn *l = cls;
+	bool first = !*req_cls;
+	if (first && l->ca.len && !client_cert_ok(c))
+		return MHD_NO;   /* closes the connection: refused like Kubewarden's TLS layer does */
+	enum MHD_Result ret = handle(l->h, true, c, url, method, upload_data, upload_data_size, req_cls);
+	if (first && *req_cls) {
+		((req_ctx *)*req_cls)->lsn = l;
+		atomic_fetch_add(&l->inflight, 1);
+	}
+	return ret;
 }
 
 static enum MHD_Result handler_ready(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -423,6 +492,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
 	req_ctx *rc = *req_cls;
 	if (!rc)
 		return;
+	if (rc->lsn)
+		atomic_fetch_sub(&rc->lsn->inflight, 1);
 	pw_buf_free(&rc->body);
 	free(rc);
 	*req_cls = NULL;
@@ -452,29 +523,34 @@ static int make_addr(const char *addr, unsigned port, struct sockaddr_storage *s
 	return 0;
 }
 
-static struct MHD_Daemon *start_daemon(pw_http *h, bool main_port, const char *addr, unsigned port,
-                                       unsigned threads, bool tls, unsigned *bound, const char *what)
+/* Starts a daemon: the main port when `l` is given (TLS when l has a certificate, client
+ * certificates when it has CAs), else the readiness port. `fd` is a listening socket to take
+ * over (a TLS reload), or MHD_INVALID_SOCKET to bind addr:port. */
+static struct MHD_Daemon *start_daemon(pw_http *h, pw_lsn *l, const char *addr, unsigned port, unsigned threads,
+                                       MHD_socket fd, unsigned *bound, const char *what)
 {
 	struct sockaddr_storage ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	bool tls = l && l->cert.len, mtls = tls && l->ca.len;
 	struct MHD_Daemon *d;
 
-	if (make_addr(addr, port, &ss) < 0)
+	if (fd == MHD_INVALID_SOCKET && make_addr(addr, port, &ss) < 0)
 		return NULL;
-	if (ss.ss_family == AF_INET6)
+	if (fd == MHD_INVALID_SOCKET && ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
 	if (tls)
 		flags |= MHD_USE_TLS;
 	struct MHD_OptionItem opts[] = {
 		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL },
-		{ MHD_OPTION_SOCK_ADDR, 0, &ss },
+		{ fd == MHD_INVALID_SOCKET ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET, fd, &ss },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, h },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL },
 		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
 		{ threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL },
-		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? h->cert.data : NULL },
-		{ tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, tls ? h->key.data : NULL },
+		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? l->cert.data : NULL },
+		{ tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, tls ? l->key.data : NULL },
+		{ mtls ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, mtls ? l->ca.data : NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	/* options after an END are ignored: keep the optional ones (TLS, pool) last */
@@ -484,16 +560,238 @@ static struct MHD_Daemon *start_daemon(pw_http *h, bool main_port, const char *a
 		if (opts[i].option != MHD_OPTION_END)
 			packed[np++] = opts[i];
 	packed[np] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, main_port ? handler_main : handler_ready, h,
+	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, l ? handler_main : handler_ready, l ? (void *)l : (void *)h,
 	                     MHD_OPTION_ARRAY, packed, MHD_OPTION_END);
 	if (!d) {
 		pw_error_set(PW_ERROR, "cannot listen on %s port %u for the %s%s (address in use, or no permission)",
-		             addr, port, what, tls ? " with TLS (check --cert-file/--key-file)" : "");
+		             addr, port, what, tls ? " with TLS (check --cert-file/--key-file/--client-ca-file)" : "");
 		return NULL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	*bound = info ? info->port : port;
 	return d;
+}
+
+static void lsn_free(pw_lsn *l)
+{
+	if (!l)
+		return;
+	pw_buf_free(&l->cert);
+	pw_buf_free(&l->key);
+	pw_buf_free(&l->ca);
+	free(l);
+}
+
+/* Appends a PEM file and a NUL-free newline to `out`. */
+static int read_pem(const char *path, pw_buf *out)
+{
+	pw_buf b = PW_BUF_INIT;
+	int frc = pw_file_read(path, 1 << 20, &b);
+	if (frc < 0)
+		return frc;
+	int rc = pw_buf_append(out, b.data, b.len) < 0 || pw_buf_append(out, "\n", 1) < 0 ? PW_ENOMEM : 0;
+	pw_buf_free(&b);
+	return rc ? pw_error_set(rc, "out of memory") : 0;
+}
+
+/* Calls fn on each non-empty, trimmed name of a comma-separated list (--client-ca-file). */
+static int each_ca(const char *list, int (*fn)(const char *path, void *arg), void *arg)
+{
+	for (const char *p = list; p && *p;) {
+		size_t n = strcspn(p, ",");
+		char path[4096];
+		while (n && (*p == ' ' || *p == '\t'))
+			p++, n--;
+		size_t m = n;
+		while (m && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+			m--;
+		if (m >= sizeof path)
+			return pw_error_set(PW_EINVALID, "--client-ca-file: path too long");
+		memcpy(path, p, m);
+		path[m] = '\0';
+		int rc = m ? fn(path, arg) : 0;
+		if (rc < 0)
+			return rc;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int ca_read(const char *path, void *arg) { return read_pem(path, arg); }
+
+/* Reads the certificate, key and client CAs and checks them with GnuTLS (the key matches the
+ * certificate, the CA files hold certificates) before a daemon is started on them. */
+static int lsn_load(pw_lsn **out, pw_http *h, const pw_server_opts *o)
+{
+	pw_lsn *l = calloc(1, sizeof *l);
+	gnutls_certificate_credentials_t cred = NULL;
+	int rc = 0, g;
+	*out = NULL;
+	if (!l)
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	l->h = h;
+	atomic_init(&l->inflight, 0);
+	if (!o->cert_file)
+		goto done;
+	if ((rc = read_pem(o->cert_file, &l->cert)) < 0 || (rc = read_pem(o->key_file, &l->key)) < 0 ||
+	    (rc = each_ca(o->client_ca_file, ca_read, &l->ca)) < 0)
+		goto done;
+	if (pw_buf_append(&l->cert, "", 1) < 0 || pw_buf_append(&l->key, "", 1) < 0 ||
+	    (l->ca.len && pw_buf_append(&l->ca, "", 1) < 0)) {
+		rc = pw_error_set(PW_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+		rc = pw_error_set(PW_ENOMEM, "out of memory");
+		goto done;
+	}
+	gnutls_datum_t c = { l->cert.data, (unsigned)l->cert.len - 1 }, k = { l->key.data, (unsigned)l->key.len - 1 };
+	if ((g = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM)) < 0) {
+		rc = pw_error_set(PW_EINVALID, "%s, %s: not a PEM certificate and its key (%s)", o->cert_file, o->key_file,
+		                  gnutls_strerror(g));
+		goto done;
+	}
+	if (l->ca.len) {
+		gnutls_datum_t ca = { l->ca.data, (unsigned)l->ca.len - 1 };
+		if ((g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM)) <= 0) {
+			rc = pw_error_set(PW_EINVALID, "--client-ca-file %s: no PEM CA certificate (%s)", o->client_ca_file,
+			                  g < 0 ? gnutls_strerror(g) : "none found");
+			goto done;
+		}
+	}
+done:
+	if (cred)
+		gnutls_certificate_free_credentials(cred);
+	if (rc < 0) {
+		lsn_free(l);
+		return pw_error_prefix("TLS");
+	}
+	*out = l;
+	return 0;
+}
+
+static uint64_t sig_mix(uint64_t h, uint64_t v)
+{
+	return (h ^ v) * 1099511628211ull;
+}
+
+static int sig_file(const char *path, void *arg)
+{
+	uint64_t *h = arg;
+	struct stat st;
+	if (stat(path, &st) < 0) {   /* stat follows the ..data symlink Kubernetes swaps */
+		*h = sig_mix(*h, (uint64_t)errno);
+		return 0;
+	}
+	*h = sig_mix(*h, (uint64_t)st.st_dev);
+	*h = sig_mix(*h, (uint64_t)st.st_ino);
+	*h = sig_mix(*h, (uint64_t)st.st_size);
+	*h = sig_mix(*h, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
+	return 0;
+}
+
+/* Device, inode, size and mtime of the certificate, key and CA files, hashed. */
+static uint64_t tls_signature(const pw_server_opts *o)
+{
+	uint64_t h = 14695981039346656037ull;
+	sig_file(o->cert_file, &h);
+	sig_file(o->key_file, &h);
+	each_ca(o->client_ca_file, sig_file, &h);
+	return h;
+}
+
+/* A TLS reload: the current daemon stops accepting (quiesce), a new one with the new material
+ * takes over its listening socket (connections that arrive meanwhile wait in the backlog),
+ * and the old one finishes its requests in flight (answering with Connection: close) before
+ * it is stopped. The readiness port is not touched. */
+static void tls_swap(pw_http *h, pw_lsn *nl)
+{
+	pw_lsn *old = h->lsn;
+	unsigned bound;
+	atomic_store(&h->retiring, old);
+	MHD_socket fd = MHD_quiesce_daemon(old->d);
+	if (fd == MHD_INVALID_SOCKET) {
+		pw_warn("http", "TLS reload: cannot take the listening socket over; keeping the old certificate");
+		atomic_store(&h->retiring, NULL);
+		lsn_free(nl);
+		return;
+	}
+	nl->d = start_daemon(h, nl, h->addr, h->port, h->workers, fd, &bound, "policy server");
+	if (!nl->d) {
+		/* the material was checked: this is unexpected; serve the old one again */
+		pw_warn("http", "TLS reload: %s; keeping the old certificate", pw_error_last());
+		pw_buf_free(&nl->cert), pw_buf_free(&nl->key), pw_buf_free(&nl->ca);
+		pw_buf_append(&nl->cert, old->cert.data, old->cert.len);
+		pw_buf_append(&nl->key, old->key.data, old->key.len);
+		pw_buf_append(&nl->ca, old->ca.data, old->ca.len);
+		if (!(nl->d = start_daemon(h, nl, h->addr, h->port, h->workers, fd, &bound, "policy server"))) {
+			pw_err("http", "TLS reload: the main port could not be restarted: %s", pw_error_last());
+			close(fd);
+			lsn_free(nl);
+			return;   /* old stays quiesced: readiness still answers, the main port is gone */
+		}
+	}
+	h->lsn = nl;
+	h->main = nl->d;
+	pw_info("http", "TLS reloaded: new connections use the new certificate%s; %d requests in flight finish on the old one",
+	        nl->ca.len ? " and client CAs" : "", atomic_load(&old->inflight));
+	/* drain: no request of the old daemon for 0.5 s in a row (at most 30 s) */
+	double deadline = pw_now() + 30, idle_since = 0;
+	while (pw_now() < deadline && !h->wstop) {
+		if (atomic_load(&old->inflight) > 0)
+			idle_since = 0;
+		else if (!idle_since)
+			idle_since = pw_now();
+		else if (pw_now() - idle_since > 0.5)
+			break;
+		usleep(20000);
+	}
+	MHD_stop_daemon(old->d);
+	atomic_store(&h->retiring, NULL);
+	lsn_free(old);
+}
+
+#define TLS_POLL_SECONDS 1
+
+static void *tls_watch(void *arg)
+{
+	pw_http *h = arg;
+	const pw_server_opts *o = pw_server__opts(h->srv);
+	pthread_mutex_lock(&h->wmu);
+	while (!h->wstop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += TLS_POLL_SECONDS;
+		pthread_cond_timedwait(&h->wcv, &h->wmu, &ts);
+		if (h->wstop)
+			break;
+		uint64_t sig = tls_signature(o);
+		if (sig == h->tls_sig)
+			continue;
+		h->tls_sig = sig;
+		pthread_mutex_unlock(&h->wmu);
+		pw_lsn *nl;
+		if (lsn_load(&nl, h, o) < 0)
+			pw_warn("http", "TLS files changed but cannot be used yet (kept the old ones): %s", pw_error_last());
+		else
+			tls_swap(h, nl);
+		pthread_mutex_lock(&h->wmu);
+	}
+	pthread_mutex_unlock(&h->wmu);
+	return NULL;
+}
+
+static void http_free(pw_http *h)
+{
+	lsn_free(h->lsn);
+	free(h->free_slots);
+	pthread_mutex_destroy(&h->smu);
+	pthread_cond_destroy(&h->scv);
+	pthread_mutex_destroy(&h->wmu);
+	pthread_cond_destroy(&h->wcv);
+	free(h);
 }
 
 int pw_http_start(pw_http **out, pw_server *s)
@@ -507,41 +805,61 @@ int pw_http_start(pw_http **out, pw_server *s)
 	if (!h)
 		return pw_error_set(PW_ENOMEM, "out of memory");
 	h->srv = s;
+	h->addr = addr;
 	h->workers = o->workers ? o->workers : 1;
 	h->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
 	atomic_init(&h->inflight, 0);
-	atomic_init(&h->next_worker, 0);
-	if (tls) {
-		if (!o->cert_file || !o->key_file) {
-			free(h);
-			return pw_error_set(PW_EINVALID, "TLS needs both --cert-file and --key-file");
-		}
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			free(h);
-			return pw_error_set(PW_EUNSUPPORTED, "this libmicrohttpd was built without TLS support");
-		}
-		if (pw_file_read(o->cert_file, 1 << 20, &h->cert) < 0 || pw_file_read(o->key_file, 1 << 20, &h->key) < 0) {
-			pw_error_prefix("TLS");
-			pw_buf_free(&h->cert);
-			pw_buf_free(&h->key);
-			free(h);
-			return PW_EIO;
-		}
+	atomic_init(&h->retiring, NULL);
+	pthread_mutex_init(&h->smu, NULL);
+	pthread_cond_init(&h->scv, NULL);
+	pthread_mutex_init(&h->wmu, NULL);
+	pthread_cond_init(&h->wcv, NULL);
+	if (!(h->free_slots = malloc(h->workers * sizeof *h->free_slots))) {
+		http_free(h);
+		return pw_error_set(PW_ENOMEM, "out of memory");
 	}
-	h->main = start_daemon(h, true, addr, o->port, h->workers, tls, &h->port, "policy server");
-	if (h->main)
-		h->ready = start_daemon(h, false, addr, o->readiness_port, 1, false, &h->ready_port, "readiness probe");
-	if (!h->main || !h->ready) {
-		int rc = pw_error_last_code() ? pw_error_last_code() : PW_ERROR;
-		if (h->main)
-			MHD_stop_daemon(h->main);
-		pw_buf_free(&h->cert);
-		pw_buf_free(&h->key);
-		free(h);
+	for (unsigned i = 0; i < h->workers; i++)
+		h->free_slots[h->nfree++] = h->workers - 1 - i;
+	if (tls && (!o->cert_file || !o->key_file)) {
+		http_free(h);
+		return pw_error_set(PW_EINVALID, "TLS needs both --cert-file and --key-file");
+	}
+	if (o->client_ca_file && *o->client_ca_file && !tls) {
+		http_free(h);
+		return pw_error_set(PW_EINVALID, "--client-ca-file needs --cert-file and --key-file");
+	}
+	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		http_free(h);
+		return pw_error_set(PW_EUNSUPPORTED, "this libmicrohttpd was built without TLS support");
+	}
+	if (tls)
+		h->tls_sig = tls_signature(o);
+	int rc = lsn_load(&h->lsn, h, o);
+	if (rc < 0) {
+		http_free(h);
 		return rc;
 	}
+	h->main = h->lsn->d = start_daemon(h, h->lsn, addr, o->port, h->workers, MHD_INVALID_SOCKET, &h->port,
+	                                   "policy server");
+	if (h->main)
+		h->ready = start_daemon(h, NULL, addr, o->readiness_port, 1, MHD_INVALID_SOCKET, &h->ready_port,
+		                        "readiness probe");
+	if (!h->main || !h->ready) {
+		rc = pw_error_last_code() ? pw_error_last_code() : PW_ERROR;
+		if (h->main)
+			MHD_stop_daemon(h->main);
+		http_free(h);
+		return rc;
+	}
+	if (tls) {
+		if (pthread_create(&h->watcher, NULL, tls_watch, h) == 0)
+			h->watching = true;
+		else
+			pw_warn("http", "no TLS file watcher thread: certificate changes need a restart");
+	}
 	pw_info("http", "listening on %s:%u (%s, %u workers), readiness and metrics on %s:%u", addr, h->port,
-	        tls ? "HTTPS" : "HTTP", h->workers, addr, h->ready_port);
+	        !tls ? "HTTP" : h->lsn->ca.len ? "HTTPS, client certificates required" : "HTTPS", h->workers, addr,
+	        h->ready_port);
 	*out = h;
 	return 0;
 }
@@ -558,6 +876,14 @@ void pw_http_stop(pw_http *h, double drain)
 {
 	if (!h)
 		return;
+	if (h->watching) {
+		pthread_mutex_lock(&h->wmu);
+		h->wstop = true;
+		pthread_cond_signal(&h->wcv);
+		pthread_mutex_unlock(&h->wmu);
+		pthread_join(h->watcher, NULL);
+		h->watching = false;
+	}
 	if (!h->stopped) {
 		h->stopped = true;
 		MHD_socket fd = MHD_quiesce_daemon(h->main);   /* no new connections */
@@ -572,9 +898,7 @@ void pw_http_stop(pw_http *h, double drain)
 			close(fd);
 		stop_one(h->ready);
 	}
-	pw_buf_free(&h->cert);
-	pw_buf_free(&h->key);
-	free(h);
+	http_free(h);
 }
 
 unsigned pw_http_port(const pw_http *h) { return h->port; }

@@ -9,3 +9,5 @@ pw_add_sh_test(test_server_tiering ${CMAKE_CURRENT_LIST_DIR}/serve_tiering.sh)
 pw_add_c_test(test_server_expr ${CMAKE_CURRENT_LIST_DIR}/test_expr.c pw_server pw_util)
 # Policy groups end to end: accept, reject with message and causes, short-circuit, mutation.
 pw_add_sh_test(test_server_serve_groups ${CMAKE_CURRENT_LIST_DIR}/serve_groups.sh)
+# Mutual TLS and certificate rotation while serving (openssl-made certificates).
+pw_add_sh_test(test_server_serve_tls ${CMAKE_CURRENT_LIST_DIR}/serve_tls.sh)
