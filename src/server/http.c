@@ -1,10 +1,14 @@
 /*
  * The HTTP(S) front end, on libmicrohttpd: the main port (POST /validate/{id},
- * /validate_raw/{id}, /audit/{id}; TLS with --cert-file/--key-file) and the readiness port
- * (GET /readiness: 200 only when ready; GET /metrics: Prometheus text).
+ * /validate_raw/{id}, /audit/{id}; TLS with --cert-file/--key-file, mutual TLS with
+ * --client-ca-file) and the readiness port (GET /readiness: 200 only when ready; GET
+ * /metrics: Prometheus text).
  *
- * The main daemon runs a pool of `workers` threads; each thread owns one instance slot of
- * every policy (a thread-local index), so evaluations need no lock. Bodies are collected up
+ * TLS files are polled every second; on a change a new main daemon with the new material
+ * takes over the listening socket of the old one, which drains its requests in flight and
+ * stops (the readiness port is untouched; docs/server.md, TLS). The main daemon runs a pool
+ * of `workers` threads; an evaluation takes one of the `workers` instance slots of its policy
+ * from a free list (threads of an old and a new daemon overlap during a TLS reload). Bodies are collected up
  * to the size limit (413 beyond it, decided from Content-Length before reading when it is
  * given). The body is checked before the policy is looked up, in Kubewarden's (axum's)
  * order and with its codes and texts: 415 without a JSON Content-Type, 400 bad JSON, 422 a
