@@ -467,14 +467,49 @@ static bool client_cert_ok(struct MHD_Connection *c)
 	return true;
 }
 
+/* mTLS at the TLS layer: a new connection's GnuTLS session requires a client certificate
+ * and verifies it during the handshake (Kubewarden's rustls refuses there too). The socket
+ * context (a flag per connection) lets handler_main check the certificate once more on the
+ * connection's first request, the check of record should the handshake not have done it. */
+static void tls_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	*socket_context = calloc(1, sizeof(bool));
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return;
+	gnutls_certificate_server_set_request((gnutls_session_t)ci->tls_session, GNUTLS_CERT_REQUIRE);
+	gnutls_session_set_verify_cert((gnutls_session_t)ci->tls_session, NULL, 0);
+}
+
+/* True once client_cert_ok passed on this connection. */
+static bool *conn_verified(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result handler_main(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                     const char *version, const char *upload_data, size_t *upload_data_size,
                                     void **req_cls)
 {
 	pw_lsn *l = cls;
 	bool first = !*req_cls;
-	if (first && l->ca.len && !client_cert_ok(c))
-		return MHD_NO;   /* closes the connection: refused like Kubewarden's TLS layer does */
+	if (first && l->ca.len) {
+		bool *ok = conn_verified(c);
+		if (!ok || !*ok) {
+			if (!client_cert_ok(c))
+				return MHD_NO;   /* closes the connection, never an answer */
+			if (ok)
+				*ok = true;
+		}
+	}
 	enum MHD_Result ret = handle(l->h, true, c, url, method, upload_data, upload_data_size, req_cls);
 	if (first && *req_cls) {
 		((req_ctx *)*req_cls)->lsn = l;
@@ -555,6 +590,7 @@ static struct MHD_Daemon *start_daemon(pw_http *h, pw_lsn *l, const char *addr, 
 		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? l->cert.data : NULL },
 		{ tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, tls ? l->key.data : NULL },
 		{ mtls ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, mtls ? l->ca.data : NULL },
+		{ mtls ? MHD_OPTION_NOTIFY_CONNECTION : MHD_OPTION_END, mtls ? (intptr_t)tls_connection : 0, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	/* options after an END are ignored: keep the optional ones (TLS, pool) last */
