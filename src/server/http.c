@@ -61,7 +61,8 @@ struct pw_http {
 	pthread_cond_t scv;
 	unsigned *free_slots, nfree;
 	/* the TLS file watcher */
-	bool watching, wstop;
+	bool watching;
+	atomic_bool wstop;            /* also read by tls_swap's drain loop without wmu */
 	pthread_t watcher;
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
