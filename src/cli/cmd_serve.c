@@ -439,7 +439,8 @@ static void *start_thread(void *p)
 }
 
 /* Runs the startup pipeline in a thread while this one keeps taking signals.
- * 1 ready, 0 start failed (logged), -1 SIGTERM/SIGINT arrived first. */
+ * 1 ready, 0 start failed (logged), -1 SIGTERM/SIGINT arrived first, 2 SIGTERM/SIGINT
+ * arrived as the start ended (ready: stop the normal way). */
 static int start_interruptible(pw_server *srv, const sigset_t *sigs)
 {
 	start_arg a = { .srv = srv };
@@ -454,7 +455,13 @@ static int start_interruptible(pw_server *srv, const sigset_t *sigs)
 		int sig = sigtimedwait(sigs, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
 			pw_info("serve", "%s received while starting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-			return -1;
+			if (!atomic_load(&a.done))
+				return -1;
+			/* the start had just ended: stop the normal way */
+			pthread_join(t, NULL);
+			if (a.rc < 0)
+				pw_err("serve", "start failed: %s", a.error);
+			return a.rc < 0 ? 0 : 2;
 		}
 		if (sig == SIGHUP)
 			pw_info("serve", "SIGHUP ignored: still starting (the start reads the current policies file)");
@@ -597,8 +604,10 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_err("serve", "%s", pw_error_last());
 		goto out;
 	}
-	switch (start_interruptible(srv, &sigs)) {
+	int started = start_interruptible(srv, &sigs);   /* 2: ready, and SIGTERM came already */
+	switch (started) {
 	case 1:
+	case 2:
 		break;
 	case 0:
 		goto out;
@@ -609,7 +618,7 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_info("serve", "stopped before ready");
 		_exit(0);
 	}
-	for (;;) {
+	for (; started == 1;) {
 		double iv = c.watch_interval > 0.05 ? c.watch_interval : 0.05;
 		struct timespec ts = { (time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9) };
 		int sig = sigtimedwait(&sigs, NULL, &ts);

@@ -261,7 +261,10 @@ bool pw_server_policies_changed(pw_server *s)
 
 void pw_server_shutdown(pw_server *s, double drain)
 {
-	if (!s || !s->http)
+	if (!s)
+		return;
+	pw_tierup_cancel(s->tierup, 2);   /* no compiler outlives a shutdown, even an _exit one */
+	if (!s->http)
 		return;
 	atomic_store(&s->ready, false);
 	pw_info("server", "shutting down: finishing requests in flight");

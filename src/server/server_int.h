@@ -205,7 +205,10 @@ int pw_tierup_new(pw_tierup **out, const pw_tierup_opts *o);
 /* Queues the optimized compile of quick module `m` (ref taken) unless one for its digest is
  * queued, running or already done this run. */
 void pw_tierup_submit(pw_tierup *t, pw_module *m);
-/* Kills running compiles, drops queued ones, joins the threads. */
+/* Stops the tier-up: queued jobs are dropped, running compilers killed (their process
+ * groups); waits at most max_wait seconds for the running jobs to end. Idempotent. */
+void pw_tierup_cancel(pw_tierup *t, double max_wait);
+/* Cancels (as above), then joins the threads and frees. */
 void pw_tierup_free(pw_tierup *t);
 
 /* ---- the HTTP front end --------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/server_int.h"
@@ -41,6 +42,7 @@ struct pw_tierup {
 	job *head, **tail;
 	seen *seen;
 	volatile int stop;
+	unsigned running;             /* jobs in run_job now */
 	unsigned nthreads;
 	pthread_t *threads;
 	pw_budget budget;
@@ -143,11 +145,14 @@ static void *worker(void *arg)
 		t->head = j->next;
 		if (!t->head)
 			t->tail = &t->head;
+		t->running++;
 		pthread_mutex_unlock(&t->mu);
 		run_job(t, j->quick);
 		pw_module_unref(j->quick);
 		free(j);
 		pthread_mutex_lock(&t->mu);
+		t->running--;
+		pthread_cond_broadcast(&t->cv);
 	}
 	pthread_mutex_unlock(&t->mu);
 	return NULL;
@@ -204,6 +209,26 @@ void pw_tierup_submit(pw_tierup *t, pw_module *m)
 	*t->tail = j;
 	t->tail = &j->next;
 	pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void pw_tierup_cancel(pw_tierup *t, double max_wait)
+{
+	if (!t)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)max_wait;
+	until.tv_nsec += (long)((max_wait - (double)(time_t)max_wait) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->mu);
+	t->stop = 1;
+	pthread_cond_broadcast(&t->cv);
+	while (t->running > 0 && pthread_cond_timedwait(&t->cv, &t->mu, &until) == 0)
+		;
 	pthread_mutex_unlock(&t->mu);
 }
 
