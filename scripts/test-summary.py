@@ -23,6 +23,10 @@ def reason_of(text):
     return "(no reason printed)"
 
 
+def shown(names):
+    return ", ".join(names[:3]) + (f", ... ({len(names)} tests)" if len(names) > 3 else "")
+
+
 def main(args):
     total = [0, 0, 0]
     for arg in args:
@@ -52,10 +56,9 @@ def main(args):
         for name in failed:
             print(f"  FAILED {name}")
         for why, names in sorted(skipped.items(), key=lambda kv: -len(kv[1])):
-            shown = ", ".join(names[:3]) + (f", ... ({len(names)} tests)" if len(names) > 3 else "")
-            print(f"  skipped because {why}: {shown}")
+            print(f"  skipped because {why}: {shown(names)}")
         for why, names in sorted(inner.items(), key=lambda kv: -len(kv[1])):
-            print(f"  parts skipped inside passing tests because {why}: {', '.join(sorted(set(names)))}")
+            print(f"  parts skipped inside passing tests because {why}: {shown(sorted(set(names)))}")
         total[0] += len(passed)
         total[1] += len(failed)
         total[2] += nskip
