@@ -92,12 +92,10 @@ typedef struct pw_policy pw_policy;
 int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a);
 void pw_policy_free(pw_policy *p);
 
-const char *pw_policy_id(const pw_policy *p);
 pw_policy_abi pw_policy_get_abi(const pw_policy *p);
 const char *pw_policy_abi_name(pw_policy_abi abi);    /* "waPC", "WASI" */
 /* The io.kubewarden.metadata JSON text, or NULL if the module has none. */
 const char *pw_policy_metadata(const pw_policy *p);
-unsigned pw_policy_workers(const pw_policy *p);
 
 /*
  * Runs the policy's validate_settings (waPC) / validate-settings (WASI) on its settings, in
@@ -124,7 +122,7 @@ typedef struct pw_eval_result {
 /*
  * Evaluates one request body (`body`, `len` bytes of JSON: an AdmissionReview for
  * VALIDATE/AUDIT, {"request": ...} for VALIDATE_RAW) in worker slot `worker`
- * (< pw_policy_workers; one thread per slot at a time). On 0, *response (malloc'd,
+ * (< spec.workers; one thread per slot at a time). On 0, *response (malloc'd,
  * NUL-terminated JSON) is the complete answer body the server sends with HTTP 200: also when
  * the guest trapped, timed out or reported an error (then allowed false, status code 500 and
  * result->error set). Returns PW_EINVALID (bad JSON, no "request", request not an object

@@ -145,9 +145,6 @@ bool pw_server_policies_changed(pw_server *s);
  * then stops the listeners. Idempotent. */
 void pw_server_shutdown(pw_server *s, double drain);
 void pw_server_free(pw_server *s);
-/* The bound ports (useful with port 0). */
-unsigned pw_server_port(const pw_server *s);
-unsigned pw_server_readiness_port(const pw_server *s);
 
 #ifdef __cplusplus
 }

@@ -13,9 +13,7 @@
 #include "cli/cache_opts.h"
 #include "prewarm/common.h"
 
-#ifdef PW_HAVE_REGISTRY_CACHE
 #include "prewarm/oci.h"
-#endif
 
 const char pw_cache_cli_help[] =
 	"cache options:\n"
@@ -188,7 +186,6 @@ int pw_cache_cli_open_local(pw_cache_cli_opts *o, pw_cache_backend **out)
 	return pw_cache_local_new(out, dir, &lo);
 }
 
-#ifdef PW_HAVE_REGISTRY_CACHE
 /*
  * What sources.yml (o->sources_path) says about the registry tier's host: listed in
  * insecure_sources sets ro->insecure; its source_authorities become ro->ca_file when no
@@ -240,7 +237,6 @@ out:
 	pw_oci_sources_free(src);
 	pw_oci_ref_free(ref);
 }
-#endif
 
 int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 {
@@ -282,7 +278,6 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 	if (b && pw_cache_add_backend(*out, b) < 0)
 		pw_warn("cache", "local cache unavailable: %s", pw_error_last());
 	if (o->registry) {
-#ifdef PW_HAVE_REGISTRY_CACHE
 		pw_registry_cache_opts ro;
 		char ca_tmp[4096] = "";
 		memset(&ro, 0, sizeof ro);
@@ -302,10 +297,6 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 			pw_warn("cache", "registry cache %s unavailable: %s", o->registry, pw_error_last());
 		if (*ca_tmp)
 			unlink(ca_tmp);
-#else
-		pw_warn("cache", "--cache-registry %s: this build has no registry tier; running without it",
-		        o->registry);
-#endif
 	}
 	return 0;
 }

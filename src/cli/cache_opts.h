@@ -8,7 +8,7 @@
  *   --cache-max-size SIZE           size limit of the local directory (default 2GiB; "512MiB")
  *   --cache-signing-key FILE        HMAC-SHA256 key: sign entries, refuse unsigned/bad ones
  *   --no-cache                      neither read nor write any cache
- *   --cache-registry HOST[:PORT]/REPO    the shared OCI registry tier (issue 5)
+ *   --cache-registry HOST[:PORT]/REPO    the shared OCI registry tier
  *   --cache-registry-credentials FILE    Docker config.json, or a dir with username/password
  *   --cache-registry-ca FILE             extra CA for the registry
  *   --cache-registry-insecure            HTTPS, then unverified HTTPS, then HTTP

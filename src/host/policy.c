@@ -226,10 +226,8 @@ void pw_policy_free(pw_policy *p)
 	free(p);
 }
 
-const char *pw_policy_id(const pw_policy *p) { return p->id; }
 pw_policy_abi pw_policy_get_abi(const pw_policy *p) { return p->abi; }
 const char *pw_policy_metadata(const pw_policy *p) { return p->metadata; }
-unsigned pw_policy_workers(const pw_policy *p) { return p->workers; }
 
 const char *pw_policy_abi_name(pw_policy_abi abi)
 {

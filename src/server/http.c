@@ -942,5 +942,3 @@ void pw_http_stop(pw_http *h, double drain)
 	http_free(h);
 }
 
-unsigned pw_http_port(const pw_http *h) { return h->port; }
-unsigned pw_http_readiness_port(const pw_http *h) { return h->ready_port; }

@@ -288,5 +288,3 @@ void pw_server_free(pw_server *s)
 	free(s);
 }
 
-unsigned pw_server_port(const pw_server *s) { return s->http ? pw_http_port(s->http) : 0; }
-unsigned pw_server_readiness_port(const pw_server *s) { return s->http ? pw_http_readiness_port(s->http) : 0; }

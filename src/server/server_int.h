@@ -225,7 +225,5 @@ int pw_server__render_metrics(pw_server *s, pw_buf *out);
 int pw_http_start(pw_http **out, pw_server *s);
 /* Stops accepting, waits up to `drain` seconds for requests in flight, then stops. */
 void pw_http_stop(pw_http *h, double drain);
-unsigned pw_http_port(const pw_http *h);
-unsigned pw_http_readiness_port(const pw_http *h);
 
 #endif
