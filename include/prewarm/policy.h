@@ -3,9 +3,10 @@
  * artifacts and shapes their answers exactly as Kubewarden's policy-server does.
  *
  * A pw_policy binds one loaded artifact to one policies.yml entry (settings, mode,
- * allowedToMutate, custom message, timeout, host capabilities). It keeps one instance slot
- * per worker thread: a worker calls pw_policy_evaluate() with its own index, so slots need
- * no locks and different workers evaluate the same policy in parallel. Each request runs in
+ * allowedToMutate, custom message, timeout, host capabilities). It keeps `workers` instance
+ * slots: a caller passes pw_policy_evaluate() a slot index that it holds alone for the call
+ * (the HTTP server hands them out from a free list), so slots need no locks and different
+ * callers evaluate the same policy in parallel. Each request runs in
  * a fresh instance (state and memory grown by one request never leak into the next, see
  * docs/policies.md and bench/eval); a trap, a guest error or a timeout answers that request
  * with an error (allowed false, code 500) and the policy keeps serving.
