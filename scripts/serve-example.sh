@@ -29,7 +29,7 @@ if ! "$top/scripts/build.sh" "$top/build" >"$top/build/build.log" 2>&1; then
   exit 1
 fi
 wasm_dir="$top/build/fixtures"
-for m in server_privileged host_wapc; do
+for m in server_privileged host_wapc example_default_label; do
   [ -f "$wasm_dir/$m.wasm" ] || { echo "serve-example: $wasm_dir/$m.wasm was not built" >&2; exit 1; }
 done
 mkdir -p "$run/cache"
@@ -78,8 +78,9 @@ Ctrl-C stops it. The server's log: $run/serve.log. Try, in another terminal:
   curl -s -H 'Content-Type: application/json' --data @$req/pod-privileged-kube-system.json http://127.0.0.1:$port/validate/no-privileged-pods
   # the same policy in monitor mode: accepted, the rejection only logged and counted
   curl -s -H 'Content-Type: application/json' --data @$req/pod-privileged.json http://127.0.0.1:$port/validate/no-privileged-pods-monitor
-  # a mutating policy: accepted with a JSONPatch (base64 "patch", patchType JSONPatch)
-  curl -s -H 'Content-Type: application/json' --data @$req/mutate.json http://127.0.0.1:$port/validate/test-policy
+  # a Pod without a team label: accepted with a JSONPatch (base64 "patch") adding the label
+  # team=platform: [{"op":"add","path":"/metadata/labels/team","value":"platform"}]
+  curl -s -H 'Content-Type: application/json' --data @$req/pod-no-team.json http://127.0.0.1:$port/validate/default-team-label
   # Prometheus metrics (evaluations per policy and outcome, cache, tiers, compiles)
   curl -s http://127.0.0.1:$rport/metrics
 

@@ -56,7 +56,7 @@ if [ -f "$SL" ]; then
 else
 	echo "enforce: $SL absent (set PREWARM_CORPUS): only the C policy is measured" >&2
 fi
-printf '%s' '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"b","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"default","operation":"CREATE","object":{"scenario":"reject","apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"foo":"1"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}}}' >"$W/req.json"
+printf '%s' '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"b","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"default","operation":"CREATE","userInfo":{"username":"bench"},"object":{"scenario":"reject","apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"foo":"1"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}}}' >"$W/req.json"
 
 # a cache holding the three old policies, optimized and quick (filled once)
 "$BIN" serve --policies "$W/base.yml" --cache-dir "$W/base-cache" --port 0 --readiness-probe-port 0 \

@@ -27,7 +27,7 @@ fi
 	printf 'small:\n  module: file://%s\n' "$small"
 	[ -n "$large" ] && printf 'large:\n  module: file://%s\n  settings:\n    denied_labels: [owner]\n' "$large"
 } >"$W/policies.yml"
-body='{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"default","operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"nginx","labels":{"app":"web"}},"spec":{"containers":[{"name":"nginx","image":"nginx"}]}}}}'
+body='{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"default","operation":"CREATE","userInfo":{"username":"bench"},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"nginx","labels":{"app":"web"}},"spec":{"containers":[{"name":"nginx","image":"nginx"}]}}}}'
 cat >"$W/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

@@ -11,3 +11,5 @@ pw_add_c_test(test_server_expr ${CMAKE_CURRENT_LIST_DIR}/test_expr.c pw_server p
 pw_add_sh_test(test_server_serve_groups ${CMAKE_CURRENT_LIST_DIR}/serve_groups.sh)
 # Mutual TLS and certificate rotation while serving (openssl-made certificates).
 pw_add_sh_test(test_server_serve_tls ${CMAKE_CURRENT_LIST_DIR}/serve_tls.sh)
+# The README's example policies give the answers serve-example.sh documents.
+pw_add_sh_test(test_server_example ${CMAKE_CURRENT_LIST_DIR}/serve_example.sh)
