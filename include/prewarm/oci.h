@@ -266,54 +266,6 @@ int pw_oci_manifest_delete(pw_oci_client *c, const pw_oci_ref *r, const char *di
 int pw_oci_tags_list(pw_oci_client *c, const pw_oci_ref *r,
                      int (*cb)(const char *tag, void *payload), void *payload);
 
-/* ---- the registry tier of the artifact cache (src/cache/registry.c) --------------------- */
-
-struct pw_cache_backend;
-
-typedef struct pw_registry_cache_opts {
-	const char *repository;   /* "host[:port]/repo" (required) */
-	const char *credentials;  /* a Docker config.json file, or a directory holding
-	                             `username` and `password` files; NULL = anonymous */
-	const char *ca_file;      /* extra CA (PEM) for the registry host; NULL = system CAs */
-	bool insecure;            /* HTTPS, then HTTPS unverified, then HTTP */
-	bool read_only;           /* pull but never push */
-	double timeout;           /* per request, seconds; 0 = 30 */
-	double connect_timeout;   /* seconds; 0 = 5 */
-	/* put() returns at once and publishes in a background thread; free() waits at most
-	 * publish_deadline seconds (0 = 30) for publishes still running, then abandons them. */
-	bool async_put;
-	double publish_deadline;
-	/* Text for the engine-description annotation (e.g. pw_engine_description()); NULL = the
-	 * description embedded in the artifact (ABI version, engine hash, wasm sha256). */
-	const char *engine_description;
-} pw_registry_cache_opts;
-
-#define PW_CACHE_ARTIFACT_TYPE "application/vnd.prewarm.artifact.v1"
-#define PW_CACHE_LAYER_TYPE "application/vnd.prewarm.artifact.v1+zstd"
-/* Annotations of a registry cache entry. */
-#define PW_CACHE_ANN_META "io.prewarm.cache.meta"          /* pw_cache_meta_to_json */
-#define PW_CACHE_ANN_ENGINE "io.prewarm.engine.hash"
-#define PW_CACHE_ANN_ENGINE_DESC "io.prewarm.engine.description"
-#define PW_CACHE_ANN_WASM "io.prewarm.wasm.digest"          /* "sha256:<hex>" */
-#define PW_CACHE_ANN_ARTIFACT "io.prewarm.artifact.sha256"
-#define PW_CACHE_ANN_SIGNATURE "io.prewarm.artifact.signature"
-/* "pw1-" + engine hash[0:32] + "-" + wasm sha256: 101 characters. out: 128 bytes. */
-void pw_cache_registry_tag(const char *engine_hash, const char *wasm_sha256, char out[128]);
-/* Publishes still running in the background (async_put); 0 for other backends. */
-unsigned pw_cache_registry_pending(struct pw_cache_backend *b);
-/* Publisher threads still running in this process, abandoned ones included (tests, shutdown). */
-unsigned pw_cache_registry_live_publishers(void);
-
-/*
- * Opens the registry tier: one OCI image manifest per entry (artifactType
- * application/vnd.prewarm.artifact.v1, empty config, one zstd-compressed layer,
- * annotations with the key, the engine description, the artifact sha256 and signature),
- * tagged "pw1-<engine hash[0:32]>-<wasm sha256>". get() checks the layer digest and the
- * annotations against the key; the tiered cache verifies the rest. Does not contact the
- * registry (the first call does). PW_EINVALID for a bad repository or credentials file.
- */
-int pw_cache_registry_new(struct pw_cache_backend **out, const pw_registry_cache_opts *opts);
-
 #ifdef __cplusplus
 }
 #endif

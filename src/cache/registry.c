@@ -532,7 +532,7 @@ static int reg_remove(pw_cache_backend *b, const pw_cache_key *key)
 	char dg[PW_OCI_DIGEST_LEN] = "";
 	int rc;
 	if (s->read_only)
-		return pw_error_set(PW_EINVALID, "registry: read-only (--cache-registry-read-only)");
+		return pw_error_set(PW_EINVALID, "registry cache: read-only");
 	if ((rc = tag_ref(s, key, &r)) < 0)
 		return rc;
 	rc = pw_oci_manifest_head(s->client, r, dg);
@@ -597,7 +597,7 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 	int rc;
 	*out = NULL;
 	if (!opts || !opts->repository || !*opts->repository)
-		return pw_error_set(PW_EINVALID, "--cache-registry: missing host[:port]/repository");
+		return pw_error_set(PW_EINVALID, "registry cache: no repository (host[:port]/repository)");
 	rb = calloc(1, sizeof *rb);
 	s = calloc(1, sizeof *s);
 	if (!rb || !s) {
@@ -617,12 +617,12 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 		goto fail;
 	}
 	if ((rc = pw_oci_ref_parse(&s->repo, opts->repository)) < 0) {
-		pw_error_prefix("--cache-registry");
+		pw_error_prefix("registry cache repository");
 		goto fail;
 	}
 	if (s->repo->scheme != PW_OCI_REGISTRY || s->repo->digest || strcmp(s->repo->tag, "latest") ||
 	    strchr(opts->repository, '@') || strrchr(opts->repository, ':') > strrchr(opts->repository, '/')) {
-		rc = pw_error_set(PW_EINVALID, "--cache-registry %s: give host[:port]/repository (no tag, digest or scheme)",
+		rc = pw_error_set(PW_EINVALID, "registry cache repository %s: give host[:port]/repository (no tag, digest or scheme)",
 		                  opts->repository);
 		goto fail;
 	}
@@ -631,7 +631,7 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 	if (opts->insecure && (rc = pw_oci_sources_add_insecure(src, s->repo->host)) < 0)
 		goto fail;
 	if (opts->ca_file && (rc = pw_oci_sources_add_ca_file(src, s->repo->host, opts->ca_file)) < 0) {
-		pw_error_prefix("--cache-registry-ca");
+		pw_error_prefix("registry cache CA file");
 		goto fail;
 	}
 	if (opts->credentials) {
@@ -642,7 +642,7 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 		else
 			rc = pw_oci_creds_load_docker_config(cr, opts->credentials);
 		if (rc < 0) {
-			pw_error_prefix("--cache-registry-credentials");
+			pw_error_prefix("registry cache credentials");
 			goto fail;
 		}
 	}

@@ -291,7 +291,7 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 			registry_sources(o, &ro, ca_tmp, sizeof ca_tmp);
 		b = NULL;
 		if (pw_cache_registry_new(&b, &ro) < 0)
-			pw_warn("cache", "registry cache %s unavailable, running without it: %s", o->registry,
+			pw_warn("cache", "--cache-registry %s unavailable, running without it: %s", o->registry,
 			        pw_error_last());
 		else if (pw_cache_add_backend(*out, b) < 0)
 			pw_warn("cache", "registry cache %s unavailable: %s", o->registry, pw_error_last());

@@ -563,17 +563,17 @@ static void test_bad_options(void)
 	pw_cache_backend *b = NULL;
 	pw_registry_cache_opts o = { .repository = "127.0.0.1:5000/repo:tag" };
 	CHECK_INT(pw_cache_registry_new(&b, &o), PW_EINVALID);
-	CHECK(strstr(pw_error_last(), "--cache-registry"));
+	CHECK(strstr(pw_error_last(), "registry cache repository 127.0.0.1:5000/repo:tag"));
 	o.repository = "registry://";
 	CHECK(pw_cache_registry_new(&b, &o) < 0);
 	o.repository = "127.0.0.1:5000/repo";
 	o.credentials = "/nonexistent/creds";
 	CHECK(pw_cache_registry_new(&b, &o) < 0);
-	CHECK(strstr(pw_error_last(), "--cache-registry-credentials"));
+	CHECK(strstr(pw_error_last(), "registry cache credentials"));
 	o.credentials = NULL;
 	o.ca_file = "/nonexistent/ca.pem";
 	CHECK(pw_cache_registry_new(&b, &o) < 0);
-	CHECK(strstr(pw_error_last(), "--cache-registry-ca"));
+	CHECK(strstr(pw_error_last(), "registry cache CA file"));
 	CHECK(b == NULL);
 }
 
