@@ -54,12 +54,20 @@ not_ready() {
   kill -TERM "$pid" 2>/dev/null || true
   exit 1
 }
+# first our own server must listen (a port held by another process makes it exit: then the
+# readiness port may answer for someone else), then it must report ready
+for _ in $(seq 1 300); do
+  grep -q "listening on" "$run/serve.log" && break
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" || true; not_ready "it exited"; }
+  sleep 0.1
+done
 ready=0
 for _ in $(seq 1 1500); do
-  if curl -sf -o /dev/null "http://127.0.0.1:$rport/readiness"; then ready=1; break; fi
   kill -0 "$pid" 2>/dev/null || { wait "$pid" || true; not_ready "it exited"; }
+  if curl -sf -o /dev/null "http://127.0.0.1:$rport/readiness"; then ready=1; break; fi
   sleep 0.2
 done
+kill -0 "$pid" 2>/dev/null || { wait "$pid" || true; not_ready "it exited"; }
 [ "$ready" = 1 ] || not_ready "no 200 from /readiness after 5 minutes"
 step "ready"
 grep -E 'policy:.*ready:' "$run/serve.log" | sed 's/^[^ ]* [A-Z]* *//; s/ (file:.*//' >&2 || true
