@@ -172,20 +172,37 @@ static char *dup_error(void)
 	return strdup(pw_error_last()[0] ? pw_error_last() : "unknown error");
 }
 
-/* A build of the cache (pw_cache_build_fn): one compile by the engine in `payload`. */
-typedef struct build_arg {
-	pw_engine *engine;
-	const uint8_t *wasm;
-	size_t len;
-} build_arg;
-
-static int build_with(void *payload, pw_buf *artifact, double *seconds)
+int pw_module_build(void *payload, pw_buf *artifact, double *seconds)
 {
-	build_arg *b = payload;
+	pw_module_build_arg *b = payload;
 	pw_compile_stats st = { 0 };
-	int rc = pw_engine_compile(b->engine, b->wasm, b->len, pw_policy_host_imports(), artifact, &st);
+	pw_compile_opts co = { .cancel = b->cancel };
+	int rc = pw_engine_compile_ex(b->engine, b->wasm, b->len, pw_policy_host_imports(), &co, artifact, &st);
 	*seconds = st.total_seconds;
 	return rc;
+}
+
+int pw_module_load(pw_module **out, pw_engine *e, const char *sha256, const uint8_t *so, size_t len)
+{
+	pw_artifact_info expect = { .abi_version = PW_ARTIFACT_ABI_VERSION };
+	pw_artifact *a = NULL;
+	*out = NULL;
+	snprintf(expect.engine_hash, sizeof expect.engine_hash, "%s", pw_engine_hash(e));
+	memcpy(expect.wasm_sha256, sha256, sizeof expect.wasm_sha256);
+	int rc = pw_artifact_load(&a, so, len, &expect, pw_policy_host_imports());
+	if (rc < 0)
+		return rc;
+	pw_module *m = calloc(1, sizeof *m);
+	if (!m) {
+		pw_artifact_free(a);
+		return pw_error_set(PW_ENOMEM, "out of memory loading module sha256:%.12s", sha256);
+	}
+	atomic_init(&m->refs, 1);
+	memcpy(m->sha256, sha256, sizeof m->sha256);
+	m->tier = pw_engine_get_tier(e);
+	m->artifact = a;
+	*out = m;
+	return 0;
 }
 
 static pw_origin origin_of(const pw_cache_result *res)
@@ -200,7 +217,7 @@ static pw_origin origin_of(const pw_cache_result *res)
 static int get_or_build(mod_item *m, pw_engine *e)
 {
 	const pw_build_ctx *ctx = m->ctx;
-	build_arg b = { e, m->f->wasm.data, m->f->wasm.len };
+	pw_module_build_arg b = { e, m->f->wasm.data, m->f->wasm.len, NULL };
 	bool optimized = pw_engine_get_tier(e) == PW_TIER_OPTIMIZED;
 	uint64_t got = optimized ? pw_budget_acquire(m->budget, pw_compile_estimate(m->f->wasm.len)) : 0;
 	double seconds = 0;
@@ -211,14 +228,14 @@ static int get_or_build(mod_item *m, pw_engine *e)
 		pw_cache_key key;
 		pw_cache_result res = { 0 };
 		pw_cache_key_for(&key, e, b.wasm, b.len);
-		rc = pw_cache_get_or_build(ctx->cache, &key, build_with, &b,
+		rc = pw_cache_get_or_build(ctx->cache, &key, pw_module_build, &b,
 		                           m->f->subject.subject_digest[0] ? &m->f->subject : NULL, &m->artifact, &res);
 		if (rc == 0) {
 			m->origin = origin_of(&res);
 			seconds = res.compile_seconds;
 		}
 	} else {
-		rc = build_with(&b, &m->artifact, &seconds);
+		rc = pw_module_build(&b, &m->artifact, &seconds);
 		m->origin = PW_ORIGIN_COMPILED;
 	}
 	if (optimized)
@@ -266,21 +283,17 @@ static void cache_job(void *arg)
 		m->error = dup_error();
 }
 
-static int load_artifact(mod_item *m, pw_artifact **a)
+static int load_module(mod_item *m)
 {
-	pw_artifact_info expect = { .abi_version = PW_ARTIFACT_ABI_VERSION };
-	snprintf(expect.engine_hash, sizeof expect.engine_hash, "%s", pw_engine_hash(m->engine));
-	memcpy(expect.wasm_sha256, m->f->sha256, sizeof expect.wasm_sha256);
-	return pw_artifact_load(a, m->artifact.data, m->artifact.len, &expect, pw_policy_host_imports());
+	return pw_module_load(&m->module, m->engine, m->f->sha256, m->artifact.data, m->artifact.len);
 }
 
 static void load_job(void *arg)
 {
 	mod_item *m = arg;
 	const pw_build_ctx *ctx = m->ctx;
-	pw_artifact *a = NULL;
 	double t0 = pw_now();
-	int rc = load_artifact(m, &a);
+	int rc = load_module(m);
 
 	if (rc < 0 && ctx->cache && m->origin != PW_ORIGIN_COMPILED && pw_engine_can_compile(m->engine)) {
 		/* verified but not loadable (a dlopen error): replace the entry, once */
@@ -289,25 +302,16 @@ static void load_job(void *arg)
 		pw_cache_reject(ctx->cache, &key, pw_error_last());
 		pw_buf_free(&m->artifact);
 		if ((rc = get_or_build(m, m->engine)) == 0)
-			rc = load_artifact(m, &a);
+			rc = load_module(m);
 	}
 	if (rc < 0) {
 		m->error = dup_error();
-	} else if (!(m->module = calloc(1, sizeof *m->module))) {
-		pw_artifact_free(a);
-		m->error = strdup("out of memory");
-	} else {
-		atomic_init(&m->module->refs, 1);
-		memcpy(m->module->sha256, m->f->sha256, sizeof m->module->sha256);
-		m->module->artifact = a;
-		m->module->tier = pw_engine_get_tier(m->engine);
-		if (m->module->tier == PW_TIER_QUICK) {
-			/* kept for the background optimized compile */
-			m->module->wasm = m->f->wasm;
-			memset(&m->f->wasm, 0, sizeof m->f->wasm);
-			m->module->subject = m->f->subject;
-			m->module->quick_since = pw_now();
-		}
+	} else if (m->module->tier == PW_TIER_QUICK) {
+		/* kept for the background optimized compile */
+		m->module->wasm = m->f->wasm;
+		memset(&m->f->wasm, 0, sizeof m->f->wasm);
+		m->module->subject = m->f->subject;
+		m->module->quick_since = pw_now();
 	}
 	pw_buf_free(&m->artifact);
 	m->load_seconds = pw_now() - t0;

@@ -98,6 +98,19 @@ typedef struct pw_module {
 
 void pw_module_ref(pw_module *m);
 void pw_module_unref(pw_module *m);
+/* Verifies artifact bytes against (engine hash, sha256), loads them with the policy host
+ * imports into a new module (one reference, tier = the engine's). */
+int pw_module_load(pw_module **out, pw_engine *e, const char *sha256, const uint8_t *so, size_t len);
+
+/* The compile of a module by one engine, as a pw_cache_build_fn (payload: the arg below);
+ * cancel may be NULL (see pw_compile_opts). */
+typedef struct pw_module_build_arg {
+	pw_engine *engine;
+	const uint8_t *wasm;
+	size_t len;
+	const volatile int *cancel;
+} pw_module_build_arg;
+int pw_module_build(void *payload, pw_buf *artifact, double *seconds);
 
 typedef struct pw_pset_entry {
 	const pw_policy_conf *conf;   /* points into the set's pw_policies */

@@ -48,29 +48,13 @@ struct pw_tierup {
 	pw_budget budget;
 };
 
-typedef struct build_arg {
-	pw_tierup *t;
-	const pw_module *m;
-} build_arg;
-
-static int build_optimized(void *payload, pw_buf *artifact, double *seconds)
-{
-	build_arg *b = payload;
-	pw_compile_stats st = { 0 };
-	pw_compile_opts co = { .cancel = &b->t->stop };
-	int rc = pw_engine_compile_ex(b->t->o.engine, b->m->wasm.data, b->m->wasm.len, pw_policy_host_imports(),
-	                              &co, artifact, &st);
-	*seconds = st.total_seconds;
-	return rc;
-}
-
 /* One job: the optimized artifact (cache or compile), loaded, then handed to the server. */
 static void run_job(pw_tierup *t, pw_module *q)
 {
 	pw_cache_key key;
 	pw_cache_result res = { .tier = -1 };
 	pw_buf art = PW_BUF_INIT;
-	build_arg b = { t, q };
+	pw_module_build_arg b = { t->o.engine, q->wasm.data, q->wasm.len, &t->stop };
 	double seconds = 0;
 	char comp[32], tb[2][32];
 	int rc;
@@ -80,11 +64,11 @@ static void run_job(pw_tierup *t, pw_module *q)
 	uint64_t got = pw_budget_acquire(&t->budget, pw_compile_estimate(q->wasm.len));
 	if (t->o.cache) {
 		pw_cache_key_for(&key, t->o.engine, q->wasm.data, q->wasm.len);
-		rc = pw_cache_get_or_build(t->o.cache, &key, build_optimized, &b,
+		rc = pw_cache_get_or_build(t->o.cache, &key, pw_module_build, &b,
 		                           q->subject.subject_digest[0] ? &q->subject : NULL, &art, &res);
 		seconds = res.compile_seconds;
 	} else {
-		rc = build_optimized(&b, &art, &seconds);
+		rc = pw_module_build(&b, &art, &seconds);
 	}
 	pw_budget_release(&t->budget, got);
 	if (rc == PW_ECANCELED || t->stop) {
@@ -96,27 +80,14 @@ static void run_job(pw_tierup *t, pw_module *q)
 		pw_metrics_compile(t->o.metrics, PW_TIER_OPTIMIZED, seconds);
 
 	pw_module *m = NULL;
-	pw_artifact *a = NULL;
-	if (rc == 0) {
-		pw_artifact_info expect = { .abi_version = PW_ARTIFACT_ABI_VERSION };
-		snprintf(expect.engine_hash, sizeof expect.engine_hash, "%s", pw_engine_hash(t->o.engine));
-		memcpy(expect.wasm_sha256, q->sha256, sizeof expect.wasm_sha256);
-		rc = pw_artifact_load(&a, art.data, art.len, &expect, pw_policy_host_imports());
-		if (rc == 0 && !(m = calloc(1, sizeof *m))) {
-			pw_artifact_free(a);
-			rc = pw_error_set(PW_ENOMEM, "out of memory");
-		}
-	}
+	if (rc == 0)
+		rc = pw_module_load(&m, t->o.engine, q->sha256, art.data, art.len);
 	pw_buf_free(&art);
-	if (rc < 0 || !m) {
+	if (rc < 0) {
 		pw_err(comp, "optimized compile failed, the quick code keeps serving: %s", pw_error_last());
 		pw_metrics_tier_up(t->o.metrics, false);
 		return;
 	}
-	atomic_init(&m->refs, 1);
-	memcpy(m->sha256, q->sha256, sizeof m->sha256);
-	m->tier = PW_TIER_OPTIMIZED;
-	m->artifact = a;
 	pw_info(comp, "optimized code ready: %s %s, %s after the quick code started serving",
 	        res.tier >= 0 ? "cache hit in" : "compiled in",
 	        res.tier >= 0 ? res.tier_name : pw_fmt_duration(seconds, tb[0], sizeof tb[0]),
