@@ -71,8 +71,9 @@ static const char *pick(const char *opt, const char *env, const char *dflt)
 	return dflt;
 }
 
-/* First line of a tool's output for `arg`, trimmed, into *out (malloc'd). */
-static int probe(char **out, const char *cmd, const char *arg, const char *what)
+/* Runs `cmd arg` (cmd split on blanks); 0 with its whole output in *o when it exits 0,
+ * else an error naming the tool. */
+static int run_probe(pw_buf *o, const char *cmd, const char *arg, const char *what)
 {
 	size_t argc;
 	char **argv = pw_proc_split(cmd, &argc);
@@ -89,19 +90,26 @@ static int probe(char **out, const char *cmd, const char *arg, const char *what)
 	}
 	memcpy(full, argv, argc * sizeof *full);
 	full[argc] = (char *)arg;
-	pw_buf o = PW_BUF_INIT;
 	int st = 0;
-	int rc = pw_proc_run(full, NULL, &o, 65536, &st);
+	int rc = pw_proc_run(full, NULL, o, 65536, &st);
 	free(full);
 	free(argv);
-	if (rc) {
-		pw_buf_free(&o);
+	if (rc)
 		return pw_error_prefix("engine: %s '%s' not usable (install it or set the option)", what, cmd);
-	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		char sb[64];
-		rc = pw_error_set(PW_ERROR, "engine: '%s %s' failed (%s): %.200s", cmd, arg,
-		                  pw_proc_status_str(st, sb, sizeof sb), o.data ? (char *)o.data : "");
+		return pw_error_set(PW_ERROR, "engine: '%s %s' failed (%s): %.200s", cmd, arg,
+		                    pw_proc_status_str(st, sb, sizeof sb), o->data ? (char *)o->data : "");
+	}
+	return 0;
+}
+
+/* First line of a tool's output for `arg`, trimmed, into *out (malloc'd). */
+static int probe(char **out, const char *cmd, const char *arg, const char *what)
+{
+	pw_buf o = PW_BUF_INIT;
+	int rc = run_probe(&o, cmd, arg, what);
+	if (rc) {
 		pw_buf_free(&o);
 		return rc;
 	}
@@ -136,21 +144,10 @@ static const char *cpu_target(const char *flags, char *buf, size_t n, const char
  * in `tcc -print-search-dirs`: `tcc -r` does not link it, ld must. */
 static int probe_tcc_runtime(char **out, const char *cc)
 {
-	size_t argc;
-	char **argv = pw_proc_split(cc, &argc);
-	char **full = argv ? calloc(argc + 2, sizeof *full) : NULL;
-	if (!full) {
-		free(argv);
-		return pw_error_set(PW_ENOMEM, "engine: out of memory");
-	}
-	memcpy(full, argv, argc * sizeof *full);
-	full[argc] = "-print-search-dirs";
 	pw_buf o = PW_BUF_INIT;
-	int st = 0, rc = pw_proc_run(full, NULL, &o, 65536, &st);
-	free(full);
-	free(argv);
-	const char *txt = o.data ? (const char *)o.data : "";
-	const char *l = rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? strstr(txt, "\nlibtcc1:\n") : NULL;
+	int rc = run_probe(&o, cc, "-print-search-dirs", "C compiler");
+	const char *l = rc == 0 && o.data ? strstr((const char *)o.data, "\nlibtcc1:\n") : NULL;
+	*out = NULL;
 	if (l) {
 		l += 10;
 		l += strspn(l, " ");
@@ -158,7 +155,9 @@ static int probe_tcc_runtime(char **out, const char *cc)
 		*out = n ? strndup(l, n) : NULL;
 	}
 	pw_buf_free(&o);
-	if (!l || !*out || access(*out, R_OK) != 0) {
+	if (rc)
+		return rc;
+	if (!*out || access(*out, R_OK) != 0) {
 		free(*out);
 		*out = NULL;
 		return pw_error_set(PW_ERROR, "engine: '%s -print-search-dirs' names no readable libtcc1.a "
