@@ -731,6 +731,12 @@ done:
 	return 0;
 }
 
+/* True when a tier-up to `up` moves entry `e` (a serving policy on up's module, another tier). */
+static bool retier_moves(const pw_pset_entry *e, const pw_module *up)
+{
+	return e->module && e->policy && !strcmp(e->module->sha256, up->sha256) && e->module->tier != up->tier;
+}
+
 int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_server_opts *o, size_t *nswapped)
 {
 	pw_pset *s = calloc(1, sizeof *s);
@@ -740,8 +746,7 @@ int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_se
 	*out = NULL;
 	*nswapped = 0;
 	for (size_t i = 0; i < cur->n; i++)
-		moved += cur->e[i].module && cur->e[i].policy && !strcmp(cur->e[i].module->sha256, up->sha256) &&
-		         cur->e[i].module->tier != up->tier;
+		moved += retier_moves(&cur->e[i], up);
 	if (!moved) {
 		free(s);
 		return 0;
@@ -767,7 +772,7 @@ int pw_pset_retier(pw_pset **out, const pw_pset *cur, pw_module *up, const pw_se
 			e->error = c->error ? strdup(c->error) : NULL;
 			continue;
 		}
-		bool swap = !strcmp(c->module->sha256, up->sha256) && c->module->tier != up->tier;
+		bool swap = retier_moves(c, up);
 		e->module = swap ? up : c->module;
 		pw_module_ref(e->module);
 		if ((rc = entry_policy(e, o)) < 0) {
