@@ -39,6 +39,16 @@
 
 enum { SCHEME_UNKNOWN = 0, SCHEME_HTTPS, SCHEME_HTTPS_NOVERIFY, SCHEME_HTTP };
 
+enum {
+	MAX_REDIRECTS = 5,
+	LOW_SPEED_BYTES_PER_S = 1024,  /* below this for low_speed_time seconds: abort */
+	MAX_AUTH_ROUNDS = 2,           /* a 401 answered at most twice per request */
+	MAX_TOKEN_ANSWER = 1 << 20,
+	MAX_SCHEMES = 3,
+};
+#define MAX_BACKOFF_S 10.0         /* also the bound on an honoured Retry-After */
+#define DEFAULT_TOKEN_TTL_S 60.0   /* a token answer without expires_in */
+
 typedef struct host_state {
 	struct host_state *next;
 	char *host;
@@ -444,6 +454,33 @@ static void url_host(const char *url, char *out, size_t n)
 	snprintf(out, n, "%.*s", (int)(l < n ? l : n - 1), p);
 }
 
+/* The settings every easy handle of this client gets: the shared pool, timeouts, the
+ * protocols allowed, and where curl writes its error text. */
+static void easy_common(pw_oci_client *c, CURL *h, const char *url, char *errbuf)
+{
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "prewarm/" PREWARM_VERSION);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->o.connect_timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o.timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+}
+
+/* TLS trust for one handle: none at all for an unverified insecure source, else the host's
+ * store (system CAs plus its source_authorities) when the URL is HTTPS. */
+static void easy_trust(pw_oci_client *c, CURL *h, const char *url, const char *host, bool verify)
+{
+	if (!verify) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (!strncmp(url, "https://", 8)) {
+		set_trust(c, h, host);
+	}
+}
+
 /* Performs one HTTP exchange with the given full URL and TLS mode. */
 static CURLcode perform(pw_oci_client *c, const pw_oci_req *q, xfer *x, const char *url, int scheme,
                         const char *auth_header, char *errbuf)
@@ -455,31 +492,17 @@ static CURLcode perform(pw_oci_client *c, const pw_oci_req *q, xfer *x, const ch
 	if (!h)
 		return CURLE_OUT_OF_MEMORY;
 	url_host(url, hostbuf, sizeof hostbuf);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "prewarm/" PREWARM_VERSION);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->o.connect_timeout * 1000));
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o.timeout * 1000));
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	easy_common(c, h, url, errbuf);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)LOW_SPEED_BYTES_PER_S);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(c->o.low_speed_time + 0.5));
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, (!strcmp(q->method, "GET") || !strcmp(q->method, "HEAD")) ? 1L : 0L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	if (scheme == SCHEME_HTTPS_NOVERIFY) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else {
-		if (!strncmp(url, "https://", 8))
-			set_trust(c, h, hostbuf);
-	}
+	easy_trust(c, h, url, hostbuf, scheme != SCHEME_HTTPS_NOVERIFY);
 	if (!strcmp(q->method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (q->has_body) {
@@ -558,8 +581,8 @@ static void backoff_sleep(pw_oci_client *c, unsigned attempt, double retry_after
 	double d = c->o.backoff * (double)(1u << (attempt < 10 ? attempt : 10));
 	if (retry_after > 0)
 		d = retry_after;
-	if (d > 10)
-		d = 10;
+	if (d > MAX_BACKOFF_S)
+		d = MAX_BACKOFF_S;
 	/* jitter: +-25% */
 	d *= 0.75 + 0.5 * ((double)(rand() % 1000) / 1000.0);
 	struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
@@ -602,30 +625,16 @@ static int fetch_token(pw_oci_client *c, const char *host, const pw_oci_challeng
 		curl_free(e);
 	}
 	url_host(ch->realm, realm_host, sizeof realm_host);
-	curl_easy_setopt(h, CURLOPT_URL, (char *)url.data);
-	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "prewarm/" PREWARM_VERSION);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->o.connect_timeout * 1000));
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o.timeout * 1000));
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	easy_common(c, h, (const char *)url.data, errbuf);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	pw_oci_req q = { .method = "GET", .out = &body, .max = 1 << 20, .fd = -1 };
+	pw_oci_req q = { .method = "GET", .out = &body, .max = MAX_TOKEN_ANSWER, .fd = -1 };
 	pw_oci_resp r;
 	memset(&r, 0, sizeof r);
 	r.status = 200;
 	xfer x = { .req = &q, .resp = &r };
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-	if (pw_oci_sources_is_insecure(c->sources, realm_host)) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else {
-		if (!strncmp(ch->realm, "https://", 8))
-			set_trust(c, h, realm_host);
-	}
+	easy_trust(c, h, ch->realm, realm_host, !pw_oci_sources_is_insecure(c->sources, realm_host));
 	if (have) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERNAME, user);
@@ -660,7 +669,7 @@ static int fetch_token(pw_oci_client *c, const char *host, const pw_oci_challeng
 		goto out;
 	}
 	json_t *ei = json_object_get(j, "expires_in");
-	double ttl = json_is_integer(ei) && json_integer_value(ei) > 0 ? (double)json_integer_value(ei) : 60;
+	double ttl = json_is_integer(ei) && json_integer_value(ei) > 0 ? (double)json_integer_value(ei) : DEFAULT_TOKEN_TTL_S;
 	token_store(c, host, scope, tok, ttl, have);
 	json_decref(j);
 out:
@@ -692,165 +701,233 @@ static void basic_header(pw_oci_client *c, const char *host, pw_buf *hdr, bool *
 	*sent = true;
 }
 
+/* One request's state across its retries, schemes and authentication rounds. */
+typedef struct {
+	pw_oci_client *c;
+	const pw_oci_req *q;
+	pw_oci_resp *resp;
+	host_state *hs;
+	xfer x;
+	pw_buf auth;          /* the Authorization header line to send, or empty */
+	pw_buf url;
+	char scope[600];
+	char errbuf[CURL_ERROR_SIZE];
+	unsigned attempt;     /* retries spent */
+	int auth_round;       /* 401s answered */
+	bool creds_sent;
+} request;
+
+static const char *req_what(const pw_oci_req *q)
+{
+	return q->what ? q->what : q->path;
+}
+
+/* The schemes to try, in order: the absolute URL's, the one this host answered on before, or
+ * for a new host HTTPS (and for an insecure source then unverified HTTPS, then plain HTTP). */
+static int schemes_to_try(const request *r, int schemes[MAX_SCHEMES])
+{
+	const pw_oci_req *q = r->q;
+	pthread_mutex_lock(&r->c->lock);
+	int known = r->hs->scheme;
+	pthread_mutex_unlock(&r->c->lock);
+	if (q->abs_url) {
+		schemes[0] = !strncmp(q->abs_url, "http://", 7) ? SCHEME_HTTP :
+		             (known == SCHEME_HTTPS_NOVERIFY ? SCHEME_HTTPS_NOVERIFY : SCHEME_HTTPS);
+		return 1;
+	}
+	if (known) {
+		schemes[0] = known;
+		return 1;
+	}
+	if (pw_oci_sources_is_insecure(r->c->sources, q->host)) {
+		schemes[0] = SCHEME_HTTPS;
+		schemes[1] = SCHEME_HTTPS_NOVERIFY;
+		schemes[2] = SCHEME_HTTP;
+		return 3;
+	}
+	schemes[0] = SCHEME_HTTPS;
+	return 1;
+}
+
+/* One exchange: the schemes in order until one answers (or fails in a way another scheme
+ * would not fix). *cc is curl's result, *used the scheme it came from. */
+static int exchange(request *r, CURLcode *cc, int *used)
+{
+	const pw_oci_req *q = r->q;
+	int schemes[MAX_SCHEMES], rc;
+	int ns = schemes_to_try(r, schemes);
+	*cc = CURLE_OK;
+	*used = SCHEME_UNKNOWN;
+	for (int i = 0; i < ns; i++) {
+		pw_buf_clear(&r->url);
+		if (q->abs_url)
+			pw_buf_puts(&r->url, q->abs_url);
+		else
+			pw_buf_printf(&r->url, "%s%s%s", scheme_prefix(schemes[i]), pw_oci__api_host(q->host), q->path);
+		if ((rc = sink_reset(q, &r->x)) < 0)
+			return rc;
+		pw_buf_free(&r->resp->err);
+		r->resp->status = 0;
+		r->resp->written = 0;
+		r->resp->retry_after = 0;
+		r->errbuf[0] = 0;
+		r->x.too_big = r->x.io_error = false;
+		*cc = perform(r->c, q, &r->x, (const char *)r->url.data, schemes[i],
+		              r->auth.len ? (const char *)r->auth.data : NULL, r->errbuf);
+		*used = schemes[i];
+		if (*cc == CURLE_OK || !fallback_curl(*cc) || q->abs_url)
+			break;
+		if (i + 1 < ns)
+			pw_debug("oci", "registry %s: %s%s failed (%s), trying %s", q->host, scheme_prefix(schemes[i]),
+			         schemes[i] == SCHEME_HTTPS_NOVERIFY ? " (unverified)" : "",
+			         *r->errbuf ? r->errbuf : curl_easy_strerror(*cc),
+			         schemes[i + 1] == SCHEME_HTTP ? "plain HTTP" : "HTTPS without verification");
+	}
+	snprintf(r->resp->url, sizeof r->resp->url, "%s", (const char *)r->url.data);
+	return 0;
+}
+
+/* What went wrong on our side of the transfer: an answer over its bound, a failed write. */
+static int sink_error(const request *r)
+{
+	const pw_oci_req *q = r->q;
+	if (r->x.too_big)
+		return pw_error_set(PW_EINVALID, "registry %s: %s: %s is larger than %llu bytes", q->host, req_what(q),
+		                    q->fd >= 0 ? "blob" : "answer", (unsigned long long)q->max);
+	if (r->x.io_error) {
+		errno = r->x.io_errno;
+		return pw_error_set_errno(PW_EIO, "registry %s: %s: writing the download", q->host, req_what(q));
+	}
+	return 0;
+}
+
+/* The first scheme a new host answers on is kept for every later request to it. */
+static void remember_scheme(request *r, int used)
+{
+	if (r->q->abs_url || used == SCHEME_UNKNOWN)
+		return;
+	pthread_mutex_lock(&r->c->lock);
+	if (!r->hs->scheme) {
+		r->hs->scheme = used;
+		if (used != SCHEME_HTTPS)
+			pw_info("oci", "registry %s: using %s", r->q->host,
+			        used == SCHEME_HTTP ? "plain HTTP (insecure source)" :
+			                              "HTTPS without certificate verification (insecure source)");
+	}
+	pthread_mutex_unlock(&r->c->lock);
+}
+
+/* Answers a 401's challenge: Basic -> our credentials (once), Bearer -> a token for the
+ * scope. Returns 1 to send the request again, 0 to give the 401 to the caller, <0 on error. */
+static int answer_challenge(request *r)
+{
+	const pw_oci_req *q = r->q;
+	pw_oci_challenge ch;
+	int rc;
+	if (!*r->resp->www_auth)
+		return 0;
+	if (pw_oci_challenge_parse(&ch, r->resp->www_auth) < 0) {
+		pw_debug("oci", "registry %s: unusable challenge: %s", q->host, pw_error_last());
+		return 0;
+	}
+	r->auth_round++;
+	if (!strcasecmp(ch.scheme, "Basic")) {
+		bool sent = false;
+		pw_oci_challenge_clear(&ch);
+		if (r->creds_sent && r->auth.len && !strncmp((const char *)r->auth.data, "Authorization: Basic", 20))
+			return 0;  /* our credentials were refused */
+		basic_header(r->c, q->host, &r->auth, &sent);
+		if (!sent)
+			return 0;  /* nothing to send */
+		r->creds_sent = true;
+		pthread_mutex_lock(&r->c->lock);
+		r->hs->basic = true;
+		pthread_mutex_unlock(&r->c->lock);
+		return 1;
+	}
+	bool with = false;
+	rc = fetch_token(r->c, q->host, &ch, r->scope, &with);
+	pw_oci_challenge_clear(&ch);
+	if (rc < 0)
+		return rc;
+	r->creds_sent = with;
+	return token_find(r->c, q->host, r->scope, &r->auth, NULL) ? 1 : 0;
+}
+
+/* Sleeps before the next attempt when one is left. */
+static bool retry_left(request *r, const char *why, double retry_after)
+{
+	const pw_oci_req *q = r->q;
+	if (r->attempt >= r->c->o.retries)
+		return false;
+	pw_debug("oci", "registry %s: %s %s: %s; retry %u of %u", q->host, q->method, req_what(q), why,
+	         r->attempt + 1, r->c->o.retries);
+	backoff_sleep(r->c, r->attempt++, retry_after);
+	return true;
+}
+
 int pw_oci__request(pw_oci_client *c, const pw_oci_req *q, pw_oci_resp *resp)
 {
-	char scope[600], errbuf[CURL_ERROR_SIZE];
-	pw_buf auth = PW_BUF_INIT, url = PW_BUF_INIT;
-	xfer x = { .req = q, .resp = resp };
-	int rc = 0, auth_round = 0;
-	unsigned attempt = 0;
-	bool insecure = pw_oci_sources_is_insecure(c->sources, q->host);
-	const char *api_host = pw_oci__api_host(q->host);
-	bool creds_sent = false;
+	request r = { .c = c, .q = q, .resp = resp, .x = { .req = q, .resp = resp },
+	              .auth = PW_BUF_INIT, .url = PW_BUF_INIT };
+	int rc = 0;
 
-	snprintf(scope, sizeof scope, "repository:%s:%s", q->repo ? q->repo : "", q->push ? "pull,push" : "pull");
+	snprintf(r.scope, sizeof r.scope, "repository:%s:%s", q->repo ? q->repo : "", q->push ? "pull,push" : "pull");
 	pthread_mutex_lock(&c->lock);
-	host_state *hs = host_get(c, q->host);
-	bool basic = hs && hs->basic;
+	r.hs = host_get(c, q->host);
+	bool basic = r.hs && r.hs->basic;
 	pthread_mutex_unlock(&c->lock);
-	if (!hs)
+	if (!r.hs)
 		return pw_error_set(PW_ENOMEM, "out of memory");
-	if (!token_find(c, q->host, scope, &auth, &creds_sent) && basic)
-		basic_header(c, q->host, &auth, &creds_sent);
+	if (!token_find(c, q->host, r.scope, &r.auth, &r.creds_sent) && basic)
+		basic_header(c, q->host, &r.auth, &r.creds_sent);
 
 	for (;;) {
-		CURLcode cc = CURLE_OK;
-		int schemes[3], ns = 0, used = SCHEME_UNKNOWN;
-		pthread_mutex_lock(&c->lock);
-		int known = hs->scheme;
-		pthread_mutex_unlock(&c->lock);
-		if (q->abs_url)
-			schemes[ns++] = !strncmp(q->abs_url, "http://", 7) ? SCHEME_HTTP :
-			                (known == SCHEME_HTTPS_NOVERIFY ? SCHEME_HTTPS_NOVERIFY : SCHEME_HTTPS);
-		else if (known)
-			schemes[ns++] = known;
-		else if (insecure) {
-			schemes[ns++] = SCHEME_HTTPS;
-			schemes[ns++] = SCHEME_HTTPS_NOVERIFY;
-			schemes[ns++] = SCHEME_HTTP;
-		} else
-			schemes[ns++] = SCHEME_HTTPS;
-		for (int i = 0; i < ns; i++) {
-			pw_buf_clear(&url);
-			if (q->abs_url)
-				pw_buf_puts(&url, q->abs_url);
-			else
-				pw_buf_printf(&url, "%s%s%s", scheme_prefix(schemes[i]), api_host, q->path);
-			if ((rc = sink_reset(q, &x)) < 0)
-				goto out;
-			pw_buf_free(&resp->err);
-			resp->status = 0;
-			resp->written = 0;
-			resp->retry_after = 0;
-			errbuf[0] = 0;
-			x.too_big = x.io_error = false;
-			cc = perform(c, q, &x, (const char *)url.data, schemes[i], auth.len ? (const char *)auth.data : NULL, errbuf);
-			used = schemes[i];
-			if (cc == CURLE_OK || !fallback_curl(cc) || q->abs_url)
-				break;
-			if (i + 1 < ns)
-				pw_debug("oci", "registry %s: %s%s failed (%s), trying %s", q->host, scheme_prefix(schemes[i]),
-				         schemes[i] == SCHEME_HTTPS_NOVERIFY ? " (unverified)" : "",
-				         *errbuf ? errbuf : curl_easy_strerror(cc),
-				         schemes[i + 1] == SCHEME_HTTP ? "plain HTTP" : "HTTPS without verification");
-		}
-		snprintf(resp->url, sizeof resp->url, "%s", (const char *)url.data);
-		if (x.too_big) {
-			rc = pw_error_set(PW_EINVALID, "registry %s: %s: %s is larger than %llu bytes", q->host,
-			                  q->what ? q->what : q->path, q->fd >= 0 ? "blob" : "answer",
-			                  (unsigned long long)q->max);
+		CURLcode cc;
+		int used;
+		if ((rc = exchange(&r, &cc, &used)) < 0 || (rc = sink_error(&r)) < 0)
 			goto out;
-		}
-		if (x.io_error) {
-			errno = x.io_errno;
-			rc = pw_error_set_errno(PW_EIO, "registry %s: %s: writing the download", q->host, q->what ? q->what : q->path);
-			goto out;
-		}
 		if (cc != CURLE_OK) {
-			if (retryable_curl(cc) && attempt < c->o.retries) {
-				pw_debug("oci", "registry %s: %s %s: %s; retry %u of %u", q->host, q->method,
-				         q->what ? q->what : q->path, *errbuf ? errbuf : curl_easy_strerror(cc),
-				         attempt + 1, c->o.retries);
-				backoff_sleep(c, attempt++, 0);
+			const char *why = *r.errbuf ? r.errbuf : curl_easy_strerror(cc);
+			if (retryable_curl(cc) && retry_left(&r, why, 0))
 				continue;
-			}
 			rc = pw_error_set(cc == CURLE_OPERATION_TIMEDOUT ? PW_ETIMEOUT : PW_ENETWORK,
-			                  "registry %s: %s %s: %s%s", q->host, q->method, q->what ? q->what : q->path,
-			                  *errbuf ? errbuf : curl_easy_strerror(cc),
-			                  attempt ? " (after retries)" : "");
+			                  "registry %s: %s %s: %s%s", q->host, q->method, req_what(q), why,
+			                  r.attempt ? " (after retries)" : "");
 			goto out;
 		}
-		if (!q->abs_url && used != SCHEME_UNKNOWN) {
-			pthread_mutex_lock(&c->lock);
-			if (!hs->scheme) {
-				hs->scheme = used;
-				if (used != SCHEME_HTTPS)
-					pw_info("oci", "registry %s: using %s", q->host,
-					        used == SCHEME_HTTP ? "plain HTTP (insecure source)" : "HTTPS without certificate verification (insecure source)");
-			}
-			pthread_mutex_unlock(&c->lock);
-		}
-		pw_debug("oci", "registry %s: %s %s -> %ld", q->host, q->method, q->what ? q->what : q->path, resp->status);
-		if (resp->status == 401 && !q->no_auth_retry && auth_round < 2) {
-			const char *hdr = resp->www_auth;
-			pw_oci_challenge ch;
-			if (!*hdr) {
-				break;
-			}
-			if (pw_oci_challenge_parse(&ch, hdr) < 0) {
-				pw_debug("oci", "registry %s: unusable challenge: %s", q->host, pw_error_last());
-				break;
-			}
-			auth_round++;
-			if (!strcasecmp(ch.scheme, "Basic")) {
-				bool sent = false;
-				if (creds_sent && auth.len && !strncmp((const char *)auth.data, "Authorization: Basic", 20)) {
-					pw_oci_challenge_clear(&ch);
-					break;  /* our credentials were refused */
-				}
-				basic_header(c, q->host, &auth, &sent);
-				pw_oci_challenge_clear(&ch);
-				if (!sent)
-					break;  /* nothing to send */
-				creds_sent = true;
-				pthread_mutex_lock(&c->lock);
-				hs->basic = true;
-				pthread_mutex_unlock(&c->lock);
-				continue;
-			}
-			bool with = false;
-			rc = fetch_token(c, q->host, &ch, scope, &with);
-			pw_oci_challenge_clear(&ch);
-			if (rc < 0)
+		remember_scheme(&r, used);
+		pw_debug("oci", "registry %s: %s %s -> %ld", q->host, q->method, req_what(q), resp->status);
+		if (resp->status == 401 && !q->no_auth_retry && r.auth_round < MAX_AUTH_ROUNDS) {
+			if ((rc = answer_challenge(&r)) < 0)
 				goto out;
-			creds_sent = with;
-			if (!token_find(c, q->host, scope, &auth, NULL))
-				break;
-			continue;
+			if (rc > 0)
+				continue;
+			break;
 		}
-		if ((resp->status >= 500 || resp->status == 429) && attempt < c->o.retries) {
-			pw_debug("oci", "registry %s: %s %s: HTTP %ld; retry %u of %u", q->host, q->method,
-			         q->what ? q->what : q->path, resp->status, attempt + 1, c->o.retries);
-			backoff_sleep(c, attempt++, resp->retry_after);
-			continue;
+		if (resp->status >= 500 || resp->status == 429) {
+			char why[32];
+			snprintf(why, sizeof why, "HTTP %ld", resp->status);
+			if (retry_left(&r, why, resp->retry_after))
+				continue;
 		}
 		break;
 	}
-	resp->creds_sent = creds_sent;
-	if (q->fd >= 0 && x.sha) {
-		pw_sha256_final(x.sha, resp->sha256);
-		x.sha = NULL;
+	resp->creds_sent = r.creds_sent;
+	if (q->fd >= 0 && r.x.sha) {
+		pw_sha256_final(r.x.sha, resp->sha256);
+		r.x.sha = NULL;
 	}
 	rc = 0;
 out:
-	if (x.sha) {
+	if (r.x.sha) {
 		uint8_t junk[PW_SHA256_LEN];
-		pw_sha256_final(x.sha, junk);
+		pw_sha256_final(r.x.sha, junk);
 	}
-	if (auth.data)
-		explicit_bzero(auth.data, auth.len);
-	pw_buf_free(&auth);
-	pw_buf_free(&url);
+	if (r.auth.data)
+		explicit_bzero(r.auth.data, r.auth.len);
+	pw_buf_free(&r.auth);
+	pw_buf_free(&r.url);
 	return rc;
 }
 
