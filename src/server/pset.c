@@ -476,30 +476,43 @@ static int entry_policy(pw_pset_entry *e, const pw_server_opts *o)
 	return rc;
 }
 
-int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
-{
-	const pw_server_opts *o = ctx->opts;
-	size_t n = conf->n, nf = 0, nm = 0;
-	for (size_t i = 0; i < conf->n; i++)
-		n += conf->items[i].nmembers;   /* group members are entries after the top-level ones */
-	fetch_item *f = calloc(n + 1, sizeof *f);
-	mod_item *mods = calloc(n + 1, sizeof *mods);
-	size_t *ent_fetch = calloc(n + 1, sizeof *ent_fetch);
-	settings_job_arg *sj = calloc(n + 1, sizeof *sj);
-	pw_pset *s = calloc(1, sizeof *s);
-	pw_pool *pool = NULL;
+/* The working state of one pw_pset_build. */
+typedef struct {
+	const pw_build_ctx *ctx;
+	pw_pset *s;
+	fetch_item *f;            /* distinct URLs */
+	size_t nf;
+	mod_item *mods;           /* distinct digests */
+	size_t nm;
+	size_t *ent_fetch;        /* entry -> its fetch item */
+	settings_job_arg *sj;
+	pw_pool *pool;
 	pw_budget bud;
-	double t_start = pw_now(), t, t_fetch, t_cache, t_load, t_pol, t_set;
-	int rc = 0;
-	char tbuf[5][32];
+	double t_fetch, t_cache, t_load, t_pol, t_set;
+} build;
 
-	pw_budget_init(&bud, 0);
+/* Ends a phase begun at t0: its time into the metrics, returned for the summary line. */
+static double phase_done(const build *b, const char *phase, double t0)
+{
+	double d = pw_now() - t0;
+	pw_metrics_phase(b->ctx->metrics, phase, d);
+	return d;
+}
 
-	*out = NULL;
-	if (!f || !mods || !ent_fetch || !sj || !s || !(s->e = calloc(n + 1, sizeof *s->e))) {
-		rc = pw_error_set(PW_ENOMEM, "out of memory building the policy set");
-		goto done;
-	}
+/* The set's entries: the top-level policies, then every group's members after them. */
+static int lay_out_entries(build *b, pw_policies *conf)
+{
+	size_t n = conf->n;
+	for (size_t i = 0; i < conf->n; i++)
+		n += conf->items[i].nmembers;
+	b->f = calloc(n + 1, sizeof *b->f);
+	b->mods = calloc(n + 1, sizeof *b->mods);
+	b->ent_fetch = calloc(n + 1, sizeof *b->ent_fetch);
+	b->sj = calloc(n + 1, sizeof *b->sj);
+	b->s = calloc(1, sizeof *b->s);
+	if (!b->f || !b->mods || !b->ent_fetch || !b->sj || !b->s || !(b->s->e = calloc(n + 1, sizeof *b->s->e)))
+		return pw_error_set(PW_ENOMEM, "out of memory building the policy set");
+	pw_pset *s = b->s;
 	atomic_init(&s->refs, 1);
 	s->n = n;
 	s->ntop = conf->n;
@@ -514,78 +527,92 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 		for (size_t j = 0; j < e->nmembers; j++)
 			s->e[k++].conf = &e->conf->members[j];
 	}
+	return 0;
+}
 
-	/* fetch: distinct URLs (group members go through the same pipeline as policies) */
-	for (size_t i = 0; i < n; i++) {
+/* fetch: every distinct URL once (group members go through the same pipeline as policies). */
+static void fetch_phase(build *b)
+{
+	pw_pset *s = b->s;
+	for (size_t i = 0; i < s->n; i++) {
 		size_t k;
 		if (s->e[i].group)
 			continue;
-		for (k = 0; k < nf; k++)
-			if (!strcmp(f[k].url, s->e[i].conf->module))
+		for (k = 0; k < b->nf; k++)
+			if (!strcmp(b->f[k].url, s->e[i].conf->module))
 				break;
-		if (k == nf)
-			f[nf++].url = s->e[i].conf->module;
-		ent_fetch[i] = k;
+		if (k == b->nf)
+			b->f[b->nf++].url = s->e[i].conf->module;
+		b->ent_fetch[i] = k;
 	}
-	t = pw_now();
-	fetch_all(f, nf, ctx);
-	t_fetch = pw_now() - t;
-	pw_metrics_phase(ctx->metrics, "fetch", t_fetch);
+	double t = pw_now();
+	fetch_all(b->f, b->nf, b->ctx);
+	b->t_fetch = phase_done(b, "fetch", t);
+}
 
-	/* distinct digests; reuse what the previous set has loaded */
-	for (size_t k = 0; k < nf; k++) {
+/* Distinct digests; what the previous set has loaded is reused. */
+static void distinct_modules(build *b)
+{
+	for (size_t k = 0; k < b->nf; k++) {
 		size_t j;
-		if (f[k].error)
+		if (b->f[k].error)
 			continue;
-		for (j = 0; j < nm; j++)
-			if (!strcmp(mods[j].f->sha256, f[k].sha256))
+		for (j = 0; j < b->nm; j++)
+			if (!strcmp(b->mods[j].f->sha256, b->f[k].sha256))
 				break;
-		if (j == nm) {
-			mods[nm].f = &f[k];
-			mods[nm].ctx = ctx;
-			mods[nm].budget = &bud;
-			if ((mods[nm].module = previous_module(ctx->previous, f[k].sha256))) {
-				pw_module_ref(mods[nm].module);
-				mods[nm].origin = PW_ORIGIN_REUSED;
+		if (j == b->nm) {
+			mod_item *m = &b->mods[b->nm++];
+			m->f = &b->f[k];
+			m->ctx = b->ctx;
+			m->budget = &b->bud;
+			if ((m->module = previous_module(b->ctx->previous, b->f[k].sha256))) {
+				pw_module_ref(m->module);
+				m->origin = PW_ORIGIN_REUSED;
 			}
-			nm++;
 		}
-		f[k].mod = &mods[j];
+		b->f[k].mod = &b->mods[j];
 	}
+}
 
-	/* cache lookup / compile, bounded by cores and memory */
+/* cache lookup / compile, then load: a pool bounded by cores, compiles also by memory. */
+static int cache_and_load_phases(build *b)
+{
+	const pw_server_opts *o = b->ctx->opts;
 	unsigned jobs = o->compile_jobs ? o->compile_jobs : pw_cpu_count();
 	uint64_t mem = o->max_memory ? o->max_memory : pw_mem_available() / 10 * 8;
-	bud.unlimited = mem == 0;
-	bud.avail = mem;
-	t = pw_now();
-	if ((rc = pw_pool_new(&pool, jobs, 0)) < 0)
-		goto done;
-	for (size_t j = 0; j < nm; j++)
-		if (!mods[j].module)
-			pw_pool_submit(pool, cache_job, &mods[j]);
-	pw_pool_wait(pool);
-	t_cache = pw_now() - t;
-	pw_metrics_phase(ctx->metrics, "cache", t_cache);
+	int rc;
+	b->bud.unlimited = mem == 0;
+	b->bud.avail = mem;
+	double t = pw_now();
+	if ((rc = pw_pool_new(&b->pool, jobs, 0)) < 0)
+		return rc;
+	for (size_t j = 0; j < b->nm; j++)
+		if (!b->mods[j].module)
+			pw_pool_submit(b->pool, cache_job, &b->mods[j]);
+	pw_pool_wait(b->pool);
+	b->t_cache = phase_done(b, "cache", t);
 
-	/* load */
 	t = pw_now();
-	for (size_t j = 0; j < nm; j++)
-		if (!mods[j].module && !mods[j].error)
-			pw_pool_submit(pool, load_job, &mods[j]);
-	pw_pool_wait(pool);
-	t_load = pw_now() - t;
-	pw_metrics_phase(ctx->metrics, "load", t_load);
-	pw_metrics_reset_sources(ctx->metrics);
-	for (size_t j = 0; j < nm; j++)
-		if (mods[j].module)
-			pw_metrics_source(ctx->metrics, pw_origin_name(mods[j].origin));
+	for (size_t j = 0; j < b->nm; j++)
+		if (!b->mods[j].module && !b->mods[j].error)
+			pw_pool_submit(b->pool, load_job, &b->mods[j]);
+	pw_pool_wait(b->pool);
+	b->t_load = phase_done(b, "load", t);
+	pw_metrics_reset_sources(b->ctx->metrics);
+	for (size_t j = 0; j < b->nm; j++)
+		if (b->mods[j].module)
+			pw_metrics_source(b->ctx->metrics, pw_origin_name(b->mods[j].origin));
+	return 0;
+}
 
-	/* policies */
-	t = pw_now();
-	for (size_t i = 0; i < n; i++) {
+/* policies: one pw_policy per entry on its module; settings validated in parallel. */
+static void policy_phases(build *b)
+{
+	pw_pset *s = b->s;
+	double t = pw_now();
+	for (size_t i = 0; i < s->n; i++) {
 		pw_pset_entry *e = &s->e[i];
-		fetch_item *fi = &f[ent_fetch[i]];
+		fetch_item *fi = &b->f[b->ent_fetch[i]];
 		if (e->group)
 			continue;
 		if (fi->error) {
@@ -599,25 +626,25 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 		e->module = fi->mod->module;
 		pw_module_ref(e->module);
 		e->origin = fi->mod->origin;
-		if (entry_policy(e, o) < 0)
+		if (entry_policy(e, b->ctx->opts) < 0)
 			fail_entry(e, "policy", pw_error_last());
 	}
-	t_pol = pw_now() - t;
-	pw_metrics_phase(ctx->metrics, "policies", t_pol);
+	b->t_pol = phase_done(b, "policies", t);
 
-	/* settings */
 	t = pw_now();
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < s->n; i++) {
 		if (!s->e[i].policy)
 			continue;
-		sj[i].e = &s->e[i];
-		pw_pool_submit(pool, settings_job, &sj[i]);
+		b->sj[i].e = &s->e[i];
+		pw_pool_submit(b->pool, settings_job, &b->sj[i]);
 	}
-	pw_pool_wait(pool);
-	t_set = pw_now() - t;
-	pw_metrics_phase(ctx->metrics, "settings", t_set);
+	pw_pool_wait(b->pool);
+	b->t_set = phase_done(b, "settings", t);
+}
 
-	/* a group is broken when one of its members is */
+/* A group is broken when one of its members is. */
+static void mark_broken_groups(pw_pset *s)
+{
 	for (size_t i = 0; i < s->ntop; i++) {
 		pw_pset_entry *g = &s->e[i];
 		for (size_t j = 0; g->group && !g->error && j < g->nmembers; j++) {
@@ -632,9 +659,15 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 			}
 		}
 	}
+}
 
-	/* one line per policy, then the verdict */
-	for (size_t i = 0; i < n; i++) {
+/* One log line per entry: its error, or where its code came from. Broken entries lose
+ * their policy object here. */
+static void log_entries(build *b)
+{
+	pw_pset *s = b->s;
+	char tbuf[2][32];
+	for (size_t i = 0; i < s->n; i++) {
 		pw_pset_entry *e = &s->e[i];
 		char comp[64 + PW_POLICY_ID_MAX];
 		snprintf(comp, sizeof comp, "policy:%s", e->conf->id);
@@ -650,68 +683,99 @@ int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
 			        e->conf->expression, e->conf->mode == PW_POLICY_MONITOR ? "monitor" : "protect");
 			continue;
 		}
-		mod_item *m = f[ent_fetch[i]].mod;
+		mod_item *m = b->f[b->ent_fetch[i]].mod;
+		const char *tier = pw_engine_tier_name(m->module->tier), *note = tier_note(m->module, b->ctx);
 		if (m->first_policy)
 			pw_info(comp, "ready: module sha256:%.12s shared with policy %s (%s)", m->module->sha256,
 			        m->first_policy, e->conf->module);
 		else if (m->origin == PW_ORIGIN_COMPILED)
 			pw_info(comp, "ready: module sha256:%.12s compiled in %s, %s tier%s (%s)", m->module->sha256,
-			        pw_fmt_duration(m->compile_seconds, tbuf[0], sizeof tbuf[0]),
-			        pw_engine_tier_name(m->module->tier), tier_note(m->module, ctx), e->conf->module);
+			        pw_fmt_duration(m->compile_seconds, tbuf[0], sizeof tbuf[0]), tier, note, e->conf->module);
 		else if (m->origin == PW_ORIGIN_REUSED)
 			pw_info(comp, "ready: module sha256:%.12s reused (already loaded), %s tier%s (%s)", m->module->sha256,
-			        pw_engine_tier_name(m->module->tier), tier_note(m->module, ctx), e->conf->module);
+			        tier, note, e->conf->module);
 		else
 			pw_info(comp, "ready: module sha256:%.12s %s hit in %s, loaded in %s, %s tier%s (%s)", m->module->sha256,
 			        pw_origin_name(m->origin), pw_fmt_duration(m->seconds, tbuf[0], sizeof tbuf[0]),
-			        pw_fmt_duration(m->load_seconds, tbuf[1], sizeof tbuf[1]),
-			        pw_engine_tier_name(m->module->tier), tier_note(m->module, ctx), e->conf->module);
+			        pw_fmt_duration(m->load_seconds, tbuf[1], sizeof tbuf[1]), tier, note, e->conf->module);
 		if (!m->first_policy)
 			m->first_policy = e->conf->id;
 	}
-	{
-		unsigned nlocal = 0, nreg = 0, ncomp = 0, nreuse = 0, nquick = 0;
-		for (size_t j = 0; j < nm; j++) {
-			if (!mods[j].module)
-				continue;
-			nquick += mods[j].module->tier == PW_TIER_QUICK;
-			if (mods[j].origin == PW_ORIGIN_COMPILED) ncomp++;
-			else if (mods[j].origin == PW_ORIGIN_REUSED) nreuse++;
-			else if (mods[j].origin == PW_ORIGIN_LOCAL) nlocal++;
-			else nreg++;
+}
+
+/* The set's summary line: counts by origin and tier, phase times. */
+static void log_summary(const build *b, double t_start)
+{
+	unsigned nlocal = 0, nreg = 0, ncomp = 0, nreuse = 0, nquick = 0;
+	char tbuf[5][32];
+	for (size_t j = 0; j < b->nm; j++) {
+		const mod_item *m = &b->mods[j];
+		if (!m->module)
+			continue;
+		nquick += m->module->tier == PW_TIER_QUICK;
+		switch (m->origin) {
+		case PW_ORIGIN_COMPILED: ncomp++; break;
+		case PW_ORIGIN_REUSED: nreuse++; break;
+		case PW_ORIGIN_LOCAL: nlocal++; break;
+		default: nreg++; break;
 		}
-		double total = pw_now() - t_start;
-		pw_metrics_phase(ctx->metrics, "total", total);
-		pw_info("server", "policy set built in %s: %zu policies (%zu failed), %zu modules "
-		        "(%u local hits, %u registry hits, %u compiled, %u reused; %u on the quick tier); phases: fetch %s, "
-		        "cache %s, load %s, policies+settings %s",
-		        pw_fmt_duration(total, tbuf[0], sizeof tbuf[0]), n, s->nfailed, nm, nlocal, nreg, ncomp, nreuse, nquick,
-		        pw_fmt_duration(t_fetch, tbuf[1], sizeof tbuf[1]), pw_fmt_duration(t_cache, tbuf[2], sizeof tbuf[2]),
-		        pw_fmt_duration(t_load, tbuf[3], sizeof tbuf[3]), pw_fmt_duration(t_pol + t_set, tbuf[4], sizeof tbuf[4]));
 	}
-	if (s->nfailed && !o->continue_on_errors) {
-		for (size_t i = 0; i < n; i++)
-			if (s->e[i].error) {
-				rc = pw_error_set(PW_EINVALID, "%s", s->e[i].error);
+	double total = phase_done(b, "total", t_start);
+	pw_info("server", "policy set built in %s: %zu policies (%zu failed), %zu modules "
+	        "(%u local hits, %u registry hits, %u compiled, %u reused; %u on the quick tier); phases: fetch %s, "
+	        "cache %s, load %s, policies+settings %s",
+	        pw_fmt_duration(total, tbuf[0], sizeof tbuf[0]), b->s->n, b->s->nfailed, b->nm, nlocal, nreg, ncomp,
+	        nreuse, nquick, pw_fmt_duration(b->t_fetch, tbuf[1], sizeof tbuf[1]),
+	        pw_fmt_duration(b->t_cache, tbuf[2], sizeof tbuf[2]), pw_fmt_duration(b->t_load, tbuf[3], sizeof tbuf[3]),
+	        pw_fmt_duration(b->t_pol + b->t_set, tbuf[4], sizeof tbuf[4]));
+}
+
+/* Frees the working state (not the set: entries hold their own module references). */
+static void build_free(build *b)
+{
+	pw_pool_free(b->pool);
+	for (size_t k = 0; k < b->nf; k++) {
+		pw_buf_free(&b->f[k].wasm);
+		free(b->f[k].error);
+	}
+	for (size_t j = 0; j < b->nm; j++) {
+		pw_module_unref(b->mods[j].module);
+		pw_buf_free(&b->mods[j].artifact);
+		free(b->mods[j].error);
+	}
+	pw_budget_destroy(&b->bud);
+	free(b->f);
+	free(b->mods);
+	free(b->ent_fetch);
+	free(b->sj);
+}
+
+int pw_pset_build(pw_pset **out, pw_policies *conf, const pw_build_ctx *ctx)
+{
+	build b = { .ctx = ctx };
+	double t_start = pw_now();
+	int rc;
+
+	*out = NULL;
+	pw_budget_init(&b.bud, 0);
+	if ((rc = lay_out_entries(&b, conf)) == 0) {
+		fetch_phase(&b);
+		distinct_modules(&b);
+		rc = cache_and_load_phases(&b);
+	}
+	if (rc == 0) {
+		policy_phases(&b);
+		mark_broken_groups(b.s);
+		log_entries(&b);
+		log_summary(&b, t_start);
+		for (size_t i = 0; b.s->nfailed && !ctx->opts->continue_on_errors && i < b.s->n; i++)
+			if (b.s->e[i].error) {
+				rc = pw_error_set(PW_EINVALID, "%s", b.s->e[i].error);
 				break;
 			}
 	}
-done:
-	pw_pool_free(pool);
-	for (size_t k = 0; k < nf; k++) {
-		pw_buf_free(&f[k].wasm);
-		free(f[k].error);
-	}
-	for (size_t j = 0; j < nm; j++) {
-		pw_module_unref(mods[j].module);   /* entries hold their own references */
-		pw_buf_free(&mods[j].artifact);
-		free(mods[j].error);
-	}
-	pw_budget_destroy(&bud);
-	free(f);
-	free(mods);
-	free(ent_fetch);
-	free(sj);
+	build_free(&b);
+	pw_pset *s = b.s;
 	if (rc < 0 || !s) {
 		if (s) {
 			s->conf = NULL;  /* the caller keeps conf on failure */
