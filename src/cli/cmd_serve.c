@@ -24,6 +24,8 @@
 #include "prewarm/server.h"
 #include "prewarm/util.h"
 
+#define MIN_WATCH_INTERVAL_S 0.05   /* the policies.yml poll never spins */
+
 static const char serve_help[] =
 	"usage: prewarm serve [options]\n"
 	"\n"
@@ -474,6 +476,132 @@ static int start_interruptible(pw_server *srv, const sigset_t *sigs)
 	return 1;
 }
 
+/* Settings from the environment, then the command line (which wins). Returns 1 when --help
+ * was printed, 0 to go on, <0 on a usage error (already reported). */
+static int parse_args(serve_cfg *c, pw_cache_cli_opts *co, int argc, char **argv)
+{
+	if (from_env(c) < 0)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf(serve_help, pw_cache_cli_help);
+			return 1;
+		}
+		int r = pw_cache_cli_parse(co, argc, argv, &i);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
+		r = from_arg(c, argc, argv, &i);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			fprintf(stderr, "prewarm serve: unknown option '%s' (see prewarm serve --help)\n", argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The settings that make no sense together or are out of range; each error names the flag. */
+static int check_cfg(const serve_cfg *c, int *log_level)
+{
+	if ((*log_level = pw_log_level_parse(c->log_level)) < 0) {
+		fprintf(stderr, "prewarm serve: --log-level: \"%s\" is not trace|debug|info|warn|error\n", c->log_level);
+		return -1;
+	}
+	if (strcmp(c->log_fmt, "text") && strcmp(c->log_fmt, "json") && strcmp(c->log_fmt, "otlp")) {
+		fprintf(stderr, "prewarm serve: --log-fmt: \"%s\" is not text, json or otlp\n", c->log_fmt);
+		return -1;
+	}
+	if (c->daemon) {
+		fprintf(stderr, "prewarm serve: --daemon is not supported: run it in the foreground (a container, systemd)\n");
+		return -1;
+	}
+	if (!c->cert != !c->key) {
+		fprintf(stderr, "prewarm serve: HTTPS needs both --cert-file and --key-file\n");
+		return -1;
+	}
+	if (c->client_ca && !c->cert) {
+		fprintf(stderr, "prewarm serve: --client-ca-file (mutual TLS) needs --cert-file and --key-file\n");
+		return -1;
+	}
+	if (c->client_ca && !client_ca_list_ok(c->client_ca)) {
+		fprintf(stderr, "prewarm serve: --client-ca-file: \"%s\" has an empty file name (FILE[,FILE...])\n",
+		        c->client_ca);
+		return -1;
+	}
+	if (c->port > 65535 || c->ready_port > 65535) {
+		fprintf(stderr, "prewarm serve: ports must be at most 65535\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Signals are taken synchronously by this thread; every thread created later inherits the
+ * mask. */
+static void block_signals(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static pw_server_opts server_opts(const serve_cfg *c, pw_oci_client *oci, pw_engine *engine, pw_engine *quick,
+                                  pw_cache *cache)
+{
+	pw_server_opts so = {
+		.policies_path = c->policies,
+		.download_dir = c->download_dir,
+		.oci = oci,
+		.engine = engine,
+		.quick_engine = quick,
+		.tierup_jobs = c->tierup_jobs,
+		.cache = cache,
+		.addr = c->addr,
+		.port = c->port,
+		.readiness_port = c->ready_port,
+		.cert_file = c->cert,
+		.key_file = c->key,
+		.client_ca_file = c->client_ca,
+		.workers = c->workers,
+		.policy_timeout = c->policy_timeout,
+		.disable_timeout = c->disable_timeout,
+		.always_accept_namespace = c->always_ns,
+		.continue_on_errors = c->continue_on_errors,
+		.max_body = c->max_body,
+		.compile_jobs = c->compile_jobs,
+		.max_memory = c->compile_memory,
+		.instance_memory = c->instance_memory,
+	};
+	return so;
+}
+
+/* Serving: reload on SIGHUP or when policies.yml changes, until SIGTERM or SIGINT. */
+static void watch_until_stopped(pw_server *srv, const serve_cfg *c, const sigset_t *sigs)
+{
+	double iv = c->watch_interval > MIN_WATCH_INTERVAL_S ? c->watch_interval : MIN_WATCH_INTERVAL_S;
+	struct timespec every = { (time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9) };
+	for (;;) {
+		struct timespec ts = every;
+		int sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			pw_info("serve", "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			return;
+		}
+		if (sig == SIGHUP) {
+			pw_info("serve", "SIGHUP received");
+			pw_server_reload(srv);
+		} else if (!c->no_watch && pw_server_policies_changed(srv)) {
+			pw_info("serve", "%s changed", c->policies);
+			pw_server_reload(srv);
+		}
+	}
+}
+
 int pw_cmd_serve(int argc, char **argv)
 {
 	serve_cfg c = {
@@ -486,60 +614,13 @@ int pw_cmd_serve(int argc, char **argv)
 	pw_engine *engine = NULL, *quick = NULL;
 	pw_oci_client *oci = NULL;
 	pw_server *srv = NULL;
-	int exit_code = 1, lvl;
+	int exit_code = 1, lvl, r;
 	sigset_t sigs;
 
 	pw_cache_cli_init(&co);
-	if (from_env(&c) < 0)
-		goto usage;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf(serve_help, pw_cache_cli_help);
-			pw_cache_cli_free(&co);
-			return 0;
-		}
-		int r = pw_cache_cli_parse(&co, argc, argv, &i);
-		if (r < 0)
-			goto usage;
-		if (r > 0)
-			continue;
-		r = from_arg(&c, argc, argv, &i);
-		if (r < 0)
-			goto usage;
-		if (r == 0) {
-			fprintf(stderr, "prewarm serve: unknown option '%s' (see prewarm serve --help)\n", argv[i]);
-			goto usage;
-		}
-	}
-	if ((lvl = pw_log_level_parse(c.log_level)) < 0) {
-		fprintf(stderr, "prewarm serve: --log-level: \"%s\" is not trace|debug|info|warn|error\n", c.log_level);
-		goto usage;
-	}
-	bool otlp = !strcmp(c.log_fmt, "otlp");
-	if (strcmp(c.log_fmt, "text") && strcmp(c.log_fmt, "json") && !otlp) {
-		fprintf(stderr, "prewarm serve: --log-fmt: \"%s\" is not text, json or otlp\n", c.log_fmt);
-		goto usage;
-	}
-	if (c.daemon) {
-		fprintf(stderr, "prewarm serve: --daemon is not supported: run it in the foreground (a container, systemd)\n");
-		goto usage;
-	}
-	if (!c.cert != !c.key) {
-		fprintf(stderr, "prewarm serve: HTTPS needs both --cert-file and --key-file\n");
-		goto usage;
-	}
-	if (c.client_ca && !c.cert) {
-		fprintf(stderr, "prewarm serve: --client-ca-file (mutual TLS) needs --cert-file and --key-file\n");
-		goto usage;
-	}
-	if (c.client_ca && !client_ca_list_ok(c.client_ca)) {
-		fprintf(stderr, "prewarm serve: --client-ca-file: \"%s\" has an empty file name (FILE[,FILE...])\n",
-		        c.client_ca);
-		goto usage;
-	}
-	if (c.port > 65535 || c.ready_port > 65535) {
-		fprintf(stderr, "prewarm serve: ports must be at most 65535\n");
-		goto usage;
+	if ((r = parse_args(&c, &co, argc, argv)) != 0 || check_cfg(&c, &lvl) < 0) {
+		pw_cache_cli_free(&co);
+		return r > 0 ? 0 : 2;
 	}
 	pw_log_configure((pw_log_level)lvl, strcmp(c.log_fmt, "text") ? PW_LOG_JSON : PW_LOG_TEXT);
 	if (c.verification) {
@@ -549,15 +630,8 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_cache_cli_free(&co);
 		return 1;
 	}
-	log_compat(&c, otlp);
-
-	/* signals are taken synchronously by this thread; every thread created later inherits the mask */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	log_compat(&c, !strcmp(c.log_fmt, "otlp"));
+	block_signals(&sigs);
 
 	if (open_engines(&c, &engine, &quick) < 0)
 		goto out;
@@ -572,30 +646,7 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_err("serve", "%s", pw_error_last());
 		goto out;
 	}
-	pw_server_opts so = {
-		.policies_path = c.policies,
-		.download_dir = c.download_dir,
-		.oci = oci,
-		.engine = engine,
-		.quick_engine = quick,
-		.tierup_jobs = c.tierup_jobs,
-		.cache = cache,
-		.addr = c.addr,
-		.port = c.port,
-		.readiness_port = c.ready_port,
-		.cert_file = c.cert,
-		.key_file = c.key,
-		.client_ca_file = c.client_ca,
-		.workers = c.workers,
-		.policy_timeout = c.policy_timeout,
-		.disable_timeout = c.disable_timeout,
-		.always_accept_namespace = c.always_ns,
-		.continue_on_errors = c.continue_on_errors,
-		.max_body = c.max_body,
-		.compile_jobs = c.compile_jobs,
-		.max_memory = c.compile_memory,
-		.instance_memory = c.instance_memory,
-	};
+	pw_server_opts so = server_opts(&c, oci, engine, quick, cache);
 	pw_info("serve", "prewarm %s, engine %s %.16s%s%.16s, tiering %s, cache %s", PREWARM_VERSION,
 	        pw_engine_tier_name(pw_engine_get_tier(engine)), pw_engine_hash(engine),
 	        quick ? ", quick " : "", quick ? pw_engine_hash(quick) : "", quick ? "on" : "off",
@@ -604,10 +655,11 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_err("serve", "%s", pw_error_last());
 		goto out;
 	}
-	int started = start_interruptible(srv, &sigs);   /* 2: ready, and SIGTERM came already */
-	switch (started) {
+	switch (start_interruptible(srv, &sigs)) {
 	case 1:
-	case 2:
+		watch_until_stopped(srv, &c, &sigs);
+		break;
+	case 2:      /* ready, and SIGTERM came already */
 		break;
 	case 0:
 		goto out;
@@ -617,22 +669,6 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_server_shutdown(srv, 0);
 		pw_info("serve", "stopped before ready");
 		_exit(0);
-	}
-	for (; started == 1;) {
-		double iv = c.watch_interval > 0.05 ? c.watch_interval : 0.05;
-		struct timespec ts = { (time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9) };
-		int sig = sigtimedwait(&sigs, NULL, &ts);
-		if (sig == SIGTERM || sig == SIGINT) {
-			pw_info("serve", "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-			break;
-		}
-		if (sig == SIGHUP) {
-			pw_info("serve", "SIGHUP received");
-			pw_server_reload(srv);
-		} else if (!c.no_watch && pw_server_policies_changed(srv)) {
-			pw_info("serve", "%s changed", c.policies);
-			pw_server_reload(srv);
-		}
 	}
 	pw_server_shutdown(srv, c.shutdown_timeout);
 	pw_info("serve", "stopped");
@@ -645,7 +681,4 @@ out:
 	pw_engine_free(quick);
 	pw_cache_cli_free(&co);
 	return exit_code;
-usage:
-	pw_cache_cli_free(&co);
-	return 2;
 }
