@@ -12,6 +12,7 @@ pkgs=(
   # build
   build-essential cmake pkg-config ca-certificates
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libzstd-dev libmicrohttpd-dev
+  libpcre2-dev   # the Rego regex builtins (RE2 syntax checked on top of PCRE2)
   # the engine: translator + compilers (gcc: the optimized tier; tcc + binutils ld: the quick tier)
   wabt gcc clang lld tcc
   # the example and test policies written in C: clang's wasm32 target

@@ -11,3 +11,6 @@ target_link_libraries(bench_eval PRIVATE pw_host pw_engine pw_util)
 set_target_properties(bench_eval PROPERTIES ENABLE_EXPORTS ON)
 
 pw_add_sh_test(test_cli_eval ${CMAKE_SOURCE_DIR}/tests/host/test_cli_eval.sh)
+
+# The Rego builtins (src/host/opa_*.c) on their own: tests/host/opa/builtin_cases.json and more.
+pw_add_c_test(test_opa_builtins ${CMAKE_SOURCE_DIR}/tests/host/test_opa_builtins.c pw_host pw_engine pw_util)
