@@ -130,8 +130,10 @@ struct pw_cache_backend {
 
 /* ---- the local directory backend ------------------------------------------------------ */
 
+#define PW_CACHE_LOCAL_DEFAULT_MAX_SIZE (2ull << 30)
+
 typedef struct pw_local_opts {
-	uint64_t max_size;        /* bytes; 0 = default 2 GiB */
+	uint64_t max_size;        /* bytes; 0 = PW_CACHE_LOCAL_DEFAULT_MAX_SIZE */
 	double tmp_max_age;       /* seconds after which a crashed writer's temp file is removed (default 3600) */
 } pw_local_opts;
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "prewarm/common.h"
 
@@ -118,6 +119,11 @@ int pw_yaml_to_json(void **out, const char *yaml, size_t len, const char *origin
 double pw_now(void);
 /* Wall-clock seconds since the epoch. */
 double pw_wall_now(void);
+/* A duration in seconds as a timespec (negative: zero), for nanosleep and sigtimedwait. */
+struct timespec pw_timespec_of(double seconds);
+/* The instant `seconds` from now on `clock` (CLOCK_REALTIME for a default condition
+ * variable, CLOCK_MONOTONIC for one set up so), for pthread_cond_timedwait. */
+struct timespec pw_deadline_after(clockid_t clock, double seconds);
 /* "1.23 s", "45 ms" into buf. */
 const char *pw_fmt_duration(double seconds, char *buf, size_t n);
 /* "1.5 MiB" into buf. */

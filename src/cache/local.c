@@ -30,7 +30,6 @@
 #include "cache/cache_int.h"
 #include "prewarm/cache.h"
 
-#define LOCAL_DEFAULT_MAX_SIZE (2ull << 30)
 #define LOCAL_DEFAULT_TMP_AGE 3600.0
 #define LOCAL_MAX_ENTRY ((uint64_t)4 << 30)
 
@@ -486,7 +485,7 @@ int pw_cache_local_new(pw_cache_backend **out, const char *dir, const pw_local_o
 	}
 	sprintf(lb->vdir, "%s/v1", dir);
 	pthread_mutex_init(&lb->gc_lock, NULL);
-	lb->max_size = opts && opts->max_size ? opts->max_size : LOCAL_DEFAULT_MAX_SIZE;
+	lb->max_size = opts && opts->max_size ? opts->max_size : PW_CACHE_LOCAL_DEFAULT_MAX_SIZE;
 	lb->tmp_max_age = opts && opts->tmp_max_age > 0 ? opts->tmp_max_age : LOCAL_DEFAULT_TMP_AGE;
 	lb->parent.version = PW_CACHE_BACKEND_VERSION;
 	lb->parent.name = "local";

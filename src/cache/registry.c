@@ -32,6 +32,7 @@
 #include "prewarm/oci.h"
 
 #define MAX_ARTIFACT (2ull << 30)
+#define ARTIFACT_ZSTD_LEVEL 3   /* measured: most of level 19's ratio on shared objects, at ~100 MB/s */
 
 typedef struct pending {
 	struct pending *next;
@@ -300,7 +301,7 @@ static int publish(shared *s, const pw_cache_entry *e)
 	z = malloc(zcap);
 	if (!z)
 		return pw_error_set(PW_ENOMEM, "out of memory");
-	size_t zn = ZSTD_compress(z, zcap, e->artifact.data, e->artifact.len, 3);
+	size_t zn = ZSTD_compress(z, zcap, e->artifact.data, e->artifact.len, ARTIFACT_ZSTD_LEVEL);
 	if (ZSTD_isError(zn)) {
 		rc = pw_error_set(PW_ERROR, "registry: compressing %s: %s", ks, ZSTD_getErrorName(zn));
 		goto out;
@@ -564,14 +565,11 @@ static void reg_free(pw_cache_backend *b)
 		return;
 	s = rb->s;
 	if (rb->thread_started) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		double end = (double)ts.tv_sec + ts.tv_nsec / 1e9 + rb->deadline;
+		struct timespec dl = pw_deadline_after(CLOCK_REALTIME, rb->deadline);
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
 		pthread_cond_broadcast(&s->cv);
 		while (s->queued > 0) {
-			struct timespec dl = { (time_t)end, (long)((end - (double)(time_t)end) * 1e9) };
 			if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0)
 				break;
 		}

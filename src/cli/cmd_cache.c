@@ -117,7 +117,7 @@ static int cmd_stats(pw_cache_cli_opts *o, pw_cache_backend *b, bool json)
 		       "\"bytes_read\":%llu,\"bytes_written\":%llu,\"compile_seconds\":%.3f,"
 		       "\"compile_seconds_saved\":%.3f}\n",
 		       d ? d : "null", n, (unsigned long long)bytes,
-		       (unsigned long long)(o->max_size ? o->max_size : 2ull << 30),
+		       (unsigned long long)(o->max_size ? o->max_size : PW_CACHE_LOCAL_DEFAULT_MAX_SIZE),
 		       (unsigned long long)t.runs, (unsigned long long)t.lookups, (unsigned long long)t.hits,
 		       (unsigned long long)t.hits_by_tier[0], (unsigned long long)t.hits_by_tier[1],
 		       (unsigned long long)t.misses, (unsigned long long)t.rejected,
@@ -129,7 +129,7 @@ static int cmd_stats(pw_cache_cli_opts *o, pw_cache_backend *b, bool json)
 	}
 	printf("cache directory:        %s\n", pw_cache_local_dir(b));
 	printf("entries:                %u (%s of %s)\n", n, pw_fmt_bytes(bytes, s1, sizeof s1),
-	       pw_fmt_bytes(o->max_size ? o->max_size : 2ull << 30, s2, sizeof s2));
+	       pw_fmt_bytes(o->max_size ? o->max_size : PW_CACHE_LOCAL_DEFAULT_MAX_SIZE, s2, sizeof s2));
 	printf("runs recorded:          %llu\n", (unsigned long long)t.runs);
 	printf("lookups:                %llu\n", (unsigned long long)t.lookups);
 	printf("hits:                   %llu (local %llu, registry %llu)\n", (unsigned long long)t.hits,

@@ -583,8 +583,8 @@ static pw_server_opts server_opts(const serve_cfg *c, pw_oci_client *oci, pw_eng
 /* Serving: reload on SIGHUP or when policies.yml changes, until SIGTERM or SIGINT. */
 static void watch_until_stopped(pw_server *srv, const serve_cfg *c, const sigset_t *sigs)
 {
-	double iv = c->watch_interval > MIN_WATCH_INTERVAL_S ? c->watch_interval : MIN_WATCH_INTERVAL_S;
-	struct timespec every = { (time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9) };
+	struct timespec every = pw_timespec_of(c->watch_interval > MIN_WATCH_INTERVAL_S ? c->watch_interval
+	                                                                               : MIN_WATCH_INTERVAL_S);
 	for (;;) {
 		struct timespec ts = every;
 		int sig = sigtimedwait(sigs, NULL, &ts);

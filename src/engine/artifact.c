@@ -310,17 +310,7 @@ static void *wd_main(void *arg)
 			pthread_cond_wait(&wd_cv, &wd_mu);
 			continue;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		double wait = next - pw_now();
-		if (wait < 0)
-			wait = 0;
-		ts.tv_sec += (time_t)wait;
-		ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = pw_deadline_after(CLOCK_MONOTONIC, next - pw_now());
 		pthread_cond_timedwait(&wd_cv, &wd_mu, &ts);
 	}
 	return NULL;

@@ -585,7 +585,7 @@ static void backoff_sleep(pw_oci_client *c, unsigned attempt, double retry_after
 		d = MAX_BACKOFF_S;
 	/* jitter: +-25% */
 	d *= 0.75 + 0.5 * ((double)(rand() % 1000) / 1000.0);
-	struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
+	struct timespec ts = pw_timespec_of(d);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }

@@ -121,10 +121,20 @@ typedef struct mod_item {
 	pw_budget *budget;
 } mod_item;
 
+/* measured: peak compiler memory ~50-110 MB per MB of generated C, ~10x the wasm */
+#define COMPILE_BASE_BYTES (64ull << 20)
+#define COMPILE_BYTES_PER_WASM_BYTE 1100
+/* the share of available memory parallel compiles may take when --max-memory is not set */
+#define COMPILE_MEMORY_PERCENT 80
+
 uint64_t pw_compile_estimate(size_t wasm_len)
 {
-	/* measured: peak compiler memory ~50-110 MB per MB of generated C, ~10x the wasm */
-	return (64ull << 20) + (uint64_t)wasm_len * 1100;
+	return COMPILE_BASE_BYTES + (uint64_t)wasm_len * COMPILE_BYTES_PER_WASM_BYTE;
+}
+
+uint64_t pw_compile_memory(uint64_t configured)
+{
+	return configured ? configured : pw_mem_available() / 100 * COMPILE_MEMORY_PERCENT;
 }
 
 void pw_budget_init(pw_budget *b, uint64_t bytes)
@@ -579,7 +589,7 @@ static int cache_and_load_phases(build *b)
 {
 	const pw_server_opts *o = b->ctx->opts;
 	unsigned jobs = o->compile_jobs ? o->compile_jobs : pw_cpu_count();
-	uint64_t mem = o->max_memory ? o->max_memory : pw_mem_available() / 10 * 8;
+	uint64_t mem = pw_compile_memory(o->max_memory);
 	int rc;
 	b->bud.unlimited = mem == 0;
 	b->bud.avail = mem;

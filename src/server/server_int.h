@@ -198,6 +198,8 @@ uint64_t pw_budget_acquire(pw_budget *b, uint64_t want);
 void pw_budget_release(pw_budget *b, uint64_t got);
 /* Peak memory estimate of an optimized compile of a module of `wasm_len` bytes. */
 uint64_t pw_compile_estimate(size_t wasm_len);
+/* The memory budget of parallel compiles: the configured bytes, else a share of what is available. */
+uint64_t pw_compile_memory(uint64_t configured);
 
 /* ---- tier-up: background optimized compiles (tierup.c) ----------------------------------- */
 

@@ -139,7 +139,7 @@ int pw_tierup_new(pw_tierup **out, const pw_tierup_opts *o)
 	t->tail = &t->head;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
-	pw_budget_init(&t->budget, o->max_memory ? o->max_memory : pw_mem_available() / 10 * 8);
+	pw_budget_init(&t->budget, pw_compile_memory(o->max_memory));
 	unsigned n = o->jobs ? o->jobs : 1;
 	if (!(t->threads = calloc(n, sizeof *t->threads))) {
 		pw_tierup_free(t);
@@ -187,14 +187,7 @@ void pw_tierup_cancel(pw_tierup *t, double max_wait)
 {
 	if (!t)
 		return;
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)max_wait;
-	until.tv_nsec += (long)((max_wait - (double)(time_t)max_wait) * 1e9);
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = pw_deadline_after(CLOCK_REALTIME, max_wait);
 	pthread_mutex_lock(&t->mu);
 	t->stop = 1;
 	pthread_cond_broadcast(&t->cv);

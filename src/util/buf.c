@@ -252,6 +252,33 @@ double pw_wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+#define NS_PER_S 1000000000L
+
+struct timespec pw_timespec_of(double seconds)
+{
+	struct timespec ts = { 0, 0 };
+	if (seconds > 0) {
+		ts.tv_sec = (time_t)seconds;
+		ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+		if (ts.tv_nsec >= NS_PER_S)
+			ts.tv_nsec = NS_PER_S - 1;
+	}
+	return ts;
+}
+
+struct timespec pw_deadline_after(clockid_t clock, double seconds)
+{
+	struct timespec now, d = pw_timespec_of(seconds);
+	clock_gettime(clock, &now);
+	now.tv_sec += d.tv_sec;
+	now.tv_nsec += d.tv_nsec;
+	if (now.tv_nsec >= NS_PER_S) {
+		now.tv_sec++;
+		now.tv_nsec -= NS_PER_S;
+	}
+	return now;
+}
+
 const char *pw_fmt_duration(double s, char *buf, size_t n)
 {
 	if (s < 1e-3)
