@@ -2,6 +2,9 @@
  * `prewarm pull REF [-o FILE]`: downloads a policy module from an OCI registry (or an
  * http(s) URL, or a file) with the same client the server uses, so one can check a
  * reference, credentials and TLS settings by hand. Prints the digest and where it went.
+ * With --verification-path (Kubewarden's verification config, as `prewarm serve` takes it)
+ * the module's cosign signatures are verified first and the pull is pinned to the verified
+ * manifest digest.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -10,15 +13,19 @@
 
 #include "cli/cli.h"
 #include "prewarm/oci.h"
+#include "prewarm/sigstore.h"
 
 static void pull_usage(FILE *f)
 {
 	fprintf(f, "usage: prewarm pull REF [-o FILE] [--docker-config-json-path DIR] [--sources-path FILE]\n"
-	           "                       [--timeout SECONDS] [--log-level LEVEL]\n\n"
+	           "                       [--verification-path FILE] [--timeout SECONDS] [--log-level LEVEL]\n\n"
 	           "Downloads a policy module. REF is registry://host[:port]/repo[:tag][@sha256:...],\n"
 	           "host/repo:tag, https://..., http://... or file:///path. The wasm layer's digest and\n"
 	           "the \\0asm magic are checked; the file is written atomically. Default FILE: the\n"
-	           "repository's last name + .wasm in the current directory.\n");
+	           "repository's last name + .wasm in the current directory.\n"
+	           "--verification-path FILE: verify the module's cosign signatures against Kubewarden's\n"
+	           "verification config (pubKey entries) before pulling; the pull then fetches the\n"
+	           "verified manifest digest.\n");
 }
 
 /* "ghcr.io/org/policy:v1" -> "policy.wasm" */
@@ -51,10 +58,13 @@ int pw_cmd_pull(int argc, char **argv)
 		{ "sources-path", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "verification-path", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *output = NULL, *docker = NULL, *sources = NULL;
+	const char *output = NULL, *docker = NULL, *sources = NULL, *verification = NULL;
+	pw_verify_config *vcfg = NULL;
+	char *pinned = NULL;
 	pw_oci_client_opts co;
 	pw_oci_client *c = NULL;
 	pw_oci_pulled res;
@@ -67,6 +77,7 @@ int pw_cmd_pull(int argc, char **argv)
 		case 'o': output = optarg; break;
 		case 'd': docker = optarg; break;
 		case 's': sources = optarg; break;
+		case 'v': verification = optarg; break;
 		case 't':
 		case 'l':
 			if (pw_cli_oci_common_opt("pull", ch, optarg, &co.timeout) < 0)
@@ -89,22 +100,31 @@ int pw_cmd_pull(int argc, char **argv)
 		}
 		output = defout;
 	}
-	if (pw_oci_client_from_paths(&c, docker, sources, &co) < 0) {
+	if ((verification && pw_verify_config_load(&vcfg, verification) < 0) ||
+	    pw_oci_client_from_paths(&c, docker, sources, &co) < 0) {
 		fprintf(stderr, "prewarm pull: %s\n", pw_error_last());
+		pw_verify_config_free(vcfg);
 		free(defout);
 		return 1;
 	}
 	double t0 = pw_now();
-	rc = pw_oci_pull(c, ref, output, &res);
+	rc = vcfg ? pw_cosign_verify_pinned(&pinned, c, ref, vcfg) : 0;
+	if (rc < 0)
+		pw_error_prefix("%s", ref);
+	else
+		rc = pw_oci_pull(c, pinned ? pinned : ref, output, &res);
 	if (rc < 0) {
 		fprintf(stderr, "prewarm pull: %s\n", pw_error_last());
 	} else {
 		char sz[32], dur[32];
-		printf("%s %s %s (%s, %s%s)\n", res.digest, output, ref, pw_fmt_bytes(res.size, sz, sizeof sz),
-		       res.downloaded ? "downloaded in " : "already present, checked in ",
+		printf("%s %s %s (%s, %s%s%s%s%s)\n", res.digest, output, ref, pw_fmt_bytes(res.size, sz, sizeof sz),
+		       pinned ? "signatures verified, manifest " : "", pinned ? res.manifest_digest : "",
+		       pinned ? ", " : "", res.downloaded ? "downloaded in " : "already present, checked in ",
 		       pw_fmt_duration(pw_now() - t0, dur, sizeof dur));
 	}
 	pw_oci_client_free(c);
+	pw_verify_config_free(vcfg);
+	free(pinned);
 	free(defout);
 	return rc < 0 ? 1 : 0;
 }

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# cosign signature verification against a real registry (HTTPS + htpasswd, the CA from
+# sources.yml, credentials from a docker config.json): a policy is pushed with `prewarm
+# push`, keys are made and payloads signed with the openssl command, the signature
+# manifest is attached under sha256-HEX.sig by cosign_tool (the project's OCI push code),
+# and `prewarm pull --verification-path` is run for each case: good signature, wrong key,
+# tampered payload, a payload for another digest, no signature tag, annotations,
+# anyOf/minimumMatches, allOf + anyOf, and a keyless kind refused before any download.
+set -u
+src=${PREWARM_SOURCE_DIR:?}
+bin=${PREWARM_BIN:?}
+tool=${COSIGN_TOOL:?}
+fix=${PREWARM_FIXTURES:?}/oci_policy.wasm
+. "$src/tests/lib/registry.sh"
+command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+tmp=$(mktemp -d)
+cleanup() { pw_registry_stop "$tmp/reg"; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail=0 pass=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+pw_registry_start "$tmp/reg" --tls --auth || { echo "SKIP: no registry"; exit 77; }
+H=$PW_REGISTRY_HOST
+auth=(--docker-config-json-path "$PW_REGISTRY_DOCKER_CONFIG" --sources-path "$PW_REGISTRY_SOURCES")
+
+for k in a b c; do
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/$k.key" 2>/dev/null &&
+		openssl pkey -in "$tmp/$k.key" -pubout -out "$tmp/$k.pub" 2>/dev/null || { echo "SKIP: openssl cannot make EC keys"; exit 77; }
+done
+
+# push NAME -> the manifest digest
+push() {
+	local out
+	out=$("$bin" push "$fix" "registry://$H/sig/$1:v1" "${auth[@]}" 2>"$tmp/err") || { echo "push failed: $(cat "$tmp/err")" >&2; return 1; }
+	echo "${out%% *}"
+}
+# sign KEY PAYLOAD_FILE -> PAYLOAD_FILE.sig (base64 DER ECDSA over the payload, SHA-256)
+sign() { openssl dgst -sha256 -sign "$tmp/$1.key" "$2" | base64 -w0 >"$2.sig"; }
+# payload NAME DIGEST OPTIONAL_JSON -> file name
+payload() { "$tool" payload "$H/sig/$1" "$2" "${3:-null}" >"$tmp/$1.$4.json"; echo "$tmp/$1.$4.json"; }
+attach() { local name=$1 dg=$2; shift 2; "$tool" attach "registry://$H/sig/$name:v1" "$dg" "$@" "${auth[@]}"; }
+# config FILE: one pubKey entry per key, annotations optional: entry KEY [ANNOTATIONS_YAML]
+entry() {
+	printf '  - kind: pubKey\n    owner: %s\n    key: |\n' "$1"
+	sed 's/^/      /' "$tmp/$1.pub"
+	[ -n "${2:-}" ] && printf '    annotations:\n%s\n' "$2"
+	return 0
+}
+# pull NAME CONFIG -> rc, output in $tmp/out + $tmp/err
+pull() { rm -f "$tmp/p.wasm"; "$bin" pull "registry://$H/sig/$1:v1" -o "$tmp/p.wasm" --verification-path "$2" "${auth[@]}" >"$tmp/out" 2>"$tmp/err"; }
+
+{ echo "apiVersion: v1"; echo "allOf:"; entry a; } >"$tmp/only-a.yml"
+{ echo "apiVersion: v1"; echo "allOf:"; entry b; } >"$tmp/only-b.yml"
+
+# good signature
+dg=$(push good) || exit 1
+p=$(payload good "$dg" null 1); sign a "$p"; attach good "$dg" "$p:$p.sig"
+if pull good "$tmp/only-a.yml" && cmp -s "$fix" "$tmp/p.wasm" && grep -q "signatures verified, manifest $dg" "$tmp/out"; then
+	ok "good signature: pulled, pinned to $dg"
+else bad "good signature: $(cat "$tmp/out" "$tmp/err")"; fi
+# the same image with another key's config
+if ! pull good "$tmp/only-b.yml" && grep -q "Image verification failed: missing signatures" "$tmp/err" &&
+	grep -q "allOf\[0\] (pubKey sha256:[0-9a-f]\{16\}, owner b)" "$tmp/err" && grep -q "sig/good" "$tmp/err" && [ ! -e "$tmp/p.wasm" ]; then
+	ok "wrong key: refused, constraint named, nothing written"
+else bad "wrong key: $(cat "$tmp/out" "$tmp/err")"; fi
+
+# tampered payload: signed, then one byte changed before it is pushed
+dg=$(push tampered) || exit 1
+p=$(payload tampered "$dg" '{"env":"prod"}' 1); sign a "$p"; sed -i 's/prod/prud/' "$p"; attach tampered "$dg" "$p:$p.sig"
+if ! pull tampered "$tmp/only-a.yml" && grep -q "missing signatures" "$tmp/err"; then ok "tampered payload: refused"
+else bad "tampered payload: $(cat "$tmp/out" "$tmp/err")"; fi
+
+# a well-signed payload for another digest (a signature copied from another image)
+dg=$(push mismatch) || exit 1
+p=$(payload mismatch "sha256:$(printf other | sha256sum | cut -d' ' -f1)" null 1); sign a "$p"; attach mismatch "$dg" "$p:$p.sig"
+if ! pull mismatch "$tmp/only-a.yml" && grep -q "missing signatures" "$tmp/err" && grep -q "1 signature layer skipped" "$tmp/err"; then
+	ok "payload for another digest: refused (layer skipped)"
+else bad "digest mismatch: $(cat "$tmp/out" "$tmp/err")"; fi
+"$bin" pull "registry://$H/sig/mismatch:v1" -o "$tmp/p.wasm" --verification-path "$tmp/only-a.yml" "${auth[@]}" --log-level debug >/dev/null 2>"$tmp/err"
+grep -q "Simple signing image digest mismatch" "$tmp/err" && ok "debug log says why the layer was skipped" || bad "no reason logged: $(cat "$tmp/err")"
+
+# no signature tag at all
+dg=$(push unsigned) || exit 1
+if ! pull unsigned "$tmp/only-a.yml" && grep -q "no signatures found for image" "$tmp/err" && grep -q "sha256-${dg#sha256:}.sig" "$tmp/err"; then
+	ok "unsigned: no signatures found, tag named"
+else bad "unsigned: $(cat "$tmp/out" "$tmp/err")"; fi
+
+# annotations: signed with env=prod, build=42
+dg=$(push annotated) || exit 1
+p=$(payload annotated "$dg" '{"env":"prod","build":42}' 1); sign a "$p"; attach annotated "$dg" "$p:$p.sig"
+{ echo "apiVersion: v1"; echo "allOf:"; entry a '      env: prod
+      build: "42"'; } >"$tmp/ann-ok.yml"
+{ echo "apiVersion: v1"; echo "allOf:"; entry a '      env: staging'; } >"$tmp/ann-bad.yml"
+pull annotated "$tmp/ann-ok.yml" && ok "annotations present: verified" || bad "annotations ok: $(cat "$tmp/err")"
+if ! pull annotated "$tmp/ann-bad.yml" && grep -q "annotations {env: staging}" "$tmp/err"; then ok "annotations mismatch: refused, named"
+else bad "annotations mismatch: $(cat "$tmp/out" "$tmp/err")"; fi
+
+# two signatures (a and b) on one image; anyOf over a, b, c
+dg=$(push multi) || exit 1
+p1=$(payload multi "$dg" null 1); sign a "$p1"
+p2=$(payload multi "$dg" '{"signer":"b"}' 2); sign b "$p2"
+attach multi "$dg" "$p1:$p1.sig" "$p2:$p2.sig"
+anyof() { echo "apiVersion: v1"; echo "anyOf:"; echo "  minimumMatches: $1"; echo "  signatures:"; for k in a b c; do entry $k | sed 's/^/  /'; done; }
+anyof 2 >"$tmp/any2.yml"; anyof 3 >"$tmp/any3.yml"
+pull multi "$tmp/any2.yml" && ok "anyOf minimumMatches 2 of 3: verified" || bad "anyOf 2: $(cat "$tmp/err")"
+if ! pull multi "$tmp/any3.yml" && grep -q "minimum number of signatures not reached: needed 3, got 2" "$tmp/err" &&
+	grep -q "anyOf.signatures\[2\] (pubKey sha256:[0-9a-f]*, owner c)" "$tmp/err"; then ok "anyOf minimumMatches 3: refused, c named"
+else bad "anyOf 3: $(cat "$tmp/out" "$tmp/err")"; fi
+{ echo "apiVersion: v1"; echo "allOf:"; entry a; entry b; } >"$tmp/all-ab.yml"
+{ echo "apiVersion: v1"; echo "allOf:"; entry a; entry c; } >"$tmp/all-ac.yml"
+pull multi "$tmp/all-ab.yml" && ok "allOf a+b: verified" || bad "allOf a+b: $(cat "$tmp/err")"
+if ! pull multi "$tmp/all-ac.yml" && grep -q "allOf\[1\] (pubKey" "$tmp/err" && ! grep -q "allOf\[0\]" "$tmp/err"; then
+	ok "allOf a+c: refused naming allOf[1] only"
+else bad "allOf a+c: $(cat "$tmp/out" "$tmp/err")"; fi
+{ echo "apiVersion: v1"; echo "allOf:"; entry a; echo "anyOf:"; echo "  signatures:"; entry c | sed 's/^/  /'; } >"$tmp/mixed.yml"
+if ! pull multi "$tmp/mixed.yml" && grep -q "needed 1, got 0" "$tmp/err"; then ok "allOf ok + anyOf unmet: refused"
+else bad "allOf+anyOf: $(cat "$tmp/out" "$tmp/err")"; fi
+
+# by digest: the digest given is the one verified
+if "$bin" pull "registry://$H/sig/good@$(push good)" -o "$tmp/p.wasm" --verification-path "$tmp/only-a.yml" "${auth[@]}" >"$tmp/out" 2>"$tmp/err"; then
+	ok "reference by digest: verified"
+else bad "by digest: $(cat "$tmp/err")"; fi
+
+# keyless kinds: refused before anything is fetched, naming the kind and the file
+printf 'apiVersion: v1\nallOf:\n  - kind: githubAction\n    owner: kubewarden\n' >"$tmp/keyless.yml"
+pull good "$tmp/keyless.yml"; rc=$?
+if [ $rc = 1 ] && grep -q "keyless.yml: allOf\[0\]: kind githubAction" "$tmp/err" && grep -q "not supported" "$tmp/err"; then
+	ok "keyless kind refused with the file and kind named"
+else bad "keyless: rc=$rc $(cat "$tmp/err")"; fi
+# not a registry module
+"$bin" pull "file://$fix" -o "$tmp/p.wasm" --verification-path "$tmp/only-a.yml" >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "only works with policies from OCI registries" "$tmp/err" && ok "file:// module cannot be verified" ||
+	bad "file: rc=$rc $(cat "$tmp/err")"
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
