@@ -136,12 +136,15 @@ static void test_config_yaml(void)
 	CHECK_OK(make_key(&k2, "P-256"));
 	pw_buf y = PW_BUF_INIT;
 	pw_buf_puts(&y, "apiVersion: v1\nallOf:\n  - kind: pubKey\n    owner: alice\n    key: |\n");
-	for (char *line = strtok(strdup(k1.pem), "\n"); line; line = strtok(NULL, "\n"))
+	char *pem1 = strdup(k1.pem), *pem2 = strdup(k2.pem);
+	for (char *line = strtok(pem1, "\n"); line; line = strtok(NULL, "\n"))
 		pw_buf_printf(&y, "      %s\n", line);
 	pw_buf_puts(&y, "    annotations:\n      env: prod\n      team: \"7\"\nanyOf:\n  minimumMatches: 2\n  signatures:\n"
 	                "    - kind: pubKey\n      key: |\n");
-	for (char *line = strtok(strdup(k2.pem), "\n"); line; line = strtok(NULL, "\n"))
+	for (char *line = strtok(pem2, "\n"); line; line = strtok(NULL, "\n"))
 		pw_buf_printf(&y, "        %s\n", line);
+	free(pem1);
+	free(pem2);
 	CHECK_OK(pw_verify_config_parse(&c, (const char *)y.data, y.len, "verification.yml"));
 	CHECK(c->has_all_of && c->has_any_of);
 	CHECK_INT(c->nall_of, 1);
