@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh          build + run: compilers, libraries, wabt, tcc, the wasm32
 #                                    target that builds the example policies
 #   scripts/install-deps.sh --test   the above and what only the tests use: the CNCF registry,
-#                                    skopeo, htpasswd, openssl, curl, git, python3
+#                                    skopeo, htpasswd, openssl, curl, git, python3, kubectl,
+#                                    node + npm
 # Prints one line saying what it installs (nothing when all is there); apt's own output goes
 # to a log file that is shown only if apt fails. Set PREWARM_SKIP_APT=1 to skip (offline).
 set -euo pipefail
@@ -23,6 +24,10 @@ pkgs=(
 if [ "${1:-}" = --test ]; then
   # tests: the real registry, an independent OCI client, htpasswd, certificates
   pkgs+=(docker-registry skopeo apache2-utils openssl git python3)
+  # deploy/ (tests/deploy): kubectl's kustomize and node + npm for the schema validators; only
+  # when none is there (another vendor's kubectl or nodejs package would conflict with Debian's)
+  command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
+  command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
