@@ -34,8 +34,11 @@
 extern "C" {
 #endif
 
-#define PW_ARTIFACT_ABI_VERSION 2
-/* The exported data symbol holding an artifact's description. */
+/* 3: memory, table and global imports and exports (shim ABI 2). */
+#define PW_ARTIFACT_ABI_VERSION 3
+/* The exported data symbol holding an artifact's description. Its name is the version of
+ * the description's format (unchanged since ABI 2), so an older artifact is still read and
+ * refused for its ABI version. */
 #define PW_ARTIFACT_DESC_SYMBOL "pw_artifact_desc_v2"
 
 /* ---- the engine (a configured toolchain) ---------------------------------------------- */
@@ -199,6 +202,63 @@ int pw_imports_add_all(pw_imports *im, const pw_host_func *funcs, size_t n);
 /* The entry for (module, name), or NULL. */
 const pw_host_func *pw_imports_find(const pw_imports *im, const char *module, const char *name);
 
+/* ---- memories, tables and globals (imports other than functions) ---------------------- */
+
+/*
+ * A module may import its memory, tables (funcref) and globals. The host provides them in
+ * its pw_imports, checked by the spec's import matching rules at pw_engine_check and
+ * pw_artifact_load (PW_EUNSUPPORTED naming module.field, the declared type and the host's):
+ * - memory: the host's current pages >= the declared minimum; when the module declares a
+ *   maximum, the host's memory has one, and not above it. Table: the same with elements,
+ *   element type funcref.
+ * - global: the same value type (i32/i64/f32/f64) and the same mutability.
+ * Two ways to provide a memory:
+ * - pw_imports_add_memory: every instance gets a fresh memory of its own with these
+ *   limits (guard pages or bounds checks as for a defined memory; the instance's
+ *   max_memory_bytes caps it). What a policy host wants (OPA's env.memory).
+ * - pw_imports_bind_memory: one pw_memory shared by every instance made with this import
+ *   table (the spec's linking; the host serialises their use).
+ * Inside a host function, pw_instance_memory(inst) is the instance's memory, imported or
+ * not, at its current size (memory.grow in wasm is seen there at once).
+ */
+#define PW_NO_MAX UINT32_MAX   /* limits without a maximum */
+
+typedef struct pw_memory pw_memory;
+/* A memory of initial_pages 64 KiB pages, growable up to max_pages (PW_NO_MAX: up to
+ * 65536). PW_EINVALID when initial > max or max > 65536 (other than PW_NO_MAX). */
+int pw_memory_new(pw_memory **out, uint32_t initial_pages, uint32_t max_pages);
+/* After every instance that imports it is freed. No-op for NULL and for a memory borrowed
+ * from an instance (pw_instance_export_memory). */
+void pw_memory_free(pw_memory *m);
+/* The bytes and their count; the pointer may change when the memory grows. */
+uint8_t *pw_memory_data(const pw_memory *m, uint64_t *size);
+uint32_t pw_memory_pages(const pw_memory *m);
+/* Grows like memory.grow: 0 and the old page count in *old_pages (may be NULL); PW_EINVALID
+ * beyond the maximum, PW_ENOMEM when the system refuses the pages. */
+int pw_memory_grow(pw_memory *m, uint32_t delta_pages, uint32_t *old_pages);
+
+typedef struct pw_table pw_table;  /* a funcref table; its elements come from the modules */
+int pw_table_new(pw_table **out, uint32_t initial, uint32_t max);   /* max: PW_NO_MAX */
+void pw_table_free(pw_table *t);
+uint32_t pw_table_size(const pw_table *t);
+
+typedef struct pw_global pw_global;
+/* valtype PW_WASM_I32/I64/F32/F64, value as pw_val. PW_EUNSUPPORTED for other types. */
+int pw_global_new(pw_global **out, uint8_t valtype, bool mutable_, uint64_t value);
+void pw_global_free(pw_global *g);
+uint64_t pw_global_get(const pw_global *g);
+/* PW_EINVALID for an immutable global. */
+int pw_global_set(pw_global *g, uint64_t value);
+uint8_t pw_global_valtype(const pw_global *g);
+bool pw_global_mutable(const pw_global *g);
+
+/* Module and name strings must outlive the table (as for functions); so must the objects. */
+int pw_imports_add_memory(pw_imports *im, const char *module, const char *name, uint32_t initial_pages,
+                          uint32_t max_pages);
+int pw_imports_bind_memory(pw_imports *im, const char *module, const char *name, pw_memory *m);
+int pw_imports_bind_table(pw_imports *im, const char *module, const char *name, pw_table *t);
+int pw_imports_bind_global(pw_imports *im, const char *module, const char *name, pw_global *g);
+
 /* ---- instances ------------------------------------------------------------------------ */
 
 typedef struct pw_instance_opts {
@@ -244,6 +304,11 @@ int pw_instance_exit_code(const pw_instance *inst);
 uint8_t *pw_instance_memory(pw_instance *inst, uint64_t *size);
 /* 1 when [ptr, ptr+len) lies inside the current memory. */
 bool pw_instance_mem_ok(pw_instance *inst, uint64_t ptr, uint64_t len);
+/* An exported memory, table or global of the instance (NULL when it has none of that name):
+ * borrowed, valid while the instance lives; may be bound into another module's imports. */
+pw_memory *pw_instance_export_memory(pw_instance *inst, const char *name);
+pw_table *pw_instance_export_table(pw_instance *inst, const char *name);
+pw_global *pw_instance_export_global(pw_instance *inst, const char *name);
 void *pw_instance_host_data(pw_instance *inst);
 pw_artifact *pw_instance_artifact(pw_instance *inst);
 

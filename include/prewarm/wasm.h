@@ -40,6 +40,11 @@ typedef struct pw_wasm_import {
 	uint64_t min, max; bool has_max; uint8_t valtype; bool mutable_;
 } pw_wasm_import;
 
+typedef struct pw_wasm_table {
+	uint8_t elemtype;          /* PW_WASM_FUNCREF / PW_WASM_EXTERNREF */
+	uint64_t min, max; bool has_max;
+} pw_wasm_table;
+
 typedef struct pw_wasm_export {
 	char *name;
 	uint8_t kind;
@@ -78,6 +83,10 @@ typedef struct pw_wasm_module {
 	uint32_t nimported_funcs;
 	uint32_t nmemories, ntables, nglobals; /* defined ones */
 	uint64_t mem_min, mem_max; bool mem_has_max; /* first memory (imported or defined), in 64 KiB pages */
+	/* every global, imports first: value type and mutability */
+	uint32_t nglobals_all; uint8_t *global_valtypes; bool *global_mutable;
+	/* every table, imports first: element type and limits */
+	uint32_t ntables_all; pw_wasm_table *tables;
 	bool has_start;
 	uint32_t features;          /* enum pw_wasm_feature bits */
 	size_t code_size;           /* bytes of the code section */

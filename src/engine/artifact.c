@@ -226,6 +226,20 @@ int pw_artifact_load(pw_artifact **out, const uint8_t *so, size_t len, const pw_
 		              h ? "; the host has " : "", h ? h->sig : "");
 		nmiss++;
 	}
+	a->externs = calloc(shim->nextern_imports ? shim->nextern_imports : 1, sizeof *a->externs);
+	if (!a->externs) {
+		pw_buf_free(&miss);
+		pw_artifact_free(a);
+		return pw_error_set(PW_ENOMEM, "artifact: out of memory");
+	}
+	for (uint32_t i = 0; i < shim->nextern_imports; i++) {
+		const wasm_rt_pw_extern_import *want = &shim->extern_imports[i];
+		const pw_extern_entry *e = pw_imports_find_extern(host, want->module, want->name);
+		if (pw_extern_check(e, want, &miss, nmiss))
+			a->externs[i] = *e;
+		else
+			nmiss++;
+	}
 	if (nmiss) {
 		rc = pw_error_set(PW_EUNSUPPORTED, "%s %s", nmiss == 1 ? "unknown import" : "unknown imports",
 		                  (char *)miss.data);
@@ -247,6 +261,7 @@ void pw_artifact_free(pw_artifact *a)
 	if (a->memfd >= 0)
 		close(a->memfd);
 	free(a->funcs);
+	free(a->externs);
 	free(a);
 }
 
@@ -405,6 +420,53 @@ static int trap_result(pw_instance *inst, int trap, const char *what)
 	}
 }
 
+/* The storage for each memory, table and global import of a new instance: a bound object's,
+ * or a fresh memory of the instance's own (pw_imports_add_memory, capped like a memory the
+ * module defines). The imported memory becomes the instance's memory. */
+static int bind_externs(pw_instance *inst)
+{
+	const wasm_rt_pw_shim *s = inst->art->shim;
+	if (!s->nextern_imports)
+		return 0;
+	inst->externs = calloc(s->nextern_imports, sizeof *inst->externs);
+	if (!inst->externs)
+		return pw_error_set(PW_ENOMEM, "instance: out of memory");
+	for (uint32_t i = 0; i < s->nextern_imports; i++) {
+		const pw_extern_entry *e = &inst->art->externs[i];
+		if (e->kind == PW_WASM_MEMORY && !e->memory) {
+			uint32_t max = e->has_max ? e->max : PW_RT_MAX_PAGES;
+			if (inst->capped && max > inst->cap_pages)
+				max = inst->cap_pages;
+			if (inst->own_memory)
+				return pw_error_set(PW_EUNSUPPORTED, "import %s.%s: a second memory", e->module, e->name);
+			inst->own_memory = calloc(1, sizeof *inst->own_memory);
+			if (!inst->own_memory)
+				return pw_error_set(PW_ENOMEM, "instance: out of memory");
+			if (pw_rt_memory_alloc(inst->own_memory, e->min, max) != 0) {
+				free(inst->own_memory);
+				inst->own_memory = NULL;
+				return pw_error_prefix("memory import %s.%s", e->module, e->name);
+			}
+			inst->externs[i] = inst->own_memory;
+		} else if (e->kind == PW_WASM_MEMORY) {
+			inst->externs[i] = e->memory->rt;
+		} else if (e->kind == PW_WASM_TABLE) {
+			inst->externs[i] = e->table->rt;
+		} else {
+			inst->externs[i] = e->global->ptr;
+		}
+		if (e->kind == PW_WASM_MEMORY && !inst->memory)
+			inst->memory = inst->externs[i];
+	}
+	return 0;
+}
+
+void *wasm_rt_pw_extern(void *host, uint32_t slot)
+{
+	pw_instance *inst = host;
+	return inst->externs[slot];
+}
+
 int pw_instance_new(pw_instance **out, pw_artifact *a, const pw_instance_opts *opts)
 {
 	*out = NULL;
@@ -431,6 +493,12 @@ int pw_instance_new(pw_instance **out, pw_artifact *a, const pw_instance_opts *o
 		inst->cap_pages = (uint32_t)(pages > 65536 ? 65536 : pages);
 		inst->host_data = opts->host_data;
 	}
+	if (bind_externs(inst) != 0) {
+		int rc = pw_error_last_code();
+		pw_error_prefix("instantiating the module");
+		pw_instance_free(inst);
+		return rc;
+	}
 	int trap = guarded(inst, t, NULL, NULL, NULL, true);
 	inst->instantiated = true;
 	if (trap) {
@@ -449,6 +517,12 @@ void pw_instance_free(pw_instance *inst)
 		return;
 	if (inst->instantiated)
 		inst->art->shim->free_instance(inst->mod);
+	if (inst->own_memory) {
+		wasm_rt_free_memory(inst->own_memory);
+		free(inst->own_memory);
+	}
+	free(inst->externs);
+	pw_instance_free_export_handles(inst);
 	free(inst->block);
 	free(inst);
 }

@@ -473,8 +473,14 @@ static int check_module(const pw_wasm_module *m, const pw_imports *host)
 	size_t nmiss = 0;
 	for (uint32_t i = 0; i < m->nimports; i++) {
 		const pw_wasm_import *im = &m->imports[i];
-		if (im->kind != PW_WASM_FUNC || pw_shim_import_repeats(m, i))
+		if (pw_shim_import_repeats(m, i))
 			continue;
+		if (im->kind != PW_WASM_FUNC) {
+			wasm_rt_pw_extern_import want = pw_extern_import_of(im);
+			if (!pw_extern_check(pw_imports_find_extern(host, im->module, im->name), &want, &miss, nmiss))
+				nmiss++;
+			continue;
+		}
 		char sig[512];
 		pw_wasm_sig_string(&m->types[im->type_index], sig, sizeof sig);
 		const pw_host_func *h = pw_imports_find(host, im->module, im->name);

@@ -16,6 +16,57 @@
 extern const char pw_rt_header_text[];
 extern const unsigned long pw_rt_header_len;
 
+/* The most pages a 32-bit memory can have (4 GiB); also "no maximum" in wasm_rt_memory_t. */
+#define PW_RT_MAX_PAGES 65536u
+/* The most elements a table may have (the runtime's cap; also "no maximum"). */
+#define PW_RT_MAX_TABLE_ELEMS 10000000u
+
+/* Host-side memories, tables and globals (externs.c). `rt` is the storage the generated
+ * code uses: `own`, or an instance's (borrowed: pw_instance_export_*). */
+struct pw_memory {
+	wasm_rt_memory_t *rt;
+	wasm_rt_memory_t own;
+	bool borrowed;
+	bool has_max;                   /* the maximum is rt->max_pages */
+};
+struct pw_table {
+	wasm_rt_funcref_table_t *rt;
+	wasm_rt_funcref_table_t own;
+	bool borrowed;
+	bool has_max;                   /* the maximum is rt->max_size */
+};
+struct pw_global {
+	void *ptr;                      /* the value: u32 / u64 / f32 / f64 by valtype */
+	uint64_t own;
+	uint8_t valtype;
+	bool mutable_;
+	bool borrowed;
+};
+
+/* A memory, table or global a pw_imports offers (imports.c). */
+typedef struct pw_extern_entry {
+	const char *module;
+	const char *name;
+	uint8_t kind;                   /* PW_WASM_MEMORY / TABLE / GLOBAL */
+	pw_memory *memory;              /* bound objects (one of them), or NULL: */
+	pw_table *table;
+	pw_global *global;
+	uint32_t min, max;              /* a fresh memory per instance (pw_imports_add_memory) */
+	bool has_max;
+} pw_extern_entry;
+
+const pw_extern_entry *pw_imports_find_extern(const pw_imports *im, const char *module, const char *name);
+/* Whether `e` (NULL = absent) satisfies the import `want` by the spec's matching rules.
+ * When not, appends "module.field (<declared type>[; the host has <its type>])" to `miss`,
+ * prefixed by ", " when `sep`. */
+bool pw_extern_check(const pw_extern_entry *e, const wasm_rt_pw_extern_import *want, pw_buf *miss, bool sep);
+/* The import of a parsed module as the shim describes it. */
+wasm_rt_pw_extern_import pw_extern_import_of(const pw_wasm_import *im);
+
+/* (runtime.c) Allocates a memory: a guard-page reservation or calloc, as the runtime is
+ * built; max_pages is the effective limit (<= 65536). 0, or a negative code (message set). */
+int pw_rt_memory_alloc(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages);
+
 struct pw_artifact {
 	void *dl;                       /* dlopen handle */
 	int memfd;                      /* kept open while loaded: /proc/self/fd/N stays unique */
@@ -24,6 +75,7 @@ struct pw_artifact {
 	pw_func_info *funcs;            /* one per shim export */
 	size_t nfuncs;
 	const pw_imports *host;
+	pw_extern_entry *externs;       /* one per shim extern import slot (copies) */
 };
 
 struct pw_instance {
@@ -31,7 +83,10 @@ struct pw_instance {
 	void *block;                    /* control block followed by the module instance */
 	wasm_rt_pw_control *ctl;
 	void *mod;                      /* the module instance (generated struct) */
-	wasm_rt_memory_t *memory;       /* first memory allocated at instantiation, or NULL */
+	wasm_rt_memory_t *memory;       /* the module's memory (imported or defined), or NULL */
+	void **externs;                 /* storage bound to each extern import slot */
+	wasm_rt_memory_t *own_memory;   /* a per-instance imported memory (pw_imports_add_memory) */
+	void **export_handles;          /* pw_memory/pw_table/pw_global per shim extern export, lazily */
 	uint32_t cap_pages;             /* memory cap in 64 KiB pages when capped */
 	bool capped;
 	bool instantiated;
@@ -44,6 +99,10 @@ struct pw_instance {
 	struct pw_instance *wd_next;
 	double wd_deadline;
 };
+
+/* ---- externs.c ---- */
+/* Frees the borrowed export handles pw_instance_export_* gave out. */
+void pw_instance_free_export_handles(pw_instance *inst);
 
 /* ---- runtime.c ---- */
 

@@ -31,7 +31,7 @@
 #include "engine/engine_int.h"
 
 #define PAGE_BYTES 65536u
-#define MAX_TABLE_ELEMS 10000000u
+
 #define ALTSTACK_BYTES (64 * 1024)
 
 static _Thread_local pw_rt_thread t_rt;
@@ -430,22 +430,19 @@ size_t pw_rt_memory_pool_size(void)
 }
 #endif
 
-void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages)
+int pw_rt_memory_alloc(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages)
 {
-	pw_instance *inst = t_rt_ready ? t_rt.current : NULL;
-	uint32_t cap = inst && inst->capped ? inst->cap_pages : 65536;
-	if (max_pages > 65536)
-		max_pages = 65536;
-	if (max_pages > cap)
-		max_pages = cap;
 	memset(mem, 0, sizeof *mem);
+	if (max_pages > PW_RT_MAX_PAGES)
+		max_pages = PW_RT_MAX_PAGES;
 	if (initial_pages > max_pages)
-		alloc_fail("memory of %u initial pages exceeds the limit of %u pages", initial_pages, max_pages);
+		return pw_error_set(PW_EINVALID, "memory of %u initial pages exceeds the limit of %u pages",
+		                    initial_pages, max_pages);
 	uint64_t bytes = (uint64_t)initial_pages * PAGE_BYTES;
 #ifdef PW_NO_GUARD_PAGES
 	uint8_t *p = calloc(1, bytes ? bytes : 1);
 	if (!p)
-		alloc_fail("memory of %u pages: out of memory", initial_pages);
+		return pw_error_set(PW_ENOMEM, "memory of %u pages: out of memory", initial_pages);
 	mem->reserved = 0;
 #else
 	uint64_t reserve = WASM_RT_PW_RESERVE_BYTES + PAGE_BYTES;
@@ -453,12 +450,12 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 	if (!p) {
 		p = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED)
-			alloc_fail("memory: mmap of %llu bytes of address space: %s", (unsigned long long)reserve,
-			           strerror(errno));
+			return pw_error_set(PW_ENOMEM, "memory: mmap of %llu bytes of address space: %s",
+			                    (unsigned long long)reserve, strerror(errno));
 		if (bytes && mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
 			int e = errno;
 			munmap(p, reserve);
-			alloc_fail("memory of %u pages: mprotect: %s", initial_pages, strerror(e));
+			return pw_error_set(PW_ENOMEM, "memory of %u pages: mprotect: %s", initial_pages, strerror(e));
 		}
 	}
 	mem->reserved = reserve;
@@ -467,6 +464,17 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 	mem->pages = initial_pages;
 	mem->max_pages = max_pages;
 	mem->size = bytes;
+	return 0;
+}
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages)
+{
+	pw_instance *inst = t_rt_ready ? t_rt.current : NULL;
+	uint32_t cap = inst && inst->capped ? inst->cap_pages : PW_RT_MAX_PAGES;
+	if (max_pages > cap)
+		max_pages = cap;
+	if (pw_rt_memory_alloc(mem, initial_pages, max_pages) != 0)
+		alloc_fail("%s", pw_error_last());
 	if (inst && !inst->memory)
 		inst->memory = mem;
 }
@@ -509,11 +517,11 @@ void wasm_rt_free_memory(wasm_rt_memory_t *mem)
 	mem->pages = 0;
 }
 
-#define DEFINE_TABLE(kind, elem_t, nullv)                                                      \
+#define DEFINE_TABLE(kind, elem_t, nullv)                                                          \
 	void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t n, uint32_t max) \
 	{                                                                                          \
-		if (max > MAX_TABLE_ELEMS)                                                         \
-			max = MAX_TABLE_ELEMS;                                                     \
+		if (max > PW_RT_MAX_TABLE_ELEMS)                                                   \
+			max = PW_RT_MAX_TABLE_ELEMS;                                               \
 		memset(t, 0, sizeof *t);                                                           \
 		if (n > max)                                                                       \
 			alloc_fail("table of %u elements exceeds the limit of %u", n, max);        \

@@ -6,6 +6,12 @@
  *   calls (e.g. `u32 Z_wapcZ___guest_request(struct Z_wapc_instance_t *, u32, u32)`)
  *   and forwarding to the host function the loader put in the import table,
  *   with the pw_instance (passed as every imported-module instance) first;
+ * - one accessor per memory, table or global import (`wasm_rt_memory_t
+ *   *Z_envZ_memory(struct Z_env_instance_t *)`, called once at instantiation),
+ *   returning the storage the runtime bound to that import slot of the
+ *   instance, and a table of those imports with their declared types;
+ * - a getter per exported memory, table or global with its declared type, so
+ *   one instance's export can be bound into another module's imports;
  * - one generic invoker per exported function, converting 64-bit value slots
  *   to the C types and back (multi-value results come back from wasm2c 1.0.32
  *   as `struct wasm_multi_<letters>` with fields `<letter><index>`);
@@ -101,29 +107,136 @@ bool pw_shim_import_repeats(const pw_wasm_module *m, uint32_t i)
 	return is_repeat(m, i);
 }
 
-int pw_shim_check(const pw_wasm_module *m)
+static const char *kind_name(uint8_t kind)
 {
 	static const char *const kinds[] = { "function", "table", "memory", "global", "tag" };
+	return kind < sizeof kinds / sizeof kinds[0] ? kinds[kind] : "?";
+}
+
+static bool numeric_valtype(uint8_t t)
+{
+	return ctype(t) != NULL;
+}
+
+/* Same kind and same type (what wasm2c's one declaration of a repeated import needs). */
+static bool same_import(const pw_wasm_module *m, const pw_wasm_import *a, const pw_wasm_import *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == PW_WASM_FUNC)
+		return same_type(&m->types[a->type_index], &m->types[b->type_index]);
+	return a->valtype == b->valtype && a->mutable_ == b->mutable_ && a->min == b->min && a->max == b->max &&
+	       a->has_max == b->has_max;
+}
+
+int pw_shim_check(const pw_wasm_module *m)
+{
 	for (uint32_t i = 0; i < m->nimports; i++) {
 		const pw_wasm_import *im = &m->imports[i];
-		if (im->kind != PW_WASM_FUNC)
-			return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is a %s: only function imports are supported",
-			                    im->module, im->name, im->kind < 5 ? kinds[im->kind] : "?");
-		if (im->type_index >= m->ntypes)
-			return pw_error_set(PW_EINVALID, "import %s.%s: type index %u out of range", im->module,
-			                    im->name, im->type_index);
-		const pw_wasm_functype *t = &m->types[im->type_index];
-		if (!numeric_type(t) || t->nresults > 1)
-			return pw_error_set(PW_EUNSUPPORTED,
-			                    "import %s.%s: only numeric parameters and at most one result are supported",
-			                    im->module, im->name);
+		switch (im->kind) {
+		case PW_WASM_FUNC: {
+			if (im->type_index >= m->ntypes)
+				return pw_error_set(PW_EINVALID, "import %s.%s: type index %u out of range", im->module,
+				                    im->name, im->type_index);
+			const pw_wasm_functype *t = &m->types[im->type_index];
+			if (!numeric_type(t) || t->nresults > 1)
+				return pw_error_set(PW_EUNSUPPORTED,
+				                    "import %s.%s: only numeric parameters and at most one result are supported",
+				                    im->module, im->name);
+			break;
+		}
+		case PW_WASM_MEMORY:
+			break;
+		case PW_WASM_TABLE:
+			if (im->valtype != PW_WASM_FUNCREF)
+				return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is a table of %s: only funcref tables are supported",
+				                    im->module, im->name, pw_wasm_valtype_name(im->valtype));
+			break;
+		case PW_WASM_GLOBAL:
+			if (!numeric_valtype(im->valtype))
+				return pw_error_set(PW_EUNSUPPORTED,
+				                    "import %s.%s is a %s global: only i32, i64, f32 and f64 globals are supported",
+				                    im->module, im->name, pw_wasm_valtype_name(im->valtype));
+			break;
+		default:
+			return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is a %s: not supported", im->module, im->name,
+			                    kind_name(im->kind));
+		}
 		for (uint32_t j = 0; j < i; j++)
 			if (!strcmp(m->imports[j].module, im->module) && !strcmp(m->imports[j].name, im->name) &&
-			    (m->imports[j].kind != PW_WASM_FUNC || !same_type(&m->types[m->imports[j].type_index], t)))
+			    !same_import(m, &m->imports[j], im))
 				return pw_error_set(PW_EUNSUPPORTED, "import %s.%s is imported twice with different types",
 				                    im->module, im->name);
 	}
 	return 0;
+}
+
+/* The C type of the storage of a memory, table or global import or export. */
+static const char *extern_ctype(uint8_t kind, uint8_t valtype)
+{
+	switch (kind) {
+	case PW_WASM_MEMORY: return "wasm_rt_memory_t";
+	case PW_WASM_TABLE: return valtype == PW_WASM_FUNCREF ? "wasm_rt_funcref_table_t" : "wasm_rt_externref_table_t";
+	default:
+		if (valtype == PW_WASM_FUNCREF)
+			return "wasm_rt_funcref_t";
+		if (valtype == PW_WASM_EXTERNREF)
+			return "wasm_rt_externref_t";
+		return ctype(valtype);
+	}
+}
+
+/* "Z_<module>Z_<name>(struct Z_<module>_instance_t *ctx": the symbol wasm2c's code calls
+ * for an import, up to its first parameter. */
+static void emit_import_head(pw_buf *o, const pw_wasm_import *im)
+{
+	pw_buf_puts(o, "Z_");
+	pw_shim_mangle(o, im->module);
+	pw_buf_puts(o, "Z_");
+	pw_shim_mangle(o, im->name);
+	pw_buf_puts(o, "(struct Z_");
+	pw_shim_mangle(o, im->module);
+	pw_buf_puts(o, "_instance_t *ctx");
+}
+
+/* The accessor wasm2c's code calls for a memory/table/global import, as the storage the
+ * loader bound to `slot` of the instance being created. */
+static void emit_extern_accessor(pw_buf *o, const pw_wasm_import *im, uint32_t slot)
+{
+	const char *t = extern_ctype(im->kind, im->valtype);
+	pw_buf_printf(o, "%s *", t);
+	emit_import_head(o, im);
+	pw_buf_printf(o, ")\n{\n\treturn (%s *)wasm_rt_pw_extern(ctx, %u);\n}\n\n", t, slot);
+}
+
+/* The declared type of exported memory/table/global `ex` into x (kind, valtype, ...). */
+static bool export_type(const pw_wasm_module *m, const pw_wasm_export *ex, wasm_rt_pw_extern_export *x)
+{
+	memset(x, 0, sizeof *x);
+	x->kind = ex->kind;
+	switch (ex->kind) {
+	case PW_WASM_MEMORY:
+		x->min = m->mem_min;
+		x->max = m->mem_max;
+		x->has_max = m->mem_has_max;
+		return true;
+	case PW_WASM_TABLE:
+		if (ex->index >= m->ntables_all)
+			return false;
+		x->valtype = m->tables[ex->index].elemtype;
+		x->min = m->tables[ex->index].min;
+		x->max = m->tables[ex->index].max;
+		x->has_max = m->tables[ex->index].has_max;
+		return true;
+	case PW_WASM_GLOBAL:
+		if (ex->index >= m->nglobals_all)
+			return false;
+		x->valtype = m->global_valtypes[ex->index];
+		x->mutable_ = m->global_mutable[ex->index];
+		return extern_ctype(PW_WASM_GLOBAL, (uint8_t)x->valtype) != NULL;
+	default:
+		return false;
+	}
 }
 
 static void emit_trampoline(pw_buf *o, const pw_wasm_module *m, uint32_t idx, uint32_t slot)
@@ -131,13 +244,8 @@ static void emit_trampoline(pw_buf *o, const pw_wasm_module *m, uint32_t idx, ui
 	const pw_wasm_import *im = &m->imports[idx];
 	const pw_wasm_functype *t = &m->types[im->type_index];
 	const char *ret = t->nresults ? ctype(t->results[0]) : "void";
-	pw_buf_printf(o, "%s Z_", ret);
-	pw_shim_mangle(o, im->module);
-	pw_buf_puts(o, "Z_");
-	pw_shim_mangle(o, im->name);
-	pw_buf_puts(o, "(struct Z_");
-	pw_shim_mangle(o, im->module);
-	pw_buf_puts(o, "_instance_t *ctx");
+	pw_buf_printf(o, "%s ", ret);
+	emit_import_head(o, im);
 	for (uint32_t i = 0; i < t->nparams; i++)
 		pw_buf_printf(o, ", %s a%u", ctype(t->params[i]), i);
 	pw_buf_printf(o, ")\n{\n\t%s((%s (*)(void *", t->nresults ? "return " : "", ret);
@@ -218,10 +326,10 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 	/* imports (a repeated module.name is declared once by wasm2c: one slot) */
 	uint32_t nslots = 0;
 	for (uint32_t i = 0; i < m->nimports; i++)
-		nslots += !is_repeat(m, i);
+		nslots += m->imports[i].kind == PW_WASM_FUNC && !is_repeat(m, i);
 	pw_buf_printf(o, "static wasm_rt_pw_import pw_imports[%u] = {\n", nslots ? nslots : 1);
 	for (uint32_t i = 0; i < m->nimports; i++) {
-		if (is_repeat(m, i))
+		if (m->imports[i].kind != PW_WASM_FUNC || is_repeat(m, i))
 			continue;
 		char sig[512];
 		pw_wasm_sig_string(&m->types[m->imports[i].type_index], sig, sizeof sig);
@@ -235,8 +343,49 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 		pw_buf_puts(o, "\t{ 0, 0, 0, 0 },\n");
 	pw_buf_puts(o, "};\n\n");
 	for (uint32_t i = 0, slot = 0; i < m->nimports; i++)
-		if (!is_repeat(m, i))
+		if (m->imports[i].kind == PW_WASM_FUNC && !is_repeat(m, i))
 			emit_trampoline(o, m, i, slot++);
+
+	/* memory, table and global imports: one slot each (repeats share the first's) */
+	uint32_t nxslots = 0;
+	pw_buf xtable = PW_BUF_INIT;
+	for (uint32_t i = 0; i < m->nimports; i++) {
+		const pw_wasm_import *im = &m->imports[i];
+		if (im->kind == PW_WASM_FUNC || is_repeat(m, i))
+			continue;
+		emit_extern_accessor(o, im, nxslots++);
+		pw_buf_puts(&xtable, "\t{ ");
+		c_string(&xtable, im->module);
+		pw_buf_puts(&xtable, ", ");
+		c_string(&xtable, im->name);
+		pw_buf_printf(&xtable, ", %u, %u, %u, %u, %lluull, %lluull },\n", im->kind, im->valtype, im->mutable_ ? 1 : 0,
+		              im->has_max ? 1 : 0, (unsigned long long)im->min, (unsigned long long)im->max);
+	}
+	pw_buf_printf(o, "static const wasm_rt_pw_extern_import pw_extern_imports[%u] = {\n%s%s};\n\n",
+	              nxslots ? nxslots : 1, xtable.data ? (char *)xtable.data : "",
+	              nxslots ? "" : "\t{ 0, 0, 0, 0, 0, 0, 0, 0 },\n");
+	pw_buf_free(&xtable);
+
+	/* exported memories, tables and globals: a getter each */
+	uint32_t nxex = 0;
+	for (uint32_t i = 0; i < m->nexports; i++) {
+		const pw_wasm_export *ex = &m->exports[i];
+		wasm_rt_pw_extern_export x;
+		if (ex->kind == PW_WASM_FUNC || !export_type(m, ex, &x))
+			continue;
+		pw_buf_printf(o, "static void *pw_xget_%u(void *i)\n{\n\treturn (void *)Z_mZ_", nxex);
+		pw_shim_mangle(o, ex->name);
+		pw_buf_puts(o, "((Z_m_instance_t *)i);\n}\n\n");
+		pw_buf_puts(&xtable, "\t{ ");
+		c_string(&xtable, ex->name);
+		pw_buf_printf(&xtable, ", %u, %u, %u, %u, %lluull, %lluull, pw_xget_%u },\n", x.kind, x.valtype, x.mutable_,
+		              x.has_max, (unsigned long long)x.min, (unsigned long long)x.max, nxex);
+		nxex++;
+	}
+	pw_buf_printf(o, "static const wasm_rt_pw_extern_export pw_extern_exports[%u] = {\n%s%s};\n\n",
+	              nxex ? nxex : 1, xtable.data ? (char *)xtable.data : "",
+	              nxex ? "" : "\t{ 0, 0, 0, 0, 0, 0, 0, 0 },\n");
+	pw_buf_free(&xtable);
 
 	/* exports: numeric-typed functions only */
 	uint32_t nex = 0;
@@ -294,13 +443,17 @@ int pw_shim_generate(pw_buf *o, const pw_wasm_module *m, const char *engine_hash
 		"\t.imports = pw_imports,\n"
 		"\t.nexports = %u,\n"
 		"\t.exports = pw_exports,\n"
+		"\t.nextern_imports = %u,\n"
+		"\t.extern_imports = pw_extern_imports,\n"
+		"\t.nextern_exports = %u,\n"
+		"\t.extern_exports = pw_extern_exports,\n"
 		"\t.description = " PW_ARTIFACT_DESC_SYMBOL ",\n"
 		"\t.kw_metadata = %s,\n"
 		"\t.kw_metadata_len = %zu,\n"
 		"};\n\n"
 		"__attribute__((visibility(\"default\"))) const wasm_rt_pw_shim *pw_artifact_shim_v1(void);\n"
 		"const wasm_rt_pw_shim *pw_artifact_shim_v1(void)\n{\n\treturn &pw_shim;\n}\n",
-		nslots, nex, m->kw_metadata && m->kw_metadata_len ? "pw_kw_metadata" : "0",
+		nslots, nex, nxslots, nxex, m->kw_metadata && m->kw_metadata_len ? "pw_kw_metadata" : "0",
 		m->kw_metadata && m->kw_metadata_len ? m->kw_metadata_len : (size_t)0);
 	return o->data ? 0 : pw_error_set(PW_ENOMEM, "shim: out of memory");
 }

@@ -28,8 +28,7 @@ typedef struct rd {
 
 typedef struct pstate {
 	pw_wasm_module *m;
-	uint8_t *global_mut;     /* mutability of each global (imports first) */
-	uint32_t nglobals_total;
+	uint32_t nglobals_total; /* = m->nglobals_all (types in m->global_valtypes/global_mutable) */
 	uint32_t ntables_total, nmems_total, ntags_total;
 	uint32_t nfuncs_declared; /* from the function section */
 	bool has_datacount;
@@ -640,13 +639,33 @@ static int sec_type(pstate *st, rd *r)
 	return 0;
 }
 
-static int add_global(pstate *st, bool mut)
+static int add_global(pstate *st, uint8_t valtype, bool mut)
 {
-	uint8_t *g = realloc(st->global_mut, (size_t)st->nglobals_total + 1);
+	pw_wasm_module *m = st->m;
+	uint8_t *t = realloc(m->global_valtypes, (size_t)st->nglobals_total + 1);
+	if (t)
+		m->global_valtypes = t;
+	bool *g = t ? realloc(m->global_mutable, ((size_t)st->nglobals_total + 1) * sizeof *g) : NULL;
 	if (!g)
 		return pw_error_set(PW_ENOMEM, "wasm: out of memory (globals)");
-	st->global_mut = g;
+	m->global_mutable = g;
+	t[st->nglobals_total] = valtype;
 	g[st->nglobals_total++] = mut;
+	m->nglobals_all = st->nglobals_total;
+	return 0;
+}
+
+static int add_table(pstate *st, uint8_t elemtype, uint64_t min, uint64_t max, bool has_max)
+{
+	pw_wasm_module *m = st->m;
+	pw_wasm_table *t = realloc(m->tables, ((size_t)st->ntables_total + 1) * sizeof *t);
+	if (!t)
+		return pw_error_set(PW_ENOMEM, "wasm: out of memory (tables)");
+	m->tables = t;
+	t[st->ntables_total++] = (pw_wasm_table){ elemtype, min, max, has_max };
+	m->ntables_all = st->ntables_total;
+	if (st->ntables_total > 1)
+		m->features |= PW_FEAT_REFERENCE_TYPES;
 	return 0;
 }
 
@@ -688,8 +707,7 @@ static int sec_import(pstate *st, rd *r)
 		case PW_WASM_TABLE:
 			TRY(rd_reftype(st, r, &im->valtype));
 			TRY(rd_limits(st, r, false, &im->min, &im->max, &im->has_max));
-			if (++st->ntables_total > 1)
-				m->features |= PW_FEAT_REFERENCE_TYPES;
+			TRY(add_table(st, im->valtype, im->min, im->max, im->has_max));
 			break;
 		case PW_WASM_MEMORY:
 			TRY(rd_limits(st, r, true, &im->min, &im->max, &im->has_max));
@@ -704,7 +722,7 @@ static int sec_import(pstate *st, rd *r)
 			im->mutable_ = mut;
 			if (mut)
 				m->features |= PW_FEAT_MUTABLE_GLOBALS;
-			TRY(add_global(st, mut));
+			TRY(add_global(st, im->valtype, mut));
 			break;
 		}
 		case PW_WASM_TAG: {
@@ -763,8 +781,7 @@ static int sec_table(pstate *st, rd *r)
 		}
 		TRY(rd_reftype(st, r, &rt));
 		TRY(rd_limits(st, r, false, &min, &max, &has_max));
-		if (++st->ntables_total > 1)
-			st->m->features |= PW_FEAT_REFERENCE_TYPES;
+		TRY(add_table(st, rt, min, max, has_max));
 	}
 	st->m->ntables = n;
 	return 0;
@@ -813,7 +830,7 @@ static int sec_global(pstate *st, rd *r)
 			return bad(r, "bad global mutability");
 		}
 		TRY(walk_const_expr(st, r));
-		TRY(add_global(st, mut));
+		TRY(add_global(st, t, mut));
 	}
 	st->m->nglobals = n;
 	return 0;
@@ -878,7 +895,7 @@ static int sec_export(pstate *st, rd *r)
 			r->pos = at;
 			return bad(r, "export index out of range");
 		}
-		if (e->kind == PW_WASM_GLOBAL && st->global_mut[e->index])
+		if (e->kind == PW_WASM_GLOBAL && st->m->global_mutable[e->index])
 			m->features |= PW_FEAT_MUTABLE_GLOBALS;
 	}
 	return check_unique_exports(m, r);
@@ -1154,7 +1171,6 @@ int pw_wasm_parse(pw_wasm_module **out, const uint8_t *bytes, size_t len)
 		return pw_error_set(PW_ENOMEM, "wasm: out of memory");
 	r.pos = 8;
 	rc = parse_sections(&st, &r, len);
-	free(st.global_mut);
 	if (rc < 0) {
 		pw_wasm_module_free(st.m);
 		return rc;
@@ -1182,6 +1198,9 @@ void pw_wasm_module_free(pw_wasm_module *m)
 		free(m->exports[i].name);
 	free(m->exports);
 	free(m->func_types);
+	free(m->global_valtypes);
+	free(m->global_mutable);
+	free(m->tables);
 	free(m->kw_metadata);
 	free(m);
 }

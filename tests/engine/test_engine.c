@@ -4,7 +4,9 @@
  * every refusal, every trap kind with its reason, host imports (including
  * exit and trap from a host function), memory growth limits, interrupts by
  * deadline and from another thread, 8 threads with their own instances,
- * reproducible artifacts, the artifact description, name mangling.
+ * reproducible artifacts, the artifact description, name mangling, imported
+ * memories (one per instance and shared), globals and tables with the spec's
+ * matching rules and their refusals.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -241,7 +243,8 @@ static void test_refusals(void)
 	refuse(component, sizeof component, PW_EUNSUPPORTED, "component", NULL);
 	refuse_fixture("engine_simd.wasm", PW_EUNSUPPORTED, "SIMD", NULL);
 	refuse_fixture("engine_unknown_import.wasm", PW_EUNSUPPORTED, "env.no_such_function (i:i)", "mystery.thing (:)");
-	refuse_fixture("engine_memimport.wasm", PW_EUNSUPPORTED, "env.memory", "only function imports");
+	refuse_fixture("engine_memimport.wasm", PW_EUNSUPPORTED, "env.memory (memory {min 1, max 4})",
+	               "env.host_sum (ii:i)");
 	refuse(NULL, 0, PW_EINVALID, NULL, NULL);
 }
 
@@ -887,6 +890,308 @@ static void test_duplicate_import(void)
 	pw_buf_free(&art);
 }
 
+
+/* ---- memory, table and global imports ---- */
+
+/* host_sum(ptr, len): the bytes of the caller's memory summed, read from the host side. */
+static uint32_t host_sum(pw_instance *inst, uint32_t ptr, uint32_t len)
+{
+	if (!pw_instance_mem_ok(inst, ptr, len))
+		pw_instance_trap(inst, "host_sum: out of bounds");
+	uint8_t *mem = pw_instance_memory(inst, NULL);
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i < len; i++)
+		sum += mem[ptr + i];
+	return sum;
+}
+
+/* An import table with host_sum and env.memory given by `add` (NULL: no memory). */
+static pw_imports *mem_host(int (*add)(pw_imports *, void *), void *arg)
+{
+	pw_imports *im = NULL;
+	if (pw_imports_new(&im) || pw_imports_add(im, "env", "host_sum", "ii:i", (void (*)(void))host_sum) ||
+	    (add && add(im, arg))) {
+		pw_imports_free(im);
+		return NULL;
+	}
+	return im;
+}
+
+typedef struct mem_limits { uint32_t min, max; } mem_limits;
+
+static int add_fresh(pw_imports *im, void *arg)
+{
+	const mem_limits *l = arg;
+	return pw_imports_add_memory(im, "env", "memory", l->min, l->max);
+}
+
+static int add_bound(pw_imports *im, void *arg)
+{
+	return pw_imports_bind_memory(im, "env", "memory", arg);
+}
+
+static uint32_t call_i(pw_instance *inst, const char *fn, uint64_t a, uint64_t b, size_t nargs)
+{
+	pw_val v[2] = { a, b }, r[1] = { 0xdead };
+	if (pw_instance_call(inst, fn, v, nargs, r, 1))
+		return 0xdeadbeef;
+	return (uint32_t)r[0];
+}
+
+static void test_memory_import(void)
+{
+	SETUP();
+	pw_buf w = PW_BUF_INIT, art = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_memimport.wasm"), 0, &w));
+	pw_imports *fresh = mem_host(add_fresh, &(mem_limits){ 2, 4 });
+	CHECK(fresh != NULL);
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, fresh, &art, NULL));
+	pw_artifact *a = NULL;
+	pw_instance *i1 = NULL, *i2 = NULL;
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, fresh));
+
+	/* a fresh memory per instance: the host's initial size, the data segment, own bytes */
+	CHECK_OK(pw_instance_new(&i1, a, NULL));
+	CHECK_OK(pw_instance_new(&i2, a, NULL));
+	uint64_t size = 0;
+	uint8_t *m1 = pw_instance_memory(i1, &size);
+	CHECK(m1 != NULL);
+	CHECK_INT(size, 2 * 65536);
+	CHECK(!memcmp(m1 + 16, "prewarm", 7));
+	CHECK_INT(call_i(i1, "size", 0, 0, 0), 2);
+	CHECK_INT(call_i(i1, "load8", 17, 0, 1), 'r');
+	m1[100] = 42;
+	CHECK_INT(call_i(i1, "load8", 100, 0, 1), 42);
+	CHECK_INT(call_i(i2, "load8", 100, 0, 1), 0);
+	CHECK_OK(pw_instance_call(i2, "store8", (pw_val[]){ 200, 9 }, 2, NULL, 0));
+	CHECK_INT(pw_instance_memory(i2, NULL)[200], 9);
+	CHECK_INT(m1[200], 0);
+	/* host functions read it; growth is seen at once; the maximum is the host's */
+	CHECK_INT(call_i(i1, "sum", 16, 7, 2), 'p' + 'r' + 'e' + 'w' + 'a' + 'r' + 'm');
+	CHECK_INT(call_i(i1, "grow", 2, 0, 1), 2);
+	m1 = pw_instance_memory(i1, &size);
+	CHECK_INT(size, 4 * 65536);
+	m1[4 * 65536 - 1] = 5;
+	CHECK_INT(call_i(i1, "load8", 4 * 65536 - 1, 0, 1), 5);
+	CHECK_INT(call_i(i1, "sum", 4 * 65536 - 2, 2, 2), 5);
+	CHECK_INT(call_i(i1, "grow", 1, 0, 1), UINT32_MAX);
+	expect_trap(i1, "load8", (pw_val[]){ 4 * 65536 }, 1, "out of bounds memory access");
+	CHECK_INT(pw_instance_call(i1, "sum", (pw_val[]){ 4 * 65536 - 1, 2 }, 2, NULL, 0), PW_ETRAP);
+	CHECK_STR(pw_instance_trap_reason(i1), "host_sum: out of bounds");
+	pw_instance_free(i1);
+	pw_instance_free(i2);
+
+	/* the instance cap bounds a fresh memory: growth, and an initial size above it */
+	pw_instance_opts capped = { .max_memory_bytes = 3 * 65536 };
+	CHECK_OK(pw_instance_new(&i1, a, &capped));
+	CHECK_INT(call_i(i1, "grow", 2, 0, 1), UINT32_MAX);
+	CHECK_INT(call_i(i1, "grow", 1, 0, 1), 2);
+	pw_instance_free(i1);
+	i1 = NULL;
+	capped.max_memory_bytes = 65536;
+	CHECK_INT(pw_instance_new(&i1, a, &capped), PW_EINVALID);
+	CHECK(strstr(pw_error_last(), "env.memory") != NULL);
+	CHECK(i1 == NULL);
+	pw_artifact_free(a);
+	a = NULL;
+
+	/* one host-created memory shared by two instances, grown from either side */
+	pw_memory *shared = NULL;
+	CHECK_OK(pw_memory_new(&shared, 1, 3));
+	pw_imports *bound = mem_host(add_bound, shared);
+	CHECK(bound != NULL);
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, bound));
+	CHECK_OK(pw_instance_new(&i1, a, NULL));
+	CHECK_OK(pw_instance_new(&i2, a, NULL));
+	CHECK(pw_instance_memory(i1, NULL) == pw_memory_data(shared, NULL));
+	CHECK_INT(pw_memory_data(shared, NULL)[18], 'e');
+	CHECK_OK(pw_instance_call(i1, "store8", (pw_val[]){ 300, 77 }, 2, NULL, 0));
+	CHECK_INT(call_i(i2, "load8", 300, 0, 1), 77);
+	CHECK_INT(pw_memory_data(shared, NULL)[300], 77);
+	CHECK_INT(call_i(i2, "grow", 1, 0, 1), 1);
+	CHECK_INT(pw_memory_pages(shared), 2);
+	CHECK_INT(call_i(i1, "size", 0, 0, 0), 2);
+	uint32_t old = 0;
+	CHECK_OK(pw_memory_grow(shared, 1, &old));
+	CHECK_INT(old, 2);
+	CHECK_INT(call_i(i2, "size", 0, 0, 0), 3);
+	CHECK_INT(pw_memory_grow(shared, 1, &old), PW_EINVALID);
+	pw_memory_data(shared, &size)[size - 1] = 3;
+	CHECK_INT(call_i(i1, "load8", size - 1, 0, 1), 3);
+	expect_trap(i2, "load8", (pw_val[]){ size }, 1, "out of bounds memory access");
+	/* the module's memory export is the same memory */
+	pw_memory *ex = pw_instance_export_memory(i1, "memory");
+	CHECK(ex != NULL);
+	CHECK(pw_memory_data(ex, NULL) == pw_memory_data(shared, NULL));
+	CHECK(pw_instance_export_memory(i1, "nope") == NULL);
+	pw_memory_free(ex);   /* borrowed: no-op */
+	pw_instance_free(i1);
+	pw_instance_free(i2);
+	pw_artifact_free(a);
+	a = NULL;
+	pw_imports_free(bound);
+	pw_memory_free(shared);
+
+	/* refusals, at compile (check) and at load, naming module.field and both types */
+	struct { mem_limits l; const char *msg; } bad[] = {
+		{ { 0, 4 }, "env.memory (memory {min 1, max 4}; the host has memory {min 0, max 4})" },
+		{ { 1, PW_NO_MAX }, "env.memory (memory {min 1, max 4}; the host has memory {min 1})" },
+		{ { 2, 5 }, "env.memory (memory {min 1, max 4}; the host has memory {min 2, max 5})" },
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		pw_imports *im = mem_host(add_fresh, &bad[k].l);
+		CHECK(im != NULL);
+		CHECK_INT(pw_engine_check(g_engine, w.data, w.len, im), PW_EUNSUPPORTED);
+		CHECK_MSG(strstr(pw_error_last(), bad[k].msg), "check: \"%s\" lacks \"%s\"", pw_error_last(), bad[k].msg);
+		CHECK_INT(pw_artifact_load(&a, art.data, art.len, NULL, im), PW_EUNSUPPORTED);
+		CHECK_MSG(strstr(pw_error_last(), bad[k].msg), "load: \"%s\" lacks \"%s\"", pw_error_last(), bad[k].msg);
+		CHECK(a == NULL);
+		pw_imports_free(im);
+	}
+	pw_imports *none = mem_host(NULL, NULL);
+	CHECK_INT(pw_artifact_load(&a, art.data, art.len, NULL, none), PW_EUNSUPPORTED);
+	CHECK(strstr(pw_error_last(), "unknown import env.memory (memory {min 1, max 4})") != NULL);
+	pw_imports_free(none);
+	CHECK_OK(pw_memory_new(&shared, 0, 4));
+	bound = mem_host(add_bound, shared);
+	CHECK_INT(pw_artifact_load(&a, art.data, art.len, NULL, bound), PW_EUNSUPPORTED);
+	CHECK(strstr(pw_error_last(), "the host has memory {min 0, max 4}") != NULL);
+	/* a shared memory grown to the declared minimum now matches */
+	CHECK_OK(pw_memory_grow(shared, 1, NULL));
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, bound));
+	pw_artifact_free(a);
+	pw_imports_free(bound);
+	pw_memory_free(shared);
+	CHECK_INT(pw_memory_new(&shared, 3, 2), PW_EINVALID);
+	CHECK_INT(pw_memory_new(&shared, 1, 65537), PW_EINVALID);
+	pw_imports_free(fresh);
+	pw_buf_free(&w);
+	pw_buf_free(&art);
+}
+
+/* The externs fixture's host: globals of the given types, a table of `tmin`..`tmax`. */
+typedef struct ext_host {
+	pw_imports *im;
+	pw_global *gi, *gm, *gf;
+	pw_table *t;
+} ext_host;
+
+static int ext_host_new(ext_host *h, uint8_t gi_type, bool gm_mut, uint32_t tmin, uint32_t tmax)
+{
+	memset(h, 0, sizeof *h);
+	double f = 2.5;
+	uint64_t fb;
+	memcpy(&fb, &f, 8);
+	if (pw_imports_new(&h->im) || pw_global_new(&h->gi, gi_type, false, 41) ||
+	    pw_global_new(&h->gm, PW_WASM_I64, gm_mut, 1000) || pw_global_new(&h->gf, PW_WASM_F64, false, fb) ||
+	    pw_table_new(&h->t, tmin, tmax))
+		return -1;
+	return pw_imports_bind_global(h->im, "env", "g_i32", h->gi) ||
+	       pw_imports_bind_global(h->im, "env", "g_mut_i64", h->gm) ||
+	       pw_imports_bind_global(h->im, "env", "g_f64", h->gf) || pw_imports_bind_table(h->im, "env", "table", h->t);
+}
+
+static void ext_host_free(ext_host *h)
+{
+	pw_imports_free(h->im);
+	pw_global_free(h->gi);
+	pw_global_free(h->gm);
+	pw_global_free(h->gf);
+	pw_table_free(h->t);
+}
+
+static void test_global_table_imports(void)
+{
+	SETUP();
+	pw_buf w = PW_BUF_INIT, art = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_externs.wasm"), 0, &w));
+	ext_host h;
+	CHECK_OK(ext_host_new(&h, PW_WASM_I32, true, 3, 10));
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, h.im, &art, NULL));
+	pw_artifact *a = NULL;
+	pw_instance *i1 = NULL, *i2 = NULL;
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, h.im));
+	CHECK_OK(pw_instance_new(&i1, a, NULL));
+	pw_val r[1];
+	CHECK_INT(call_i(i1, "get_i32", 0, 0, 0), 41);
+	CHECK_OK(pw_instance_call(i1, "get_f64", NULL, 0, r, 1));
+	CHECK(bits_f64(r[0]) == 2.5);
+	/* a mutable global is shared: set by wasm, seen by the host, and back */
+	CHECK_OK(pw_instance_call(i1, "get_mut", NULL, 0, r, 1));
+	CHECK_INT(r[0], 1000);
+	CHECK_OK(pw_instance_call(i1, "set_mut", (pw_val[]){ 0x123456789ull }, 1, NULL, 0));
+	CHECK_INT(pw_global_get(h.gm), 0x123456789ull);
+	CHECK_OK(pw_global_set(h.gm, 77));
+	CHECK_OK(pw_instance_call(i1, "get_mut", NULL, 0, r, 1));
+	CHECK_INT(r[0], 77);
+	CHECK_INT(pw_global_set(h.gi, 1), PW_EINVALID);
+	CHECK_INT(pw_global_get(h.gi), 41);
+	/* the table: the element segment wrote index 1; 0 and 2 are null, 3 is past the end */
+	CHECK_INT(call_i(i1, "table_size", 0, 0, 0), 3);
+	CHECK_INT(pw_table_size(h.t), 3);
+	CHECK_INT(call_i(i1, "call_at", 1, 0, 1), 7);
+	expect_trap(i1, "call_at", (pw_val[]){ 0 }, 1, "uninitialized element");
+	expect_trap(i1, "call_at", (pw_val[]){ 3 }, 1, "undefined element");
+	/* exports: the module's own global, and the table it imported */
+	pw_global *own = pw_instance_export_global(i1, "own");
+	CHECK(own != NULL);
+	CHECK_INT(pw_global_valtype(own), PW_WASM_I32);
+	CHECK(pw_global_mutable(own));
+	CHECK_INT(pw_global_get(own), 5);
+	CHECK_OK(pw_instance_call(i1, "bump_own", NULL, 0, NULL, 0));
+	CHECK_INT(pw_global_get(own), 6);
+	CHECK(pw_instance_export_global(i1, "table") == NULL);
+	pw_table *tex = pw_instance_export_table(i1, "table");
+	CHECK(tex != NULL);
+	CHECK_INT(pw_table_size(tex), 3);
+	/* a second instance linked to the first one's exported table and global */
+	pw_imports *link = NULL;
+	CHECK_OK(pw_imports_new(&link));
+	CHECK_OK(pw_imports_bind_global(link, "env", "g_i32", h.gi));
+	CHECK_OK(pw_imports_bind_global(link, "env", "g_mut_i64", h.gm));
+	CHECK_OK(pw_imports_bind_global(link, "env", "g_f64", h.gf));
+	CHECK_OK(pw_imports_bind_table(link, "env", "table", tex));
+	pw_artifact *a2 = NULL;
+	CHECK_OK(pw_artifact_load(&a2, art.data, art.len, NULL, link));
+	CHECK_OK(pw_instance_new(&i2, a2, NULL));
+	CHECK_INT(call_i(i2, "call_at", 1, 0, 1), 7);
+	CHECK_INT(call_i(i2, "get_mut", 0, 0, 0), 77);
+	pw_instance_free(i2);
+	pw_artifact_free(a2);
+	pw_imports_free(link);
+	pw_instance_free(i1);
+	pw_artifact_free(a);
+	a = NULL;
+	ext_host_free(&h);
+
+	/* refusals naming module.field with the declared and the offered type */
+	struct { uint8_t gi; bool gm_mut; uint32_t tmin, tmax; const char *msg; } bad[] = {
+		{ PW_WASM_I64, true, 2, 10, "env.g_i32 (global i32; the host has global i64)" },
+		{ PW_WASM_I32, false, 2, 10, "env.g_mut_i64 (global mut i64; the host has global i64)" },
+		{ PW_WASM_I32, true, 1, 10, "env.table (table funcref {min 2, max 10}; the host has table funcref {min 1, max 10})" },
+		{ PW_WASM_I32, true, 2, PW_NO_MAX, "env.table (table funcref {min 2, max 10}; the host has table funcref {min 2})" },
+		{ PW_WASM_I32, true, 2, 11, "the host has table funcref {min 2, max 11}" },
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		CHECK_OK(ext_host_new(&h, bad[k].gi, bad[k].gm_mut, bad[k].tmin, bad[k].tmax));
+		CHECK_INT(pw_engine_check(g_engine, w.data, w.len, h.im), PW_EUNSUPPORTED);
+		CHECK_MSG(strstr(pw_error_last(), bad[k].msg), "check: \"%s\" lacks \"%s\"", pw_error_last(), bad[k].msg);
+		CHECK_INT(pw_artifact_load(&a, art.data, art.len, NULL, h.im), PW_EUNSUPPORTED);
+		CHECK_MSG(strstr(pw_error_last(), bad[k].msg), "load: \"%s\" lacks \"%s\"", pw_error_last(), bad[k].msg);
+		CHECK(a == NULL);
+		ext_host_free(&h);
+	}
+	CHECK_INT(pw_engine_check(g_engine, w.data, w.len, g_host), PW_EUNSUPPORTED);
+	CHECK(strstr(pw_error_last(), "unknown imports env.g_i32 (global i32), env.g_mut_i64 (global mut i64), "
+	                              "env.g_f64 (global f64), env.table (table funcref {min 2, max 10})") != NULL);
+	pw_global *g = NULL;
+	CHECK_INT(pw_global_new(&g, PW_WASM_FUNCREF, false, 0), PW_EUNSUPPORTED);
+	pw_table *t = NULL;
+	CHECK_INT(pw_table_new(&t, 5, 4), PW_EINVALID);
+	pw_buf_free(&w);
+	pw_buf_free(&art);
+}
+
 static void test_patch_loops(void)
 {
 	static const char in[] = "#define CALL_INDIRECT(a, b) \\\n  (stock(a, b))\n\n"
@@ -937,6 +1242,8 @@ int main(int argc, char **argv)
 		PW_TEST(test_reproducible_and_info),
 		PW_TEST(test_names),
 		PW_TEST(test_duplicate_import),
+		PW_TEST(test_memory_import),
+		PW_TEST(test_global_table_imports),
 	};
 	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 	pw_engine_free(g_engine);

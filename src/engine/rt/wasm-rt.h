@@ -238,9 +238,10 @@ void wasm_rt_free_externref_table(wasm_rt_externref_table_t *t);
 uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t *t, uint32_t delta, wasm_rt_funcref_t init);
 uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *t, uint32_t delta, wasm_rt_externref_t init);
 
-/* ---- the artifact shim ABI (version 1) --------------------------------------------------- */
+/* ---- the artifact shim ABI (version 2) --------------------------------------------------- */
 
-#define WASM_RT_PW_SHIM_ABI 1
+/* 2: memory, table and global imports and exports (extern_imports, extern_exports). */
+#define WASM_RT_PW_SHIM_ABI 2
 
 /* An import the loader binds: `fn` is the host function, called with the
  * pw_instance first, then the wasm params. `sig` as pw_wasm_sig_string. */
@@ -260,6 +261,33 @@ typedef struct wasm_rt_pw_export {
 	void (*invoke)(void *instance, const uint64_t *args, uint64_t *results);
 } wasm_rt_pw_export;
 
+/* A memory, table or global import, with the type the module declares. The shim defines
+ * the accessor the generated code calls at instantiation (`wasm_rt_memory_t
+ * *Z_envZ_memory(struct Z_env_instance_t *)`) as wasm_rt_pw_extern(ctx, slot): the
+ * storage the loader bound to this slot of the instance being created. */
+typedef struct wasm_rt_pw_extern_import {
+	const char *module;
+	const char *name;
+	uint32_t kind;                 /* 1 table, 2 memory, 3 global (binary format kinds) */
+	uint32_t valtype;              /* global: its value type; table: its element type */
+	uint32_t mutable_;             /* global: 1 when mutable */
+	uint32_t has_max;              /* memory, table: 1 when a maximum is declared */
+	uint64_t min, max;             /* memory: pages; table: elements */
+} wasm_rt_pw_extern_import;
+
+/* The storage bound to extern import `slot` of the instance `host` being instantiated:
+ * a wasm_rt_memory_t *, a wasm_rt_funcref_table_t * or the global's value (u32 *, ...). */
+void *wasm_rt_pw_extern(void *host, uint32_t slot);
+
+/* An exported memory, table or global, with its declared type; `get` returns its storage
+ * in `instance` as for wasm_rt_pw_extern. */
+typedef struct wasm_rt_pw_extern_export {
+	const char *name;
+	uint32_t kind, valtype, mutable_, has_max;
+	uint64_t min, max;
+	void *(*get)(void *instance);
+} wasm_rt_pw_extern_export;
+
 typedef struct wasm_rt_pw_shim {
 	uint32_t abi_version;          /* WASM_RT_PW_SHIM_ABI */
 	uint32_t memcheck_signal;      /* WASM_RT_MEMCHECK_SIGNAL_HANDLER it was built with */
@@ -272,6 +300,10 @@ typedef struct wasm_rt_pw_shim {
 	wasm_rt_pw_import *imports;    /* writable: the loader fills .fn */
 	uint32_t nexports;
 	const wasm_rt_pw_export *exports;
+	uint32_t nextern_imports;      /* memory, table and global imports, one slot each */
+	const wasm_rt_pw_extern_import *extern_imports;
+	uint32_t nextern_exports;
+	const wasm_rt_pw_extern_export *extern_exports;
 	const char *description;       /* the .prewarm_desc text */
 	const uint8_t *kw_metadata;    /* io.kubewarden.metadata custom section, or NULL */
 	size_t kw_metadata_len;
