@@ -93,6 +93,7 @@ bool pw_policy_conf_equal(const pw_policy_conf *a, const pw_policy_conf *b);
 struct pw_engine;
 struct pw_cache;
 struct pw_oci_client;
+struct pw_verify_config;
 
 typedef struct pw_server_opts {
 	const char *policies_path;          /* --policies (required) */
@@ -119,6 +120,11 @@ typedef struct pw_server_opts {
 	bool disable_timeout;               /* --disable-timeout-protection */
 	const char *always_accept_namespace;/* --always-accept-admission-reviews-on-namespace */
 	bool continue_on_errors;            /* serve the rest, answer 500 for broken policies */
+	/* --verification-path (borrowed; NULL = none): every module is verified against it
+	 * (cosign signatures, include/prewarm/sigstore.h) before it is fetched, at start and at
+	 * every reload, and fetched by the verified digest; a module that fails is a broken
+	 * policy (the start fails without continue_on_errors). */
+	const struct pw_verify_config *verification;
 	size_t max_body;                    /* request body limit (0 = 8 MiB) */
 	unsigned compile_jobs;              /* parallel cache lookups/compiles (0 = CPUs) */
 	uint64_t max_memory;                /* memory budget for parallel compiles (0 = available) */

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "prewarm/engine.h"
 #include "prewarm/oci.h"
+#include "prewarm/sigstore.h"
 #include "prewarm/server.h"
 #include "prewarm/util.h"
 
@@ -76,10 +77,11 @@ static const char serve_help[] =
 	"                                  [KUBEWARDEN_ENABLE_METRICS]\n"
 	"  --log-no-color                  accepted: Prewarm's logs have no colours [NO_COLOR: any\n"
 	"                                  value but empty/0/false/no/off]\n"
-	"  --verification-path FILE        policy signature verification: NOT implemented, so a\n"
-	"                                  configured file stops the start (exit 1) rather than serve\n"
-	"                                  unverified policies [KUBEWARDEN_VERIFICATION_CONFIG_PATH]\n"
-	"  --sigstore-trust-config FILE    accepted, unused (only verification reads it)\n"
+	"  --verification-path FILE        Kubewarden's verification config v1: every policy's cosign\n"
+	"                                  signatures are verified (pubKey entries) before it is fetched,\n"
+	"                                  at start and reload; keyless kinds are refused at start\n"
+	"                                  [KUBEWARDEN_VERIFICATION_CONFIG_PATH]\n"
+	"  --sigstore-trust-config FILE    accepted, unused (only keyless verification would read it)\n"
 	"                                  [KUBEWARDEN_SIGSTORE_TRUST_CONFIG_PATH]\n"
 	"  --sigstore-cache-dir DIR        accepted, unused (no sigstore data is fetched)\n"
 	"                                  [KUBEWARDEN_SIGSTORE_CACHE_DIR]\n"
@@ -411,8 +413,8 @@ static void log_compat(const serve_cfg *c, bool otlp)
 		        c->enable_metrics ? "--enable-metrics" : "", n ? seen : "none");
 	}
 	if (c->sigstore_trust)
-		pw_info("serve", "--sigstore-trust-config %s: accepted, unused (it only serves signature verification, "
-		        "which Prewarm does not do)", c->sigstore_trust);
+		pw_info("serve", "--sigstore-trust-config %s: accepted, unused (it only serves keyless signature "
+		        "verification, Fulcio/Rekor, which Prewarm does not do)", c->sigstore_trust);
 	if (c->sigstore_cache)
 		pw_debug("serve", "--sigstore-cache-dir %s: accepted, unused (no sigstore data is fetched)", c->sigstore_cache);
 	if (c->enable_pprof)
@@ -613,6 +615,7 @@ int pw_cmd_serve(int argc, char **argv)
 	pw_cache *cache = NULL;
 	pw_engine *engine = NULL, *quick = NULL;
 	pw_oci_client *oci = NULL;
+	pw_verify_config *verification = NULL;
 	pw_server *srv = NULL;
 	int exit_code = 1, lvl, r;
 	sigset_t sigs;
@@ -623,10 +626,8 @@ int pw_cmd_serve(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	}
 	pw_log_configure((pw_log_level)lvl, strcmp(c.log_fmt, "text") ? PW_LOG_JSON : PW_LOG_TEXT);
-	if (c.verification) {
-		pw_err("serve", "--verification-path %s (KUBEWARDEN_VERIFICATION_CONFIG_PATH): policy signature "
-		       "verification is not implemented in Prewarm; refusing to start rather than serve "
-		       "unverified policies (remove the PolicyServer's verificationConfig)", c.verification);
+	if (c.verification && pw_verify_config_load(&verification, c.verification) < 0) {
+		pw_err("serve", "--verification-path: %s", pw_error_last());
 		pw_cache_cli_free(&co);
 		return 1;
 	}
@@ -647,6 +648,11 @@ int pw_cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	pw_server_opts so = server_opts(&c, oci, engine, quick, cache);
+	so.verification = verification;
+	if (verification)
+		pw_info("serve", "--verification-path %s: every policy's signatures are verified before it is fetched "
+		        "(%zu allOf, %zu anyOf with minimumMatches %u)", c.verification, verification->nall_of,
+		        verification->nany_of, verification->minimum_matches);
 	pw_info("serve", "prewarm %s, engine %s %.16s%s%.16s, tiering %s, cache %s", PREWARM_VERSION,
 	        pw_engine_tier_name(pw_engine_get_tier(engine)), pw_engine_hash(engine),
 	        quick ? ", quick " : "", quick ? pw_engine_hash(quick) : "", quick ? "on" : "off",
@@ -676,6 +682,7 @@ int pw_cmd_serve(int argc, char **argv)
 out:
 	pw_server_free(srv);
 	pw_oci_client_free(oci);
+	pw_verify_config_free(verification);
 	pw_cache_free(cache);
 	pw_engine_free(engine);
 	pw_engine_free(quick);

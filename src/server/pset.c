@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "prewarm/oci.h"
+#include "prewarm/sigstore.h"
 #include "server/server_int.h"
 
 #define PW_WASM_MAX (512u << 20)
@@ -103,6 +104,10 @@ typedef struct fetch_item {
 	pw_buf wasm;
 	char sha256[PW_SHA256_HEX_LEN + 1];
 	char *error;
+	const char *stage;              /* what failed: NULL = the fetch, else "signature verification" */
+	char *pinned;                   /* under verification: the verified digest's reference to pull */
+	const pw_verify_config *verification;
+	pw_oci_client *oci;
 	pw_cache_meta subject;          /* registry manifest, for the cache's `subject` */
 	struct mod_item *mod;
 } fetch_item;
@@ -359,6 +364,47 @@ static void fetch_name(const char *dir, const char *url, char *out, size_t n)
 	snprintf(out, n, "%s/%.32s.wasm", dir, h);
 }
 
+#define VERIFY_PARALLEL 4
+
+static void verify_job(void *arg)
+{
+	fetch_item *it = arg;
+	if (pw_cosign_verify_pinned(&it->pinned, it->oci, it->url, it->verification) == 0) {
+		pw_info("server", "%s: signatures verified (%s)", it->url, strchr(it->pinned, '@') + 1);
+		return;
+	}
+	it->stage = "signature verification";
+	it->error = dup_error();
+}
+
+/* Under --verification-path: every module's signatures, before anything is pulled (as in
+ * Kubewarden's policy downloader); in parallel, each item keeps its own result. */
+static void verify_all(fetch_item *f, size_t nf, const pw_build_ctx *ctx)
+{
+	const pw_verify_config *cfg = ctx->opts->verification;
+	pw_pool *pool = NULL;
+	if (!cfg || !nf)
+		return;
+	if (!ctx->oci) {
+		for (size_t i = 0; i < nf; i++) {
+			f[i].stage = "signature verification";
+			f[i].error = strdup("no OCI client configured to fetch signatures");
+		}
+		return;
+	}
+	bool pooled = pw_pool_new(&pool, nf < VERIFY_PARALLEL ? (unsigned)nf : VERIFY_PARALLEL, 0) == 0;
+	for (size_t i = 0; i < nf; i++) {
+		f[i].verification = cfg;
+		f[i].oci = ctx->oci;
+		if (!pooled || pw_pool_submit(pool, verify_job, &f[i]) < 0)
+			verify_job(&f[i]);
+	}
+	if (pooled) {
+		pw_pool_wait(pool);
+		pw_pool_free(pool);
+	}
+}
+
 /* Fetch phase: fills every fetch_item's bytes and digest, or its error. */
 static void fetch_all(fetch_item *f, size_t nf, const pw_build_ctx *ctx)
 {
@@ -372,8 +418,9 @@ static void fetch_all(fetch_item *f, size_t nf, const pw_build_ctx *ctx)
 			f[i].error = strdup("out of memory");
 		goto out;
 	}
+	verify_all(f, nf, ctx);
 	for (size_t i = 0; i < nf; i++) {
-		if (!strncmp(f[i].url, "file://", 7))
+		if (f[i].error || !strncmp(f[i].url, "file://", 7))
 			continue;
 		if (!ctx->oci) {
 			f[i].error = strdup("no OCI client configured for remote modules");
@@ -385,7 +432,7 @@ static void fetch_all(fetch_item *f, size_t nf, const pw_build_ctx *ctx)
 			continue;
 		}
 		fetch_name(ctx->download_dir, f[i].url, dests[nj], 4096);
-		jobs[nj].ref = f[i].url;
+		jobs[nj].ref = f[i].pinned ? f[i].pinned : f[i].url;
 		jobs[nj].dest = dests[nj];
 		idx[nj++] = i;
 	}
@@ -626,7 +673,7 @@ static void policy_phases(build *b)
 		if (e->group)
 			continue;
 		if (fi->error) {
-			fail_entry(e, "fetch", fi->error);
+			fail_entry(e, fi->stage ? fi->stage : "fetch", fi->error);
 			continue;
 		}
 		if (fi->mod->error) {
@@ -747,6 +794,7 @@ static void build_free(build *b)
 	for (size_t k = 0; k < b->nf; k++) {
 		pw_buf_free(&b->f[k].wasm);
 		free(b->f[k].error);
+		free(b->f[k].pinned);
 	}
 	for (size_t j = 0; j < b->nm; j++) {
 		pw_module_unref(b->mods[j].module);

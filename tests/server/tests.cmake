@@ -13,3 +13,6 @@ pw_add_sh_test(test_server_serve_groups ${CMAKE_CURRENT_LIST_DIR}/serve_groups.s
 pw_add_sh_test(test_server_serve_tls ${CMAKE_CURRENT_LIST_DIR}/serve_tls.sh)
 # The README's example policies give the answers serve-example.sh documents.
 pw_add_sh_test(test_server_example ${CMAKE_CURRENT_LIST_DIR}/serve_example.sh)
+# --verification-path: cosign-signed and unsigned policies from a real registry.
+pw_add_sh_test(test_server_serve_verify ${CMAKE_CURRENT_LIST_DIR}/serve_verify.sh)
+set_property(TEST test_server_serve_verify APPEND PROPERTY ENVIRONMENT COSIGN_TOOL=$<TARGET_FILE:cosign_tool>)
