@@ -112,7 +112,7 @@ wait_ready
 pol unsigned "registry://$H/policies/unsigned:v1" >>"$T/p7.yml"
 n=$(grep -c "signatures verified" "$LOG")
 kill -HUP "$SRV_PID"
-for i in $(seq 1 300); do grep -q 'policy "unsigned": signature verification' "$LOG" && break; sleep 0.1; done
+for i in $(seq 1 3000); do grep -q 'policy "unsigned": signature verification' "$LOG" && break; sleep 0.1; done
 grep -q 'policy "unsigned": signature verification: .*no signatures found' "$LOG" || fail "reload: unsigned policy not refused"
 [ "$(grep -c "signatures verified" "$LOG")" -gt "$n" ] || fail "reload: the signed policy was not verified again"
 post /validate/signed "$(review u4 settings)"
