@@ -75,6 +75,10 @@ typedef struct pw_policy_spec {
 	size_t nhost_capabilities;
 	const pw_policy_resource *context_aware;
 	size_t ncontext_aware;
+	/* What host capabilities are answered from (borrowed: must outlive the policy; shared
+	 * by every policy of a server). NULL = no services: granted capabilities answer a host
+	 * error saying what is missing. */
+	struct pw_host_env *host_env;
 	unsigned workers;               /* instance slots (worker indexes 0..workers-1); 0 = 1 */
 	uint64_t max_memory_bytes;      /* per instance; 0 = the module's own limit */
 	pw_policy_instances instances;  /* default PW_POLICY_FRESH (measured in bench/eval) */
@@ -147,6 +151,31 @@ const pw_imports *pw_policy_host_imports(void);
  * including unparsable ones (the engine reports those), give 0.
  */
 int pw_policy_precheck(const uint8_t *wasm, size_t len, const char *what);
+
+/* ---- host capabilities (docs/host-capabilities.md) ----------------------------------- */
+
+/* The services and answer caches host capabilities use, shared by every policy and thread
+ * of a server or an eval. Families add their settings here. */
+typedef struct pw_host_env_opts {
+	/* The oci family: registry credentials (Docker config.json, or a directory holding one; NULL =
+	 * anonymous) and sources.yml (insecure registries, extra CAs; NULL = none), as for
+	 * fetching policies. The host calls get their own client with short timeouts. */
+	const char *docker_config_path;
+	const char *sources_path;
+} pw_host_env_opts;
+
+typedef struct pw_host_env pw_host_env;
+
+/* Creates an environment (opts may be NULL: defaults). Errors name the file that is
+ * wrong (PW_EINVALID / PW_EIO) or PW_ENOMEM. */
+int pw_host_env_new(pw_host_env **out, const pw_host_env_opts *opts);
+/* Frees it; every policy using it must be gone. NULL is a no-op. */
+void pw_host_env_free(pw_host_env *env);
+
+/* 0 when `pattern` is a valid hostCapabilities pattern (Kubewarden's host_capabilities.rs:
+ * "*", a capability such as "oci/v1/manifest_digest", or a group: "oci" or "oci/v1" followed by "/" and "*"),
+ * else PW_EINVALID with a message naming the pattern and what is wrong. */
+int pw_host_capability_pattern_check(const char *pattern);
 
 /* ---- pieces usable on their own (the patch differ, the answer shaper) ----------------- */
 

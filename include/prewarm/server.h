@@ -109,6 +109,8 @@ typedef struct pw_server_opts {
 	unsigned tierup_jobs;               /* parallel background optimized compiles (0 = 1) */
 	int tierup_nice;                    /* niceness added to them (0 = 10; < 0 = none) */
 	struct pw_cache *cache;             /* borrowed; NULL = no cache (--no-cache) */
+	struct pw_host_env *host_env;       /* answers policies' host capabilities (borrowed; NULL =
+	                                       none: granted capabilities answer a host error) */
 	const char *addr;                   /* --addr (default "0.0.0.0") */
 	unsigned port;                      /* --port (3000; 0 = any free port) */
 	unsigned readiness_port;            /* --readiness-probe-port (8081; 0 = any free port) */

@@ -6,6 +6,7 @@
 #define PREWARM_UTIL_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -144,6 +145,10 @@ int pw_pool_submit(pw_pool *p, void (*fn)(void *arg), void *arg);
 void pw_pool_wait(pw_pool *p);
 /* Waits, then stops and frees. */
 void pw_pool_free(pw_pool *p);
+/* pthread_cond_init on the monotonic clock (timed waits take CLOCK_MONOTONIC times). */
+void pw_cond_init_monotonic(pthread_cond_t *cv);
+/* Starts fn(arg) on a detached thread: 0, or the pthread_create error number. */
+int pw_thread_start_detached(void *(*fn)(void *), void *arg);
 unsigned pw_cpu_count(void);
 /* Available memory in bytes (MemAvailable, bounded by the cgroup limit), 0 if unknown. */
 uint64_t pw_mem_available(void);

@@ -46,7 +46,9 @@ static void usage(FILE *f)
 	        "  --allowed-to-mutate     allow the policy to mutate (else a mutation is a rejection)\n"
 	        "  --message TEXT          custom rejection message\n"
 	        "  --timeout SECONDS       evaluation timeout (default 2; 0 = none)\n"
-	        "  --host-capability CAP   allow a host callback (repeatable; default all)\n"
+	        "  --host-capability PATTERN  grant host capabilities, as policies.yml hostCapabilities\n"
+	        "                          (\"*\", \"oci/*\", \"net/v1/dns_lookup_host\"...; repeatable;\n"
+	        "                          default all; the same registry options answer oci/*)\n"
 	        "  --sources-path FILE     sources.yml (insecure registries, extra CAs)\n"
 	        "  --docker-config-json-path DIR   registry credentials (DIR/config.json)\n"
 	        "  --log-level LEVEL       trace|debug|info|warn|error (default warn)\n"
@@ -255,6 +257,10 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 					fprintf(stderr, "prewarm eval: more than %d --host-capability\n", MAX_CAPS);
 					return 2;
 				}
+				if (pw_host_capability_pattern_check(v) < 0) {
+					fprintf(stderr, "prewarm eval: --host-capability: %s\n", pw_error_last());
+					return 2;
+				}
 				a->caps[a->ncaps++] = v;
 				a->caps_given = true;
 			}
@@ -298,6 +304,7 @@ int pw_cmd_eval(int argc, char **argv)
 	pw_buf bytes = PW_BUF_INIT, req = PW_BUF_INIT;
 	pw_artifact *art = NULL;
 	pw_policy *pol = NULL;
+	pw_host_env *env = NULL;
 	int rc;
 
 	if (a.settings && (rc = load_settings(a.settings, &settings)) < 0)
@@ -325,6 +332,9 @@ int pw_cmd_eval(int argc, char **argv)
 	if ((rc = pw_file_read(path, 0, &bytes)) < 0 || (rc = load_artifact(&a, &co, &bytes, &art)) < 0)
 		goto fail;
 
+	pw_host_env_opts eo = { .docker_config_path = a.docker_config, .sources_path = a.sources };
+	if ((rc = pw_host_env_new(&env, &eo)) < 0)
+		goto fail;
 	pw_policy_spec spec = {
 		.id = "eval",
 		.settings_json = settings,
@@ -334,6 +344,7 @@ int pw_cmd_eval(int argc, char **argv)
 		.timeout_seconds = a.timeout,
 		.host_capabilities = a.caps_given ? a.caps : NULL,
 		.nhost_capabilities = a.ncaps,
+		.host_env = env,
 		.workers = 1,
 	};
 	if ((rc = pw_policy_new(&pol, &spec, art)) < 0)
@@ -362,6 +373,7 @@ out:
 	free(answer);
 	free(msg);
 	pw_policy_free(pol);
+	pw_host_env_free(env);
 	pw_artifact_free(art);
 	pw_buf_free(&bytes);
 	pw_buf_free(&req);

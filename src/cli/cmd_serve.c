@@ -22,6 +22,7 @@
 #include "prewarm/engine.h"
 #include "prewarm/oci.h"
 #include "prewarm/sigstore.h"
+#include "prewarm/policy.h"
 #include "prewarm/server.h"
 #include "prewarm/util.h"
 
@@ -616,6 +617,7 @@ int pw_cmd_serve(int argc, char **argv)
 	pw_engine *engine = NULL, *quick = NULL;
 	pw_oci_client *oci = NULL;
 	pw_verify_config *verification = NULL;
+	pw_host_env *host_env = NULL;
 	pw_server *srv = NULL;
 	int exit_code = 1, lvl, r;
 	sigset_t sigs;
@@ -647,12 +649,18 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_err("serve", "%s", pw_error_last());
 		goto out;
 	}
+	pw_host_env_opts eo = { .docker_config_path = c.docker_config, .sources_path = c.sources };
+	if (pw_host_env_new(&host_env, &eo) < 0) {
+		pw_err("serve", "%s", pw_error_last());
+		goto out;
+	}
 	pw_server_opts so = server_opts(&c, oci, engine, quick, cache);
 	so.verification = verification;
 	if (verification)
 		pw_info("serve", "--verification-path %s: every policy's signatures are verified before it is fetched "
 		        "(%zu allOf, %zu anyOf with minimumMatches %u)", c.verification, verification->nall_of,
 		        verification->nany_of, verification->minimum_matches);
+	so.host_env = host_env;
 	pw_info("serve", "prewarm %s, engine %s %.16s%s%.16s, tiering %s, cache %s", PREWARM_VERSION,
 	        pw_engine_tier_name(pw_engine_get_tier(engine)), pw_engine_hash(engine),
 	        quick ? ", quick " : "", quick ? pw_engine_hash(quick) : "", quick ? "on" : "off",
@@ -683,6 +691,7 @@ out:
 	pw_server_free(srv);
 	pw_oci_client_free(oci);
 	pw_verify_config_free(verification);
+	pw_host_env_free(host_env);
 	pw_cache_free(cache);
 	pw_engine_free(engine);
 	pw_engine_free(quick);

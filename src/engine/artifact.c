@@ -335,17 +335,8 @@ static int wd_add(pw_instance *inst, double deadline)
 {
 	pthread_mutex_lock(&wd_mu);
 	if (!wd_started) {
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&wd_cv, &ca);
-		pthread_condattr_destroy(&ca);
-		pthread_t th;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		int e = pthread_create(&th, &at, wd_main, NULL);
-		pthread_attr_destroy(&at);
+		pw_cond_init_monotonic(&wd_cv);
+		int e = pw_thread_start_detached(wd_main, NULL);
 		if (e) {
 			pthread_mutex_unlock(&wd_mu);
 			errno = e;

@@ -3,7 +3,7 @@
  * (patch.c), the Kubewarden request/answer shaping (answer.c, pure JSON, fuzzed by
  * fuzz/fuzz_admission.c), the per-call state the waPC and WASI host functions reach through
  * the instance's host_data (wapc.c, wasi_policy.c) and the host-callback dispatcher
- * (hostcall.c).
+ * (hostcall.c; the capability families plug in through hostcap.h).
  */
 #ifndef PW_HOST_INTERNAL_H
 #define PW_HOST_INTERNAL_H
@@ -86,6 +86,7 @@ typedef struct pw_host_call {
 	pw_buf out;
 	pw_buf err_line;
 	pw_buf out_line;          /* waPC guests' stdout, line-buffered to the log */
+	pw_buf stdin_buf;         /* WASI: unread stdin + the last host.call answer */
 	bool capture_stdout;
 	/* argv for WASI policies */
 	char *argv[3];
@@ -122,5 +123,7 @@ int pw_host_wapc_start(pw_instance *inst, pw_host_call *c);
 /* Policy internals used by the host functions. */
 bool pw_policy__capability_allowed(const struct pw_policy *p, const char *binding,
                                    const char *ns, const char *op);
+/* The host-capability environment the policy was created with (NULL = none). */
+pw_host_env *pw_policy__host_env(const struct pw_policy *p);
 
 #endif

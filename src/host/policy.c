@@ -42,6 +42,7 @@ struct pw_policy {
 	char **caps;
 	size_t ncaps;
 	bool caps_all;
+	pw_host_env *host_env;     /* borrowed */
 	pw_artifact *artifact;
 	pw_policy_abi abi;
 	char *metadata;
@@ -173,6 +174,7 @@ int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a)
 	if (!(p->settings_text = json_dumps(p->settings, JSON_COMPACT)))
 		goto fail;
 	p->caps_all = spec->host_capabilities == NULL;
+	p->host_env = spec->host_env;
 	if (spec->nhost_capabilities) {
 		if (!(p->caps = calloc(spec->nhost_capabilities, sizeof *p->caps)))
 			goto fail;
@@ -243,6 +245,11 @@ bool pw_policy__capability_allowed(const struct pw_policy *p, const char *bindin
 {
 	return pw_host_capability_allowed((const char *const *)p->caps, p->ncaps, p->caps_all,
 	                                  binding, ns, op);
+}
+
+pw_host_env *pw_policy__host_env(const struct pw_policy *p)
+{
+	return p ? p->host_env : NULL;
 }
 
 /* ---- running ----------------------------------------------------------------------------- */

@@ -20,6 +20,8 @@
 
 /* Upper bound on anything the guest hands us (responses, log lines, host call payloads). */
 #define MAX_GUEST_BLOB (64u << 20)
+/* Upper bound on a host call's binding, namespace and operation names. */
+#define MAX_NAME 4096u
 
 static pw_host_call *call_of(pw_instance *inst)
 {
@@ -92,8 +94,8 @@ static void h_console_log(pw_instance *inst, uint32_t ptr, uint32_t len)
 /* Copies a guest string into a NUL-terminated heap copy (bounded). */
 static char *guest_str(pw_instance *inst, uint32_t ptr, uint32_t len, const char *what)
 {
-	if (len > 4096)
-		pw_instance_trap(inst, "waPC __host_call: binding/namespace/operation longer than 4096 bytes");
+	if (len > MAX_NAME)
+		pw_instance_trap(inst, "host call: binding/namespace/operation longer than 4096 bytes");
 	const uint8_t *s = guest_mem(inst, ptr, len, what);
 	char *r = malloc((size_t)len + 1);
 	if (!r)
@@ -104,37 +106,96 @@ static char *guest_str(pw_instance *inst, uint32_t ptr, uint32_t len, const char
 	return r;
 }
 
-static uint32_t h_host_call(pw_instance *inst, uint32_t bd_ptr, uint32_t bd_len, uint32_t ns_ptr,
-                            uint32_t ns_len, uint32_t op_ptr, uint32_t op_len, uint32_t ptr,
-                            uint32_t len)
+/* Reads binding, namespace, operation and payload of a host call from guest memory and
+ * dispatches it. Returns the dispatcher's code; *answer holds the answer or the error. */
+static int host_call_dispatch(pw_instance *inst, pw_host_call *c, uint32_t bd_ptr, uint32_t bd_len,
+                              uint32_t ns_ptr, uint32_t ns_len, uint32_t op_ptr, uint32_t op_len,
+                              uint32_t ptr, uint32_t len, pw_buf *answer, const char *who)
 {
-	pw_host_call *c = call_of(inst);
 	/* Check every range before allocating, so a trap leaks nothing. */
 	if (!pw_instance_mem_ok(inst, bd_ptr, bd_len) || !pw_instance_mem_ok(inst, ns_ptr, ns_len) ||
 	    !pw_instance_mem_ok(inst, op_ptr, op_len) || !pw_instance_mem_ok(inst, ptr, len))
-		pw_instance_trap(inst, "waPC __host_call: pointer out of bounds");
-	if (bd_len > 4096 || ns_len > 4096 || op_len > 4096 || len > MAX_GUEST_BLOB)
-		pw_instance_trap(inst, "waPC __host_call: argument too large");
-	char *bd = guest_str(inst, bd_ptr, bd_len, "waPC __host_call: binding pointer out of bounds");
-	char *ns = guest_str(inst, ns_ptr, ns_len, "waPC __host_call: namespace pointer out of bounds");
-	char *op = guest_str(inst, op_ptr, op_len, "waPC __host_call: operation pointer out of bounds");
+		pw_instance_trap(inst, who[0] == 'w' ? "waPC __host_call: pointer out of bounds"
+		                                      : "WASI host.call: pointer out of bounds");
+	if (bd_len > MAX_NAME || ns_len > MAX_NAME || op_len > MAX_NAME || len > MAX_GUEST_BLOB)
+		pw_instance_trap(inst, who[0] == 'w' ? "waPC __host_call: argument too large"
+		                                      : "WASI host.call: argument too large");
+	char *bd = guest_str(inst, bd_ptr, bd_len, "host call: binding pointer out of bounds");
+	char *ns = guest_str(inst, ns_ptr, ns_len, "host call: namespace pointer out of bounds");
+	char *op = guest_str(inst, op_ptr, op_len, "host call: operation pointer out of bounds");
 	pw_buf payload = PW_BUF_INIT;
-	const uint8_t *p = guest_mem(inst, ptr, len, "waPC __host_call: payload pointer out of bounds");
+	const uint8_t *p = guest_mem(inst, ptr, len, "host call: payload pointer out of bounds");
 	int rc = pw_buf_append(&payload, p, len);
-	pw_buf answer = PW_BUF_INIT;
 	if (rc == 0)
-		rc = pw_host_dispatch(c, bd, ns, op, payload.data, payload.len, &answer);
+		rc = pw_host_dispatch(c, bd, ns, op, payload.data ? payload.data : (const uint8_t *)"",
+		                      payload.len, answer);
 	else
-		pw_buf_puts(&answer, "host out of memory");
-	pw_buf_clear(&c->host_response);
-	pw_buf_clear(&c->host_error);
-	pw_buf_append(rc == 0 ? &c->host_response : &c->host_error, answer.data, answer.len);
+		pw_buf_puts(answer, "host out of memory");
 	free(bd);
 	free(ns);
 	free(op);
 	pw_buf_free(&payload);
+	return rc;
+}
+
+/* waPC: the answer for __host_response, or the error text for __host_error. */
+static void deliver_wapc(pw_host_call *c, int rc, const pw_buf *answer)
+{
+	pw_buf_clear(&c->host_response);
+	pw_buf_clear(&c->host_error);
+	pw_buf_append(rc == 0 ? &c->host_response : &c->host_error, answer->data, answer->len);
+}
+
+/* WASI (Kubewarden's wasi_cli/stack_pre.rs): the answer or the error text is written to the
+ * guest's stdin, after what it has not read yet, for the guest to read next. */
+static void deliver_wasi(pw_instance *inst, pw_host_call *c, pw_buf *answer)
+{
+	pw_wasi_ctx *w = c->wasi;
+	size_t unread = w->stdin_data && w->stdin_pos < w->stdin_len ? w->stdin_len - w->stdin_pos : 0;
+	pw_buf in = PW_BUF_INIT;
+	if (unread + answer->len > MAX_GUEST_BLOB ||
+	    pw_buf_append(&in, unread ? w->stdin_data + w->stdin_pos : (const uint8_t *)"", unread) < 0 ||
+	    pw_buf_append(&in, answer->data ? answer->data : (const uint8_t *)"", answer->len) < 0 ||
+	    pw_buf_append(&in, "", 1) < 0) {
+		pw_buf_free(&in);
+		pw_buf_free(answer);
+		pw_instance_trap(inst, "WASI host.call: host out of memory for the answer");
+	}
+	pw_buf_free(&c->stdin_buf);
+	c->stdin_buf = in;
+	w->stdin_data = c->stdin_buf.data;
+	w->stdin_len = c->stdin_buf.len - 1;
+	w->stdin_pos = 0;
+}
+
+/* waPC's __host_call returns 1 on success, 0 on a host error; WASI's host.call 0 on
+ * success, 1 on a host error. */
+static uint32_t host_call(pw_instance *inst, uint32_t bd_ptr, uint32_t bd_len, uint32_t ns_ptr,
+                          uint32_t ns_len, uint32_t op_ptr, uint32_t op_len, uint32_t ptr,
+                          uint32_t len, bool wasi)
+{
+	pw_host_call *c = call_of(inst);
+	pw_buf answer = PW_BUF_INIT;
+	int rc = host_call_dispatch(inst, c, bd_ptr, bd_len, ns_ptr, ns_len, op_ptr, op_len, ptr, len,
+	                            &answer, wasi ? "wasi" : "wapc");
+	if (wasi)
+		deliver_wasi(inst, c, &answer);
+	else
+		deliver_wapc(c, rc, &answer);
 	pw_buf_free(&answer);
-	return rc == 0 ? 1 : 0;
+	return wasi ? rc != 0 : rc == 0;
+}
+
+static uint32_t h_host_call(pw_instance *inst, uint32_t a, uint32_t b, uint32_t d, uint32_t e,
+                            uint32_t f, uint32_t g, uint32_t h, uint32_t i)
+{
+	return host_call(inst, a, b, d, e, f, g, h, i, false);
+}
+
+static uint32_t h_wasi_host_call(pw_instance *inst, uint32_t a, uint32_t b, uint32_t d, uint32_t e,
+                                 uint32_t f, uint32_t g, uint32_t h, uint32_t i)
+{
+	return host_call(inst, a, b, d, e, f, g, h, i, true);
 }
 
 static void h_host_response(pw_instance *inst, uint32_t ptr)
@@ -176,8 +237,10 @@ const pw_host_func pw_host_wapc_funcs[] = {
 	F("wapc", "__host_response_len", ":i", h_host_response_len),
 	F("wapc", "__host_error", "i:", h_host_error),
 	F("wapc", "__host_error_len", ":i", h_host_error_len),
-	/* WASI policies: host callbacks through host.call, same arguments as __host_call */
-	F("host", "call", "iiiiiiii:i", h_host_call),
+	/* WASI policies: host callbacks through host.call (and kubewarden:javy/host.call for
+	 * Javy JS policies), same arguments as __host_call, the answer on stdin */
+	F("host", "call", "iiiiiiii:i", h_wasi_host_call),
+	F("kubewarden:javy/host", "call", "iiiiiiii:i", h_wasi_host_call),
 };
 #undef F
 const size_t pw_host_wapc_nfuncs = sizeof pw_host_wapc_funcs / sizeof pw_host_wapc_funcs[0];

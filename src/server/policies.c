@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "prewarm/policy.h"
 #include "prewarm/server.h"
 #include "prewarm/util.h"
 #include "server/expr.h"
@@ -172,44 +173,14 @@ static bool has_nul(const json_t *v)
 
 /* ---- hostCapabilities: Kubewarden's patterns (host_capabilities.rs) ---------------------- */
 
-/* Every capability a policy can be granted (CAPABILITY_TREE), as NAMESPACE/OPERATION paths,
- * the form the host matches calls against (src/host/hostcall.c). */
-static const char *const cap_leaves[] = {
-	"oci/v1/verify", "oci/v1/manifest_digest", "oci/v1/oci_manifest", "oci/v1/oci_manifest_config",
-	"oci/v2/verify", "net/v1/dns_lookup_host", "crypto/v1/is_certificate_trusted",
-	"kubernetes/list_resources_by_namespace", "kubernetes/list_resources_all", "kubernetes/get_resource",
-	"kubernetes/can_i",
-};
-#define NCAP_LEAVES (sizeof cap_leaves / sizeof cap_leaves[0])
-
-/* 0 when `pat` (trimmed, non-empty, not "*") is a valid pattern, else PW_EINVALID. */
+/* 0 when `pat` (trimmed, non-empty, not "*") is a valid pattern, else PW_EINVALID; the
+ * patterns are checked by the host, which knows Kubewarden's capability tree. */
 static int check_capability(const char *origin, const char *id, const char *pat)
 {
-	size_t n = strlen(pat);
-	const char *star = strchr(pat, '*');
-
-	if (star) {
-		if (star != pat + n - 1 || n < 3 || pat[n - 2] != '/')
-			return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\": a '*' must be the "
-			                    "whole last segment (like \"oci/*\" or \"oci/v1/*\")", origin, id, pat);
-		for (size_t i = 0; i < NCAP_LEAVES; i++)
-			if (!strncmp(cap_leaves[i], pat, n - 1))
-				return 0;
-		return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\": \"%.*s\" is not a "
-		                    "group of host capabilities", origin, id, pat, (int)(n - 2), pat);
-	}
-	for (size_t i = 0; i < NCAP_LEAVES; i++)
-		if (!strcmp(cap_leaves[i], pat))
-			return 0;
-	for (size_t i = 0; i < NCAP_LEAVES; i++)
-		if (!strncmp(cap_leaves[i], pat, n) && cap_leaves[i][n] == '/')
-			return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\" is a group of "
-			                    "capabilities, not one: use \"%s/*\"", origin, id, pat, pat);
-	return pw_error_set(PW_EINVALID, "%s: invalid hostCapabilities pattern for policy %s: \"%s\" is not a host "
-	                    "capability (known: oci/v1/{verify,manifest_digest,oci_manifest,oci_manifest_config}, "
-	                    "oci/v2/verify, net/v1/dns_lookup_host, crypto/v1/is_certificate_trusted, "
-	                    "kubernetes/{list_resources_by_namespace,list_resources_all,get_resource,can_i})",
-	                    origin, id, pat);
+	int rc = pw_host_capability_pattern_check(pat);
+	if (rc < 0)
+		return pw_error_prefix("%s: invalid hostCapabilities pattern for policy %s", origin, id);
+	return 0;
 }
 
 static int parse_capabilities(const char *origin, pw_policy_conf *c, json_t *v)

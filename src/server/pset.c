@@ -524,6 +524,7 @@ static int entry_policy(pw_pset_entry *e, const pw_server_opts *o)
 		.nhost_capabilities = c->nhost_capabilities,
 		.context_aware = c->context_resources,
 		.ncontext_aware = c->ncontext_resources,
+		.host_env = o->host_env,
 		.workers = o->workers ? o->workers : 1,
 		.max_memory_bytes = o->instance_memory,
 	};

@@ -1,12 +1,14 @@
 /*
  * A fixed-size thread pool with an unbounded FIFO queue, used for parallel
  * fetches and bounded parallel compiles. Threads may be given large stacks
- * (wasm code runs on them).
+ * (wasm code runs on them). Also two pthread helpers used by lone background threads
+ * (the engine's deadline watchdog, DNS lookups of host calls).
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "prewarm/util.h"
@@ -175,4 +177,24 @@ void pw_pool_free(pw_pool *p)
 	pthread_cond_destroy(&p->idle);
 	free(p->threads);
 	free(p);
+}
+
+void pw_cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int pw_thread_start_detached(void *(*fn)(void *), void *arg)
+{
+	pthread_t th;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&th, &at, fn, arg);
+	pthread_attr_destroy(&at);
+	return e;
 }

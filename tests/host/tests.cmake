@@ -14,3 +14,10 @@ pw_add_sh_test(test_cli_eval ${CMAKE_SOURCE_DIR}/tests/host/test_cli_eval.sh)
 
 # The Rego builtins (src/host/opa_*.c) on their own: tests/host/opa/builtin_cases.json and more.
 pw_add_c_test(test_opa_builtins ${CMAKE_SOURCE_DIR}/tests/host/test_opa_builtins.c pw_host pw_engine pw_util)
+
+# Host capabilities through both ABIs (tests/host/test_hostcap*.c share hostcap_support.c).
+add_library(pw_test_hostcap STATIC ${CMAKE_SOURCE_DIR}/tests/host/hostcap_support.c)
+target_include_directories(pw_test_hostcap PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(pw_test_hostcap PUBLIC pw_host pw_engine pw_util)
+pw_add_c_test(test_hostcap ${CMAKE_SOURCE_DIR}/tests/host/test_hostcap.c pw_test_hostcap)
+target_include_directories(test_hostcap PRIVATE ${CMAKE_SOURCE_DIR}/tests)
