@@ -513,119 +513,220 @@ static void expect_refused(fake_backend *f, const char *key_file, const pw_cache
 	pw_buf_free(&art);
 }
 
-static void test_bad_entries_refused(void)
+/* The good entry of g_wasm, produced by the cache itself through a fake tier: its key and
+ * a copy of the entry (the caller frees it). 0, or -1 with the test failed or skipped. */
+static int good_entry(pw_cache_key *key, pw_cache_entry *good)
 {
 	static fake_backend f;
 	pw_cache *c;
 	pw_cache_result res;
 	pw_buf art = PW_BUF_INIT;
-	pw_cache_entry good, e;
-	pw_cache_key key, key2;
+	int rc = -1;
+
+	memset(good, 0, sizeof *good);
+	if (setup() < 0)
+		return -1;
+	fake_init(&f, "fake");
+	c = new_cache(NULL);
+	if (!c)
+		return -1;
+	if (pw_cache_add_backend(c, &f.parent) == 0 && lookup(c, &g_wasm, &art, &res) == 0 && f.n == 1) {
+		*key = f.entries[0].meta.key;
+		good->meta = f.entries[0].meta;
+		rc = pw_buf_append(&good->artifact, f.entries[0].artifact.data, f.entries[0].artifact.len);
+	}
+	pw_cache_free(c);
+	fake_clear(&f);
+	pw_buf_free(&art);
+	if (rc < 0)
+		pw_test_fail(__FILE__, __LINE__, "making the good entry: %s", pw_error_last());
+	else if (pw_cache_verify_entry_for(NULL, key, good) < 0)
+		pw_test_fail(__FILE__, __LINE__, "the good entry does not verify: %s", pw_error_last());
+	return pw_test_stopped() ? -1 : 0;
+}
+
+/* A copy of the good entry in E (the caller frees it). */
+static int copy_entry(const pw_cache_entry *from, pw_cache_entry *e)
+{
+	memset(e, 0, sizeof *e);
+	e->meta = from->meta;
+	return pw_buf_append(&e->artifact, from->artifact.data, from->artifact.len);
+}
+
+/* The entry of g_wasm2 (another module), made by the cache: key and entry in KEY2 and E. */
+static int other_module_entry(pw_cache_key *key2, pw_cache_entry *e)
+{
+	static fake_backend g;
+	pw_cache *c = new_cache(NULL);
+	pw_cache_result res;
+	pw_buf art = PW_BUF_INIT;
+	int rc = -1;
+	if (!c)
+		return -1;
+	fake_init(&g, "g");
+	if (pw_cache_add_backend(c, &g.parent) == 0 && lookup(c, &g_wasm2, &art, &res) == 0 && g.n == 1) {
+		*key2 = g.entries[0].meta.key;
+		rc = copy_entry(&g.entries[0], e);
+	}
+	pw_cache_free(c);
+	fake_clear(&g);
+	pw_buf_free(&art);
+	return rc;
+}
+
+/* E, stored under KEY, must fail verification (a message holding MSG, when given) and be
+ * refused by a lookup (expect_refused), with the signing key KEY_FILE or none. Frees E. */
+static void refuse_entry(const pw_cache_key *key, pw_cache_entry *e, const char *key_file,
+                         const char *msg, const char *why)
+{
+	static fake_backend f;
+	fake_init(&f, "fake");
+	if (!key_file) {
+		CHECK_MSG(pw_cache_verify_entry_for(NULL, key, e) == PW_EMISMATCH, "%s: verified", why);
+		CHECK_MSG(!msg || strstr(pw_error_last(), msg), "%s: message %s", why, pw_error_last());
+	}
+	expect_refused(&f, key_file, key, e, why);
+	pw_cache_entry_free(e);
+	fake_clear(&f);
+}
+
+/* The good entry's key in KEY and a copy of it in E; -1 when the test stopped. */
+static int good_copy(pw_cache_key *key, pw_cache_entry *e)
+{
+	pw_cache_entry good;
+	if (good_entry(key, &good) < 0)
+		return -1;
+	int rc = copy_entry(&good, e);
+	pw_cache_entry_free(&good);
+	return rc;
+}
+
+static void test_refused_flipped_byte(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (good_copy(&key, &e) < 0)
+		return;
+	e.artifact.data[e.artifact.len / 2] ^= 0x40;
+	refuse_entry(&key, &e, NULL, "sha256", "flipped byte");
+}
+
+static void test_refused_truncated(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (good_copy(&key, &e) < 0)
+		return;
+	e.artifact.len -= 100;   /* the record still says the full size */
+	refuse_entry(&key, &e, NULL, "bytes", "truncated");
+}
+
+/* The good entry's key in KEY, and in E the entry of another module (to store under KEY). */
+static int renamed_entry(pw_cache_key *key, pw_cache_entry *e)
+{
+	pw_cache_key key2;
+	if (good_copy(key, e) < 0)
+		return -1;
+	pw_cache_entry_free(e);
+	if (other_module_entry(&key2, e) < 0 || !strcmp(key2.wasm_sha256, key->wasm_sha256)) {
+		pw_test_fail(__FILE__, __LINE__, "another module's entry: %s", pw_error_last());
+		return -1;
+	}
+	return 0;
+}
+
+/* The entry of another module stored under this key. */
+static void test_refused_renamed(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (renamed_entry(&key, &e) == 0)
+		refuse_entry(&key, &e, NULL, "renamed", "renamed");
+}
+
+/* Renamed with its record rewritten to the new key: the artifact's description still names
+ * the other module. */
+static void test_refused_renamed_record_rewritten(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (renamed_entry(&key, &e) < 0)
+		return;
+	e.meta.key = key;
+	refuse_entry(&key, &e, NULL, "compiled from wasm", "renamed, record rewritten");
+}
+
+/* An artifact built with other flags, recorded under this engine's key. */
+static void test_refused_other_engine(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
 	pw_engine *other = NULL;
 	pw_engine_opts eo;
-	char keyfile[PATH_MAX];
-
-	if (setup() < 0)
+	if (good_copy(&key, &e) < 0)
 		return;
-	fake_init(&f, "fake");
-	/* a good entry, produced by the cache itself */
-	c = new_cache(NULL);
-	CHECK_OK(pw_cache_add_backend(c, &f.parent));
-	CHECK_OK(lookup(c, &g_wasm, &art, &res));
-	pw_cache_free(c);
-	CHECK_INT(f.n, 1);
-	key = f.entries[0].meta.key;
-	memset(&good, 0, sizeof good);
-	good.meta = f.entries[0].meta;
-	CHECK_OK(pw_buf_append(&good.artifact, f.entries[0].artifact.data, f.entries[0].artifact.len));
-	CHECK_OK(pw_cache_verify_entry_for(NULL, &key, &good));
-
-	/* a flipped byte */
-	memset(&e, 0, sizeof e);
-	e.meta = good.meta;
-	CHECK_OK(pw_buf_append(&e.artifact, good.artifact.data, good.artifact.len));
-	e.artifact.data[e.artifact.len / 2] ^= 0x40;
-	CHECK_INT(pw_cache_verify_entry_for(NULL, &key, &e), PW_EMISMATCH);
-	CHECK(strstr(pw_error_last(), "sha256") != NULL);
-	expect_refused(&f, NULL, &key, &e, "flipped byte");
-	if (pw_test_stopped())
-		return;
-	/* truncated (record still says the full size) */
-	e.artifact.len = good.artifact.len - 100;
-	memcpy(e.artifact.data, good.artifact.data, e.artifact.len);
-	expect_refused(&f, NULL, &key, &e, "truncated");
-	if (pw_test_stopped())
-		return;
-	/* renamed: the entry of another module stored under this key */
-	{
-		pw_cache *c2 = new_cache(NULL);
-		static fake_backend g;
-		fake_init(&g, "g");
-		CHECK_OK(pw_cache_add_backend(c2, &g.parent));
-		CHECK_OK(lookup(c2, &g_wasm2, &art, &res));
-		pw_cache_free(c2);
-		key2 = g.entries[0].meta.key;
-		CHECK(strcmp(key2.wasm_sha256, key.wasm_sha256) != 0);
-		CHECK_INT(pw_cache_verify_entry_for(NULL, &key, &g.entries[0]), PW_EMISMATCH);
-		CHECK(strstr(pw_error_last(), "renamed") != NULL);
-		expect_refused(&f, NULL, &key, &g.entries[0], "renamed");
-		/* renamed with its record rewritten to the new key: the artifact's description
-		 * still names the other module */
-		pw_cache_entry_free(&e);
-		memset(&e, 0, sizeof e);
-		e.meta = g.entries[0].meta;
-		e.meta.key = key;
-		CHECK_OK(pw_buf_append(&e.artifact, g.entries[0].artifact.data, g.entries[0].artifact.len));
-		CHECK_INT(pw_cache_verify_entry_for(NULL, &key, &e), PW_EMISMATCH);
-		CHECK(strstr(pw_error_last(), "compiled from wasm") != NULL);
-		expect_refused(&f, NULL, &key, &e, "renamed, record rewritten");
-		fake_clear(&g);
-		if (pw_test_stopped())
-			return;
-	}
-	/* another engine: an artifact built with other flags, recorded under this engine's key */
 	memset(&eo, 0, sizeof eo);
 	eo.extra_cflags = "-DPW_CACHE_TEST_OTHER_ENGINE=1";
 	CHECK_OK(pw_engine_new(&other, &eo));
 	CHECK(strcmp(pw_engine_hash(other), pw_engine_hash(g_engine)) != 0);
-	pw_cache_entry_free(&e);
-	memset(&e, 0, sizeof e);
+	pw_buf_clear(&e.artifact);
 	CHECK_OK(pw_engine_compile(other, g_wasm.data, g_wasm.len, NULL, &e.artifact, NULL));
 	pw_engine_free(other);
-	e.meta = good.meta;
 	e.meta.artifact_size = e.artifact.len;
 	pw_sha256_hex(e.artifact.data, e.artifact.len, e.meta.artifact_sha256);
-	CHECK_INT(pw_cache_verify_entry_for(NULL, &key, &e), PW_EMISMATCH);
-	CHECK(strstr(pw_error_last(), "engine") != NULL);
-	expect_refused(&f, NULL, &key, &e, "other engine");
-	if (pw_test_stopped())
-		return;
-	/* with a signing key: the good (unsigned) entry is refused, then a badly signed one */
+	refuse_entry(&key, &e, NULL, "engine", "other engine");
+}
+
+/* A signing key file "s3cret\n" in the test's directory. */
+static const char *signing_key_file(void)
+{
+	static char keyfile[PATH_MAX];
 	snprintf(keyfile, sizeof keyfile, "%s/key", pw_test_tmpdir());
-	CHECK_OK(pw_file_write_atomic(keyfile, "s3cret\n", 7, 0600));
-	expect_refused(&f, keyfile, &key, &good, "unsigned with a key");
-	if (pw_test_stopped())
+	if (pw_file_write_atomic(keyfile, "s3cret\n", 7, 0600) < 0)
+		pw_test_fail(__FILE__, __LINE__, "writing the key: %s", pw_error_last());
+	return keyfile;
+}
+
+static void test_refused_unsigned_with_key(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (good_copy(&key, &e) < 0)
 		return;
-	pw_cache_entry_free(&e);
-	memset(&e, 0, sizeof e);
-	e.meta = good.meta;
-	CHECK_OK(pw_buf_append(&e.artifact, good.artifact.data, good.artifact.len));
+	const char *keyfile = signing_key_file();
+	if (!pw_test_stopped())
+		refuse_entry(&key, &e, keyfile, NULL, "unsigned with a key");
+}
+
+static void test_refused_signed_with_another_key(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (good_copy(&key, &e) < 0)
+		return;
+	const char *keyfile = signing_key_file();
 	pw_cache_sign((const uint8_t *)"other", 5, &e.meta, e.meta.signature);
-	expect_refused(&f, keyfile, &key, &e, "signed with another key");
+	if (!pw_test_stopped())
+		refuse_entry(&key, &e, keyfile, NULL, "signed with another key");
+}
+
+/* Correctly signed: accepted (the key file's trailing newline is not part of the key). */
+static void test_signed_entry_accepted(void)
+{
+	pw_cache_entry e;
+	pw_cache_key key;
+	if (good_copy(&key, &e) < 0)
+		return;
+	const char *keyfile = signing_key_file();
 	if (pw_test_stopped())
 		return;
-	/* correctly signed (the key file's trailing newline is not part of the key) */
 	pw_cache_sign((const uint8_t *)"s3cret", 6, &e.meta, e.meta.signature);
-	{
-		pw_cache *cs = new_cache(keyfile);
-		CHECK(pw_cache_signing(cs));
-		CHECK_OK(pw_cache_verify_entry_for(cs, &key, &e));
-		pw_cache_free(cs);
-	}
+	pw_cache *cs = new_cache(keyfile);
+	CHECK(cs != NULL);
+	CHECK(pw_cache_signing(cs));
+	CHECK_OK(pw_cache_verify_entry_for(cs, &key, &e));
+	pw_cache_free(cs);
 	pw_cache_entry_free(&e);
-	pw_cache_entry_free(&good);
-	fake_clear(&f);
-	pw_buf_free(&art);
 }
 
 static void test_signing_key_errors(void)
@@ -981,7 +1082,14 @@ int main(int argc, char **argv)
 		PW_TEST(test_local_compile_then_hit),
 		PW_TEST(test_tiers_copy_up),
 		PW_TEST(test_tier_failure_marks_failed),
-		PW_TEST(test_bad_entries_refused),
+		PW_TEST(test_refused_flipped_byte),
+		PW_TEST(test_refused_truncated),
+		PW_TEST(test_refused_renamed),
+		PW_TEST(test_refused_renamed_record_rewritten),
+		PW_TEST(test_refused_other_engine),
+		PW_TEST(test_refused_unsigned_with_key),
+		PW_TEST(test_refused_signed_with_another_key),
+		PW_TEST(test_signed_entry_accepted),
 		PW_TEST(test_signing_key_errors),
 		PW_TEST(test_same_key_compiles_once),
 		PW_TEST(test_no_tiers_compiles),

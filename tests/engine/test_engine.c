@@ -9,6 +9,7 @@
  * matching rules and their refusals.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,19 +249,26 @@ static void test_refusals(void)
 	refuse(NULL, 0, PW_EINVALID, NULL, NULL);
 }
 
-static void test_calls(void)
+/* An instance of the basic fixture for one test (CALLS_END frees it). */
+#define CALLS_BEGIN() SETUP(); pw_artifact *a = NULL; pw_instance *inst = NULL; \
+	CHECK_OK(new_instance(&inst, &a, NULL)); pw_val r[3] = { 0 }
+#define CALLS_END() do { pw_instance_free(inst); pw_artifact_free(a); } while (0)
+
+static void test_call_integers(void)
 {
-	SETUP();
-	pw_artifact *a = NULL;
-	pw_instance *inst = NULL;
-	CHECK_OK(new_instance(&inst, &a, NULL));
-	pw_val r[3] = { 0 };
+	CALLS_BEGIN();
 	pw_val args2[2] = { 40, 2 };
 	CHECK_OK(pw_instance_call(inst, "add", args2, 2, r, 1));
 	CHECK_INT(r[0], 42);
 	pw_val a64[2] = { 0xffffffffffULL, 1 };
 	CHECK_OK(pw_instance_call(inst, "add64", a64, 2, r, 1));
 	CHECK(r[0] == 0x10000000000ULL);
+	CALLS_END();
+}
+
+static void test_call_floats(void)
+{
+	CALLS_BEGIN();
 	pw_val af[2] = { f32_bits(1.5f), f32_bits(-4.0f) };
 	CHECK_OK(pw_instance_call(inst, "mulf32", af, 2, r, 1));
 	CHECK(r[0] == f32_bits(-6.0f));
@@ -273,14 +281,32 @@ static void test_calls(void)
 	c1 = f64_bits(2.5);
 	CHECK_OK(pw_instance_call(inst, "nearest", &c1, 1, r, 1));
 	CHECK(bits_f64(r[0]) == 2.0);
+	CALLS_END();
+}
+
+static void test_call_multi_value(void)
+{
+	CALLS_BEGIN();
 	pw_val a3[3] = { 7, 0x123456789ULL, f64_bits(2.5) };
 	CHECK_OK(pw_instance_call(inst, "swap3", a3, 3, r, 3));
 	CHECK(bits_f64(r[0]) == 2.5);
 	CHECK(r[1] == 0x123456789ULL);
 	CHECK_INT(r[2], 7);
+	CALLS_END();
+}
+
+static void test_call_state_persists(void)
+{
+	CALLS_BEGIN();
 	CHECK_OK(pw_instance_call(inst, "count", NULL, 0, r, 1));
 	CHECK_OK(pw_instance_call(inst, "count", NULL, 0, r, 1));
 	CHECK_INT(r[0], 2);
+	CALLS_END();
+}
+
+static void test_call_memory(void)
+{
+	CALLS_BEGIN();
 	pw_val a1 = 16;
 	CHECK_OK(pw_instance_call(inst, "load8", &a1, 1, r, 1));
 	CHECK_INT(r[0], 'p');
@@ -292,17 +318,29 @@ static void test_calls(void)
 	CHECK(pw_instance_mem_ok(inst, 65530, 6));
 	CHECK(!pw_instance_mem_ok(inst, 65530, 7));
 	CHECK(!pw_instance_mem_ok(inst, UINT64_MAX, 2));
+	CALLS_END();
+}
 
+static void test_call_errors(void)
+{
+	CALLS_BEGIN();
+	pw_val args2[2] = { 40, 2 };
 	CHECK_INT(pw_instance_call(inst, "nope", NULL, 0, NULL, 0), PW_ENOTFOUND);
 	CHECK_INT(pw_instance_call(inst, "add", args2, 1, r, 1), PW_EINVALID);
+	CALLS_END();
+}
+
+static void test_export_info(void)
+{
+	CALLS_BEGIN();
 	const pw_func_info *fi = pw_artifact_find_func(a, "swap3");
 	CHECK(fi != NULL);
 	CHECK_STR(fi->sig, "iIF:FIi");
 	CHECK_INT(fi->nresults, 3);
 	CHECK(pw_artifact_export_count(a) >= 20);
 	CHECK(pw_artifact_export(a, pw_artifact_export_count(a)) == NULL);
-	pw_instance_free(inst);
-	pw_artifact_free(a);
+	(void)r;
+	CALLS_END();
 }
 
 static void expect_trap(pw_instance *inst, const char *fn, const pw_val *args, size_t n, const char *reason)
@@ -320,14 +358,18 @@ static void expect_trap(pw_instance *inst, const char *fn, const pw_val *args, s
 		pw_test_fail(__FILE__, __LINE__, "%s: message \"%s\"", fn, pw_error_last());
 }
 
-static void test_traps(void)
+static void test_trap_unreachable(void)
 {
-	SETUP();
-	pw_artifact *a = NULL;
-	pw_instance *inst = NULL;
-	CHECK_OK(new_instance(&inst, &a, NULL));
-	pw_val v[2];
+	CALLS_BEGIN();
 	expect_trap(inst, "unreachable", NULL, 0, "unreachable");
+	(void)r;
+	CALLS_END();
+}
+
+static void test_trap_out_of_bounds(void)
+{
+	CALLS_BEGIN();
+	pw_val v[2];
 	v[0] = 65534;
 	expect_trap(inst, "load", v, 1, "out of bounds memory access");
 	v[0] = 0xffffffffu;
@@ -335,6 +377,14 @@ static void test_traps(void)
 	v[0] = 65536;
 	v[1] = 1;
 	expect_trap(inst, "store", v, 2, "out of bounds memory access");
+	(void)r;
+	CALLS_END();
+}
+
+static void test_trap_integer_division(void)
+{
+	CALLS_BEGIN();
+	pw_val v[2];
 	v[0] = 1;
 	v[1] = 0;
 	expect_trap(inst, "div_s", v, 2, "integer divide by zero");
@@ -342,10 +392,26 @@ static void test_traps(void)
 	v[0] = 0x80000000u;
 	v[1] = 0xffffffffu;
 	expect_trap(inst, "div_s", v, 2, "integer overflow");
+	(void)r;
+	CALLS_END();
+}
+
+static void test_trap_float_conversion(void)
+{
+	CALLS_BEGIN();
+	pw_val v[1];
 	v[0] = f32_bits(__builtin_nanf(""));
 	expect_trap(inst, "trunc", v, 1, "invalid conversion to integer");
 	v[0] = f32_bits(3e9f);
 	expect_trap(inst, "trunc", v, 1, "integer overflow");
+	(void)r;
+	CALLS_END();
+}
+
+static void test_trap_indirect_call(void)
+{
+	CALLS_BEGIN();
+	pw_val v[2];
 	v[0] = 2; /* null element */
 	v[1] = 5;
 	expect_trap(inst, "call_ind", v, 2, "uninitialized element");
@@ -355,12 +421,31 @@ static void test_traps(void)
 	expect_trap(inst, "call_ind", v, 2, "undefined element");
 	v[0] = 0xffffffffu;
 	expect_trap(inst, "call_ind", v, 2, "undefined element");
+	(void)r;
+	CALLS_END();
+}
+
+static void test_trap_stack_exhausted(void)
+{
+	CALLS_BEGIN();
+	pw_val v[1] = { 0 };
+	expect_trap(inst, "recurse", v, 1, "call stack exhausted");
+	(void)r;
+	CALLS_END();
+}
+
+/* After a trap of each kind the instance keeps working and the trap reason is cleared. */
+static void test_instance_works_after_traps(void)
+{
+	CALLS_BEGIN();
+	pw_val v[2];
+	expect_trap(inst, "unreachable", NULL, 0, "unreachable");
+	v[0] = 65534;
+	expect_trap(inst, "load", v, 1, "out of bounds memory access");
 	v[0] = 0;
 	expect_trap(inst, "recurse", v, 1, "call stack exhausted");
 	if (pw_test_stopped())
 		return;
-	/* the instance keeps working after traps */
-	pw_val r[1];
 	v[0] = 0;
 	v[1] = 21;
 	CHECK_OK(pw_instance_call(inst, "call_ind", v, 2, r, 1));
@@ -370,8 +455,7 @@ static void test_traps(void)
 	CHECK_OK(pw_instance_call(inst, "add", v, 2, r, 1));
 	CHECK_INT(r[0], 3);
 	CHECK_STR(pw_instance_trap_reason(inst), "");
-	pw_instance_free(inst);
-	pw_artifact_free(a);
+	CALLS_END();
 }
 
 static void test_host_imports(void)
@@ -602,13 +686,13 @@ static void test_interrupt_deadline(void)
 
 typedef struct interrupter {
 	pw_instance *inst;
-	volatile int done;
+	atomic_int done;   /* set by the calling thread, read by the interrupter */
 } interrupter;
 
 static void *interrupt_main(void *p)
 {
 	interrupter *it = p;
-	while (!it->done) {
+	while (!atomic_load(&it->done)) {
 		pw_instance_interrupt(it->inst);
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -630,7 +714,7 @@ static void test_interrupt_other_thread(void)
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, interrupt_main, &it) == 0);
 	int rc = pw_instance_call(inst, "spin", v, 1, r, 1);
-	it.done = 1;
+	atomic_store(&it.done, 1);
 	pthread_join(th, NULL);
 	CHECK_INT(rc, PW_ETIMEOUT);
 	pw_instance_free(inst);
@@ -1230,8 +1314,20 @@ int main(int argc, char **argv)
 		PW_TEST(test_engine_probe),
 		PW_TEST(test_tiers_and_pinned),
 		PW_TEST(test_refusals),
-		PW_TEST(test_calls),
-		PW_TEST(test_traps),
+		PW_TEST(test_call_integers),
+		PW_TEST(test_call_floats),
+		PW_TEST(test_call_multi_value),
+		PW_TEST(test_call_state_persists),
+		PW_TEST(test_call_memory),
+		PW_TEST(test_call_errors),
+		PW_TEST(test_export_info),
+		PW_TEST(test_trap_unreachable),
+		PW_TEST(test_trap_out_of_bounds),
+		PW_TEST(test_trap_integer_division),
+		PW_TEST(test_trap_float_conversion),
+		PW_TEST(test_trap_indirect_call),
+		PW_TEST(test_trap_stack_exhausted),
+		PW_TEST(test_instance_works_after_traps),
 		PW_TEST(test_host_imports),
 		PW_TEST(test_memory_grow),
 		PW_TEST(test_memory_reuse),

@@ -161,14 +161,28 @@ static void test_pool(void)
 	CHECK(pw_cpu_count() >= 1);
 }
 
-static void test_errors(void)
+static void test_error_set_returns_code(void)
 {
 	pw_error_clear();
 	CHECK_STR(pw_error_last(), "");
 	CHECK_INT(pw_error_set(PW_EINVALID, "bad %s", "thing"), PW_EINVALID);
+	CHECK_STR(pw_error_last(), "bad thing");
+}
+
+static void test_error_prefix_keeps_code(void)
+{
+	pw_error_set(PW_EINVALID, "bad %s", "thing");
 	CHECK_INT(pw_error_prefix("loading %s", "x.wasm"), PW_EINVALID);
 	CHECK_STR(pw_error_last(), "loading x.wasm: bad thing");
+}
+
+static void test_error_code_names(void)
+{
 	CHECK_STR(pw_error_code_str(PW_ENOTFOUND), "not found");
+}
+
+static void test_log_level_parse(void)
+{
 	CHECK_INT(pw_log_level_parse("warning"), PW_LOG_WARN);
 	CHECK_INT(pw_log_level_parse("nope"), -1);
 }
@@ -177,7 +191,9 @@ int main(int argc, char **argv)
 {
 	static const pw_test tests[] = {
 		PW_TEST(test_buf), PW_TEST(test_sha256), PW_TEST(test_base64), PW_TEST(test_sizes),
-		PW_TEST(test_atomic_write), PW_TEST(test_pool), PW_TEST(test_errors),
+		PW_TEST(test_atomic_write), PW_TEST(test_pool),
+		PW_TEST(test_error_set_returns_code), PW_TEST(test_error_prefix_keeps_code),
+		PW_TEST(test_error_code_names), PW_TEST(test_log_level_parse),
 	};
 	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
