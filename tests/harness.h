@@ -32,6 +32,28 @@ const char *pw_test_fixture(const char *name);
 /* A fresh empty directory under $TMPDIR, removed at exit unless PREWARM_KEEP_TMP=1. */
 const char *pw_test_tmpdir(void);
 
+/* ---- real registries for tests (tests/lib/registry.sh) -------------------------------- */
+
+/* One docker-registry instance started by tests/lib/registry.sh, with the settings it wrote
+ * to DIR/env. Each started instance is stopped at exit (by pid: the harness may have removed
+ * its directory already), or earlier by pw_test_registry_stop. */
+typedef struct pw_test_registry {
+	char dir[512];
+	int pid, token_pid;
+	char host[64], url[128], ca[600], user[64], pass[128], docker[600], sources[600],
+	     storage[600], token_log[600];
+	int up;
+} pw_test_registry;
+
+/* Starts R (unless up) in a fresh directory NAME under the test's temp dir, with the
+ * script's FLAGS ("", "--tls --auth", "--silly"...). 1 when up, 0 when it could not start. */
+int pw_test_registry_start(pw_test_registry *r, const char *name, const char *flags);
+/* Stops R (registry.sh stop); 0 on success. */
+int pw_test_registry_stop(pw_test_registry *r);
+/* Skips the current test unless R is up. */
+#define PW_TEST_NEED_REGISTRY(r, name, flags) do { if (!pw_test_registry_start(r, name, flags)) { \
+	pw_test_skip("docker-registry could not be started (tests/lib/registry.sh)"); return; } } while (0)
+
 #define CHECK(c) do { if (!(c)) { pw_test_fail(__FILE__, __LINE__, "CHECK(%s)", #c); return; } } while (0)
 #define CHECK_MSG(c, ...) do { if (!(c)) { pw_test_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
 #define CHECK_INT(a, b) do { long long _a = (long long)(a), _b = (long long)(b); \

@@ -9,7 +9,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,73 +22,12 @@
 #include "prewarm/engine.h"
 #include "prewarm/oci.h"
 
-typedef struct reg {
-	char dir[512];
-	int pid;
-	char host[64], ca[600], user[64], pass[128], docker[600], storage[600];
-	bool up;
-} reg;
+typedef pw_test_registry reg;
 
 static reg g_plain, g_tls;
 static pw_engine *g_engine;
 
-static void env_get(const char *file, const char *key, char *out, size_t n)
-{
-	FILE *f = fopen(file, "r");
-	char line[2048];
-	size_t kl = strlen(key);
-	out[0] = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		char *p = line;
-		if (!strncmp(p, "export ", 7))
-			p += 7;
-		if (!strncmp(p, key, kl) && p[kl] == '=') {
-			p[strcspn(p, "\n")] = 0;
-			snprintf(out, n, "%s", p + kl + 1);
-		}
-	}
-	if (f)
-		fclose(f);
-}
-
-static const char *script(void)
-{
-	static char p[1024];
-	snprintf(p, sizeof p, "%s/tests/lib/registry.sh", pw_test_env("PREWARM_SOURCE_DIR", "."));
-	return p;
-}
-
-static void stop_all(void)
-{
-	if (g_plain.up && g_plain.pid > 0)
-		kill(g_plain.pid, SIGTERM);
-	if (g_tls.up && g_tls.pid > 0)
-		kill(g_tls.pid, SIGTERM);
-}
-
-static bool start(reg *r, const char *name, const char *flags)
-{
-	char cmd[2048], env[700], v[32];
-	if (r->up)
-		return true;
-	snprintf(r->dir, sizeof r->dir, "%s/%s", pw_test_tmpdir(), name);
-	snprintf(cmd, sizeof cmd, "bash %s start %s %s >/dev/null", script(), r->dir, flags);
-	if (system(cmd) != 0)
-		return false;
-	r->up = true;
-	snprintf(env, sizeof env, "%s/env", r->dir);
-	env_get(env, "PW_REGISTRY_HOST", r->host, sizeof r->host);
-	env_get(env, "PW_REGISTRY_CA", r->ca, sizeof r->ca);
-	env_get(env, "PW_REGISTRY_USER", r->user, sizeof r->user);
-	env_get(env, "PW_REGISTRY_PASSWORD", r->pass, sizeof r->pass);
-	env_get(env, "PW_REGISTRY_DOCKER_CONFIG", r->docker, sizeof r->docker);
-	env_get(env, "PW_REGISTRY_STORAGE", r->storage, sizeof r->storage);
-	env_get(env, "PW_REGISTRY_PID", v, sizeof v);
-	r->pid = atoi(v);
-	return r->host[0] != 0;
-}
-
-#define NEED(r, name, flags) do { if (!start(r, name, flags)) { pw_test_skip("docker-registry could not be started"); return; } } while (0)
+#define NEED(r, name, flags) PW_TEST_NEED_REGISTRY(r, name, flags)
 #define NEED_ENGINE() do { if (!g_engine && pw_engine_new(&g_engine, NULL) < 0) { pw_test_skip("no engine: %s", pw_error_last()); return; } } while (0)
 
 /* A module of its own per test (a custom section with the name), so keys never collide. */
@@ -327,12 +265,10 @@ static void test_registry_down(void)
 {
 	pw_buf wasm = PW_BUF_INIT;
 	reg r;
-	char cmd[2048];
 	memset(&r, 0, sizeof r);
 	NEED(&r, "down", "");
 	NEED_ENGINE();
-	snprintf(cmd, sizeof cmd, "bash %s stop %s", script(), r.dir);
-	CHECK_INT(system(cmd), 0);
+	CHECK_OK(pw_test_registry_stop(&r));
 	module_for("down", &wasm);
 	setup s = { .r = &r, .insecure = true, .local_dir = local_dir("down") };
 	expect_fallback(s, &wasm, 0);
@@ -348,7 +284,6 @@ static void test_registry_stopped_mid_run(void)
 	pw_cache_result res;
 	pw_cache_stats st;
 	reg r;
-	char cmd[2048];
 	memset(&r, 0, sizeof r);
 	NEED(&r, "midrun", "");
 	NEED_ENGINE();
@@ -360,8 +295,7 @@ static void test_registry_stopped_mid_run(void)
 	CHECK_OK(open_cache(&s, &c, NULL));
 	CHECK_OK(get_and_run(c, &w1, &res));
 	CHECK_STR(res.tier_name, "registry");
-	snprintf(cmd, sizeof cmd, "bash %s stop %s", script(), r.dir);
-	CHECK_INT(system(cmd), 0);
+	CHECK_OK(pw_test_registry_stop(&r));
 	CHECK_OK(get_and_run(c, &w2, &res));
 	CHECK_INT(res.tier, -1);
 	pw_cache_get_stats(c, &st);
@@ -586,7 +520,6 @@ int main(int argc, char **argv)
 		PW_TEST(test_altered_layer), PW_TEST(test_annotations_edited), PW_TEST(test_unsigned_with_key),
 		PW_TEST(test_read_only_never_pushes), PW_TEST(test_async_publish_does_not_block),
 	};
-	atexit(stop_all);
 	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 	pw_engine_free(g_engine);
 	return rc;

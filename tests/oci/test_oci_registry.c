@@ -6,7 +6,6 @@
  * altered in the registry's storage, re-pulls, indexes, limits and parallel pulls.
  */
 #include <dirent.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,88 +15,11 @@
 #include "harness.h"
 #include "prewarm/oci.h"
 
-typedef struct reg {
-	char dir[512];
-	int pid, token_pid;
-	char host[64], url[128], ca[600], user[64], pass[128], docker[600], sources[600], storage[600], token_log[600];
-	bool up;
-} reg;
+typedef pw_test_registry reg;
 
 static reg g_plain, g_tls, g_silly;
 
-static void env_get(const char *file, const char *key, char *out, size_t n)
-{
-	FILE *f = fopen(file, "r");
-	char line[2048];
-	size_t kl = strlen(key);
-	out[0] = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		char *p = line;
-		if (!strncmp(p, "export ", 7))
-			p += 7;
-		if (!strncmp(p, key, kl) && p[kl] == '=') {
-			p[strcspn(p, "\n")] = 0;
-			snprintf(out, n, "%s", p + kl + 1);
-		}
-	}
-	if (f)
-		fclose(f);
-}
-
-static const char *script(void)
-{
-	static char p[1024];
-	snprintf(p, sizeof p, "%s/tests/lib/registry.sh", pw_test_env("PREWARM_SOURCE_DIR", "."));
-	return p;
-}
-
-/* By pid: the harness may have removed the data directories already. */
-static void stop_all(void)
-{
-	reg *rs[] = { &g_plain, &g_tls, &g_silly };
-	for (int i = 0; i < 3; i++) {
-		if (!rs[i]->up)
-			continue;
-		if (rs[i]->pid > 0)
-			kill(rs[i]->pid, SIGTERM);
-		if (rs[i]->token_pid > 0)
-			kill(rs[i]->token_pid, SIGTERM);
-		rs[i]->up = false;
-	}
-}
-
-static bool start(reg *r, const char *name, const char *flags)
-{
-	char cmd[2048], env[700];
-	if (r->up)
-		return true;
-	snprintf(r->dir, sizeof r->dir, "%s/%s", pw_test_tmpdir(), name);
-	snprintf(cmd, sizeof cmd, "bash %s start %s %s >/dev/null", script(), r->dir, flags);
-	if (system(cmd) != 0)
-		return false;
-	r->up = true;
-	snprintf(env, sizeof env, "%s/env", r->dir);
-	env_get(env, "PW_REGISTRY_HOST", r->host, sizeof r->host);
-	env_get(env, "PW_REGISTRY_URL", r->url, sizeof r->url);
-	env_get(env, "PW_REGISTRY_CA", r->ca, sizeof r->ca);
-	env_get(env, "PW_REGISTRY_USER", r->user, sizeof r->user);
-	env_get(env, "PW_REGISTRY_PASSWORD", r->pass, sizeof r->pass);
-	env_get(env, "PW_REGISTRY_DOCKER_CONFIG", r->docker, sizeof r->docker);
-	env_get(env, "PW_REGISTRY_SOURCES", r->sources, sizeof r->sources);
-	env_get(env, "PW_REGISTRY_STORAGE", r->storage, sizeof r->storage);
-	env_get(env, "PW_REGISTRY_TOKEN_LOG", r->token_log, sizeof r->token_log);
-	char v[32];
-	env_get(env, "PW_REGISTRY_PID", v, sizeof v);
-	r->pid = atoi(v);
-	snprintf(env, sizeof env, "%s/token.pid", r->dir);
-	pw_buf tp = PW_BUF_INIT;
-	if (pw_file_read(env, 64, &tp) == 0 && tp.data)
-		r->token_pid = atoi((char *)tp.data);
-	pw_buf_free(&tp);
-	return r->host[0] != 0;
-}
-
-#define NEED(r, name, flags) do { if (!start(r, name, flags)) { pw_test_skip("docker-registry could not be started (tests/lib/registry.sh)"); return; } } while (0)
+#define NEED(r, name, flags) PW_TEST_NEED_REGISTRY(r, name, flags)
 
 static int client_for(reg *r, pw_oci_client **c, bool with_creds)
 {
@@ -443,11 +365,10 @@ static void test_registry_down(void)
 {
 	pw_oci_client *c = NULL;
 	reg r;
-	char ref[256], dest[600], cmd[2048];
+	char ref[256], dest[600];
 	memset(&r, 0, sizeof r);
 	NEED(&r, "down", "");
-	snprintf(cmd, sizeof cmd, "bash %s stop %s", script(), r.dir);
-	CHECK_INT(system(cmd), 0);
+	CHECK_OK(pw_test_registry_stop(&r));
 	CHECK_OK(client_for(&r, &c, false));
 	snprintf(ref, sizeof ref, "%s/x/y:v1", r.host);
 	snprintf(dest, sizeof dest, "%s/down.wasm", pw_test_tmpdir());
@@ -464,6 +385,5 @@ int main(int argc, char **argv)
 		PW_TEST(test_bearer_silly), PW_TEST(test_not_wasm_and_limits), PW_TEST(test_index_picks_wasm),
 		PW_TEST(test_pull_many), PW_TEST(test_file_and_http_refs), PW_TEST(test_registry_down),
 	};
-	atexit(stop_all);
 	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
