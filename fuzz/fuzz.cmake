@@ -3,7 +3,8 @@
 #  - with -DPREWARM_FUZZ=ON and clang, as a libFuzzer binary (fuzz-NAME) for real fuzzing:
 #      CC=clang cmake -B build-fuzz -DPREWARM_FUZZ=ON && cmake --build build-fuzz --target fuzz-NAME
 #      ./build-fuzz/fuzz-NAME fuzz/corpus/NAME
-option(PREWARM_FUZZ "Build libFuzzer targets (needs clang)" OFF)
+#    (the whole build is instrumented then: see PREWARM_FUZZ in CMakeLists.txt); long runs of
+#    every target: fuzz/run-long.sh, figures in docs/reliability.md.
 file(GLOB _fuzzers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/fuzz/fuzz_*.c)
 foreach(src ${_fuzzers})
   get_filename_component(n ${src} NAME_WE)

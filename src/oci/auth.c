@@ -136,7 +136,7 @@ int pw_oci_creds_find(const pw_oci_creds *c, const char *host, const char **user
 	return PW_ENOTFOUND;
 }
 
-static int creds_from_json(pw_oci_creds *c, const char *text, size_t len, const char *file)
+int pw_oci__creds_parse_docker_config(pw_oci_creds *c, const char *text, size_t len, const char *file)
 {
 	json_error_t jerr;
 	json_t *root = json_loadb(text, len, 0, &jerr), *auths, *v;
@@ -178,6 +178,7 @@ static int creds_from_json(pw_oci_creds *c, const char *text, size_t len, const 
 			}
 			char *buf = malloc(dlen + 1);
 			if (!buf) {
+				explicit_bzero(dec, dlen);
 				free(dec);
 				rc = pw_error_set(PW_ENOMEM, "out of memory");
 				break;
@@ -218,7 +219,7 @@ int pw_oci_creds_load_docker_config(pw_oci_creds *c, const char *path)
 	rc = pw_file_read(file, 1 << 20, &b);
 	if (rc < 0)
 		return pw_error_prefix("docker config");
-	rc = creds_from_json(c, (const char *)b.data, b.len, file);
+	rc = pw_oci__creds_parse_docker_config(c, (const char *)b.data, b.len, file);
 	if (b.data)
 		explicit_bzero(b.data, b.len);
 	pw_buf_free(&b);

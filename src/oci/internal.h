@@ -72,6 +72,9 @@ int pw_oci__pull_registry(pw_oci_client *c, const pw_oci_ref *r, const char *des
 /* Copies settings between sources / credentials (client copies what it is given). */
 int pw_oci__sources_merge(pw_oci_sources *dst, const pw_oci_sources *src);
 int pw_oci__creds_merge(pw_oci_creds *dst, const pw_oci_creds *src);
+/* The text of a Docker config.json (LEN bytes, not NUL-terminated) into C; FILE names it in
+ * messages. PW_EINVALID naming the file and the key when malformed (fuzz/fuzz_docker_config.c). */
+int pw_oci__creds_parse_docker_config(pw_oci_creds *c, const char *text, size_t len, const char *file);
 
 uint64_t pw_oci__client_max_blob(const pw_oci_client *c);
 size_t pw_oci__client_max_manifest(const pw_oci_client *c);
