@@ -71,10 +71,13 @@ static bool component_valid(const char *p, size_t n)
 	return true;
 }
 
+/* The longest name (host/repository) distribution accepts (reference.NameTotalLengthMax). */
+#define NAME_TOTAL_MAX 255
+
 static bool repo_valid(const char *repo)
 {
 	size_t n = strlen(repo);
-	if (n == 0 || n > 255)
+	if (n == 0 || n > NAME_TOTAL_MAX)
 		return false;
 	const char *p = repo;
 	while (*p) {
@@ -192,6 +195,12 @@ static int parse_registry(pw_oci_ref *r, const char *orig, const char *s)
 		r->tag = strdup("latest");
 	if (!r->host || !r->repo || (!r->tag && !r->digest)) {
 		rc = pw_error_set(PW_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* distribution's NameTotalLengthMax, on the normalized name with its host (docker.io/library/x):
+	 * checked on the repository alone, a short name became too long to parse back once printed */
+	if (strlen(r->host) + 1 + strlen(r->repo) > NAME_TOTAL_MAX) {
+		bad(orig, "name longer than 255 characters (host/repository, as normalized)");
 		goto out;
 	}
 	rc = 0;
