@@ -37,6 +37,8 @@
 static bool in_list(const char *key, const char *list)
 {
 	size_t n = strlen(key);
+	if (n == 0)
+		return false;   /* strstr finds "" everywhere: the loop below would not advance */
 	for (const char *p = list; (p = strstr(p, key)) != NULL; p += n)
 		if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
 			return true;

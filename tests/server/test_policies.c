@@ -256,6 +256,15 @@ static void test_ignored_keys(void)
 	pw_policies_free(p);
 }
 
+/* An empty key is ignored like any unknown one (it used to loop forever: fuzz/corpus/policies/empty-key-hang). */
+static void test_empty_key_ignored(void)
+{
+	pw_policies *p = NULL;
+	CHECK_OK(parse(&p, "p: {module: \"file:///x.wasm\", \"\": 1}\n"));
+	CHECK_INT(p->n, 1);
+	pw_policies_free(p);
+}
+
 #define GROUP(expr) "g:\n  message: m\n  expression: '" expr "'\n  policies:\n    a: {module: file:///a.wasm}\n" \
 	"    b_2: {module: file:///b.wasm}\n"
 
@@ -373,7 +382,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_rejections),
 		PW_TEST(test_controller_json),
 		PW_TEST(test_kubewarden_yaml),
-		PW_TEST(test_ignored_keys),
+		PW_TEST(test_ignored_keys), PW_TEST(test_empty_key_ignored),
 		PW_TEST(test_group_rejections),
 		PW_TEST(test_host_capability_patterns),
 		PW_TEST(test_alias_bomb_is_bounded),
