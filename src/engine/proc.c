@@ -100,7 +100,9 @@ const char *pw_proc_status_str(int st, char *buf, size_t n)
 	if (WIFEXITED(st))
 		snprintf(buf, n, "exit status %d", WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
-		snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+		/* sigabbrev_np, not strsignal: strsignal is not thread-safe (compiles run in parallel) */
+		snprintf(buf, n, "killed by signal %d (SIG%s)", WTERMSIG(st),
+		         sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st)) : "?");
 	else
 		snprintf(buf, n, "wait status %d", st);
 	return buf;

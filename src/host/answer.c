@@ -69,15 +69,20 @@ void pw_host_req_free(pw_host_req *r)
 	r->uid = "";
 }
 
+/* {"request": ..., "settings": ...} as text. The policy's settings are shared by every
+ * worker thread: they are only read (dumped), never put into another object, whose
+ * json_incref would race with the other workers' (jansson's refcount check is not atomic). */
 char *pw_host_validate_input(const pw_host_req *r, const json_t *settings)
 {
-	json_t *in = json_object();
-	if (!in)
-		return NULL;
-	json_object_set(in, "request", r->request);
-	json_object_set_new(in, "settings", settings ? json_incref((json_t *)settings) : json_object());
-	char *s = json_dumps(in, JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(in);
+	char *req = r->request ? json_dumps(r->request, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *set = settings ? json_dumps(settings, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *s = NULL;
+	if ((!r->request || req) && (!settings || set) &&
+	    asprintf(&s, "{%s%s%s\"settings\":%s}", req ? "\"request\":" : "", req ? req : "", req ? "," : "",
+	             set ? set : "{}") < 0)
+		s = NULL;
+	free(req);
+	free(set);
 	return s;
 }
 
