@@ -163,6 +163,31 @@ int pw_cosign_verify(pw_oci_client *c, const char *image, const pw_verify_config
  */
 int pw_cosign_verify_pinned(char **pinned, pw_oci_client *c, const char *ref, const pw_verify_config *cfg);
 
+/* ---- the oci/v1/verify and oci/v2/verify host capabilities -------------------------------- */
+
+/* Successful answers are reused for this long (Kubewarden caches them for 60 s). */
+#define PW_COSIGN_ANSWER_TTL_SECONDS 60.0
+
+/*
+ * Answers a policy's `oci/v1/verify` or `oci/v2/verify` host call (`operation` is "v1/verify"
+ * or "v2/verify"), with Kubewarden's payloads (kubewarden/policy-sdk-rust
+ * src/host_capabilities/mod.rs):
+ *   v1: {"SigstorePubKeyVerify": {"image": "...", "pub_keys": ["PEM", ...], "annotations": {...}|null}}
+ *   v2: {"type": "SigstorePubKeyVerify", "image": "...", "pub_keys": [...], "annotations": ...}
+ * On success `answer` receives {"is_trusted":true,"digest":"sha256:..."} (every key must
+ * have signed, with the annotations) and 0 is returned. Every failure is a host error (as
+ * in Kubewarden: there is no is_trusted false answer): the code and pw_error_last() say why;
+ * keyless request types (SigstoreKeylessVerify, ...PrefixVerify, ...GithubActionsVerify,
+ * SigstoreCertificateVerify) are PW_EUNSUPPORTED. Successful answers are cached per
+ * (image, keys, annotations) for PW_COSIGN_ANSWER_TTL_SECONDS. Thread-safe.
+ */
+int pw_cosign_host_verify(pw_oci_client *c, const char *operation, const uint8_t *payload, size_t len,
+                          pw_buf *answer);
+/* Its request parser alone: the config to verify with (*cfg) and the image (*image, malloc'd),
+ * or the error pw_cosign_host_verify would answer. */
+int pw_cosign_host_request(pw_verify_config **cfg, char **image, const char *operation, const uint8_t *payload,
+                           size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,9 @@
 # and `prewarm pull --verification-path` is run for each case: good signature, wrong key,
 # tampered payload, a payload for another digest, no signature tag, annotations,
 # anyOf/minimumMatches, allOf + anyOf, and a keyless kind refused before any download.
+# Then the oci/v1/verify and oci/v2/verify host capability handler (pw_cosign_host_verify,
+# through cosign_tool hostcall) on the same images: Kubewarden's payloads and answer byte for
+# byte, host errors, keyless request types, the 60 s answer cache.
 set -u
 src=${PREWARM_SOURCE_DIR:?}
 bin=${PREWARM_BIN:?}
@@ -132,6 +135,61 @@ else bad "keyless: rc=$rc $(cat "$tmp/err")"; fi
 "$bin" pull "file://$fix" -o "$tmp/p.wasm" --verification-path "$tmp/only-a.yml" >"$tmp/out" 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "only works with policies from OCI registries" "$tmp/err" && ok "file:// module cannot be verified" ||
 	bad "file: rc=$rc $(cat "$tmp/err")"
+
+# ---- the host capability handler ----
+# req FILE V2? IMAGE KEYS... [-- ANNOTATIONS_JSON]: Kubewarden's request JSON
+req() {
+	python3 - "$@" <<'PY'
+import json, sys
+out, v2, image, rest = sys.argv[1], sys.argv[2] == "v2", sys.argv[3], sys.argv[4:]
+ann = None
+if "--" in rest:
+    ann = json.loads(rest[rest.index("--") + 1]); rest = rest[:rest.index("--")]
+keys = [open(k).read() for k in rest]
+body = {"image": image, "pub_keys": keys, "annotations": ann}
+open(out, "w").write(json.dumps(dict(type="SigstorePubKeyVerify", **body) if v2 else {"SigstorePubKeyVerify": body}))
+PY
+}
+hc() { "$tool" hostcall "$1" "$2" "${auth[@]}" "${@:3}" >"$tmp/hc.out" 2>"$tmp/hc.err"; }
+dg_good=$(push good)
+req "$tmp/r1.json" v1 "$H/sig/good:v1" "$tmp/a.pub"
+if hc v1/verify "$tmp/r1.json" && [ "$(cat "$tmp/hc.out")" = "{\"is_trusted\":true,\"digest\":\"$dg_good\"}" ]; then
+	ok "oci/v1/verify: Kubewarden's answer byte for byte"
+else bad "v1 good: $(cat "$tmp/hc.out" "$tmp/hc.err")"; fi
+req "$tmp/r2.json" v2 "registry://$H/sig/annotated:v1" "$tmp/a.pub" -- '{"env":"prod","build":"42"}'
+hc v2/verify "$tmp/r2.json" && grep -q '^{"is_trusted":true,"digest":"sha256:[0-9a-f]\{64\}"}$' "$tmp/hc.out" &&
+	ok "oci/v2/verify with annotations: trusted" || bad "v2 annotations: $(cat "$tmp/hc.out" "$tmp/hc.err")"
+req "$tmp/r3.json" v2 "$H/sig/annotated:v1" "$tmp/a.pub" -- '{"env":"staging"}'
+hc v2/verify "$tmp/r3.json"; rc=$?
+[ $rc = 1 ] && grep -q "^error: Image verification failed: missing signatures.*pub_keys\[0\].*annotations {env: staging}" "$tmp/hc.out" &&
+	ok "oci/v2/verify annotations mismatch: host error naming the constraint" || bad "v2 annotations mismatch: $(cat "$tmp/hc.out")"
+req "$tmp/r4.json" v2 "$H/sig/multi:v1" "$tmp/a.pub" "$tmp/b.pub"
+hc v2/verify "$tmp/r4.json" && ok "oci/v2/verify: every key signed" || bad "v2 two keys: $(cat "$tmp/hc.out")"
+req "$tmp/r5.json" v2 "$H/sig/multi:v1" "$tmp/a.pub" "$tmp/c.pub"
+hc v2/verify "$tmp/r5.json"; rc=$?
+[ $rc = 1 ] && grep -q "pub_keys\[1\] (pubKey" "$tmp/hc.out" && ! grep -q "pub_keys\[0\]" "$tmp/hc.out" &&
+	ok "oci/v2/verify: a key that did not sign is named" || bad "v2 a+c: $(cat "$tmp/hc.out")"
+req "$tmp/r6.json" v1 "$H/sig/unsigned:v1" "$tmp/a.pub"
+hc v1/verify "$tmp/r6.json"; grep -q "^error: no signatures found for image: $H/sig/unsigned:v1" "$tmp/hc.out" &&
+	ok "oci/v1/verify unsigned image: host error" || bad "v1 unsigned: $(cat "$tmp/hc.out")"
+req "$tmp/r7.json" v2 "$H/sig/good:v1"
+hc v2/verify "$tmp/r7.json"; grep -q "Must provide at least one pub key" "$tmp/hc.out" && ok "no keys: host error" || bad "no keys: $(cat "$tmp/hc.out")"
+for t in SigstoreKeylessVerify SigstoreKeylessPrefixVerify SigstoreGithubActionsVerify SigstoreCertificateVerify; do
+	printf '{"type":"%s","image":"%s/sig/good:v1","keyless":[],"annotations":null}' "$t" "$H" >"$tmp/k.json"
+	hc v2/verify "$tmp/k.json"; grep -q "^error: oci/v2/verify: $t: keyless signature verification .*not supported" "$tmp/hc.out" ||
+		bad "v2 $t: $(cat "$tmp/hc.out")"
+done
+printf '{"SigstoreKeylessVerify":{"image":"%s/sig/good:v1","keyless":[{"issuer":"i","subject":"s"}],"annotations":null}}' "$H" >"$tmp/k.json"
+hc v1/verify "$tmp/k.json"; grep -q "SigstoreKeylessVerify: keyless signature verification .*not supported" "$tmp/hc.out" &&
+	ok "keyless request types (v1 and the four of v2): host error \"not supported\"" || bad "v1 keyless: $(cat "$tmp/hc.out")"
+printf '{"type":"SigstorePubKeyVerify"' >"$tmp/bad.json"
+hc v2/verify "$tmp/bad.json"; grep -q "^error: oci/v2/verify: the request is not JSON" "$tmp/hc.out" && ok "bad JSON: host error" ||
+	bad "bad json: $(cat "$tmp/hc.out")"
+printf '{"SigstorePubKeyVerify":{"image":"x"},"other":{}}' >"$tmp/bad.json"
+hc v1/verify "$tmp/bad.json"; grep -q "one key" "$tmp/hc.out" && ok "v1 with two variants: host error" || bad "v1 two keys: $(cat "$tmp/hc.out")"
+hc v1/verify "$tmp/r1.json" --twice --debug
+[ "$(grep -c is_trusted "$tmp/hc.out")" = 2 ] && grep -q "answered from the cache" "$tmp/hc.err" &&
+	ok "a second identical call is answered from the cache" || bad "cache: $(cat "$tmp/hc.out" "$tmp/hc.err")"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
