@@ -176,15 +176,18 @@ int pw_cosign_verify_pinned(char **pinned, pw_oci_client *c, const char *ref, co
  *   v2: {"type": "SigstorePubKeyVerify", "image": "...", "pub_keys": [...], "annotations": ...}
  * On success `answer` receives {"is_trusted":true,"digest":"sha256:..."} (every key must
  * have signed, with the annotations) and 0 is returned. Every failure is a host error (as
- * in Kubewarden: there is no is_trusted false answer): the code and pw_error_last() say why;
- * keyless request types (SigstoreKeylessVerify, ...PrefixVerify, ...GithubActionsVerify,
- * SigstoreCertificateVerify) are PW_EUNSUPPORTED. Successful answers are cached per
+ * in Kubewarden: there is no is_trusted false answer): the code and pw_error_last() say why:
+ * PW_EINVALID only for a payload that does not decode to a request; keyless request types
+ * (SigstoreKeylessVerify, ...PrefixVerify, ...GithubActionsVerify, SigstoreCertificateVerify)
+ * PW_EUNSUPPORTED; other codes for verifications that fail. Successful answers are cached per
  * (image, keys, annotations) for PW_COSIGN_ANSWER_TTL_SECONDS. Thread-safe.
  */
 int pw_cosign_host_verify(pw_oci_client *c, const char *operation, const uint8_t *payload, size_t len,
                           pw_buf *answer);
 /* Its request parser alone: the config to verify with (*cfg) and the image (*image, malloc'd),
- * or the error pw_cosign_host_verify would answer. */
+ * or the error pw_cosign_host_verify would answer: PW_EINVALID when the payload does not
+ * decode to a request, PW_EUNSUPPORTED for keyless types, PW_ERROR when it decodes but
+ * cannot be verified (no key, a key that does not parse). */
 int pw_cosign_host_request(pw_verify_config **cfg, char **image, const char *operation, const uint8_t *payload,
                            size_t len);
 

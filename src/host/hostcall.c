@@ -63,6 +63,7 @@ static const char *const kubewarden_caps[] = {
 /* The families (src/host/hostcap.h): add a table here to serve its operations. */
 static const pw_hostcap_op *const families[] = {
 	pw_hostcap_net_ops,
+	pw_hostcap_sigstore_ops,
 };
 
 static bool known_capability(const char *ns, const char *op)

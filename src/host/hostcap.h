@@ -66,6 +66,7 @@ typedef struct pw_hostcap_op {
 extern const pw_hostcap_op pw_hostcap_oci_ops[];
 extern const pw_hostcap_op pw_hostcap_net_ops[];
 extern const pw_hostcap_op pw_hostcap_crypto_ops[];
+extern const pw_hostcap_op pw_hostcap_sigstore_ops[];
 
 /* Steps after the gate (find the operation, parse the payload, run the handler), for
  * pw_host_dispatch and the fuzz target: 0 with the answer, or an error with its text, in

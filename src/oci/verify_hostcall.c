@@ -181,12 +181,17 @@ int pw_cosign_host_request(pw_verify_config **cfg, char **image, const char *ope
 	if (!j)
 		return pw_error_set(PW_EINVALID, "oci/%s: the request is not JSON: %s (line %d)", operation, jerr.text,
 		                    jerr.line);
-	if ((rc = parse_request(&r, j, v2)) < 0 ||
-	    (rc = pw_verify_config_pubkeys(cfg, r.keys, r.nkeys, r.has_annotations ? r.annotations : NULL,
-	                                   r.nannotations)) < 0)
+	if ((rc = parse_request(&r, j, v2)) < 0) {
 		pw_error_prefix("oci/%s", operation);
-	else if (!(*image = strdup(r.image)))
+	} else if ((rc = pw_verify_config_pubkeys(cfg, r.keys, r.nkeys, r.has_annotations ? r.annotations : NULL,
+	                                          r.nannotations)) < 0) {
+		/* a request that decodes but cannot be verified (no key, a bad key) */
+		char why[512];
+		snprintf(why, sizeof why, "%s", pw_error_last());
+		rc = pw_error_set(PW_ERROR, "oci/%s: %s", operation, why);
+	} else if (!(*image = strdup(r.image))) {
 		rc = pw_error_set(PW_ENOMEM, "out of memory");
+	}
 	if (rc < 0) {
 		pw_verify_config_free(*cfg);
 		*cfg = NULL;
@@ -207,6 +212,10 @@ int pw_cosign_host_verify(pw_oci_client *c, const char *operation, const uint8_t
 	if (cache_get(key, digest)) {
 		pw_debug("sigstore", "%s: verification answered from the cache", image);
 	} else if ((rc = pw_cosign_verify(c, image, cfg, digest)) < 0) {
+		/* PW_EINVALID is kept for payloads that do not decode (a bad reference, a bad
+		 * signature manifest are failures of the verification) */
+		if (rc == PW_EINVALID)
+			rc = PW_ERROR;
 		goto out;
 	} else {
 		cache_put(key, digest);

@@ -8,7 +8,10 @@
 # anyOf/minimumMatches, allOf + anyOf, and a keyless kind refused before any download.
 # Then the oci/v1/verify and oci/v2/verify host capability handler (pw_cosign_host_verify,
 # through cosign_tool hostcall) on the same images: Kubewarden's payloads and answer byte for
-# byte, host errors, keyless request types, the 60 s answer cache.
+# byte, host errors, keyless request types, the 60 s answer cache; and the same calls made by
+# the repo's C test policies (tests/fixtures/c/host_wapc.c, host_wasi.c, scenario hostcall)
+# through waPC's __host_call and WASI's host.call under `prewarm eval`, with the
+# hostCapabilities gate.
 set -u
 src=${PREWARM_SOURCE_DIR:?}
 bin=${PREWARM_BIN:?}
@@ -190,6 +193,50 @@ hc v1/verify "$tmp/bad.json"; grep -q "one key" "$tmp/hc.out" && ok "v1 with two
 hc v1/verify "$tmp/r1.json" --twice --debug
 [ "$(grep -c is_trusted "$tmp/hc.out")" = 2 ] && grep -q "answered from the cache" "$tmp/hc.err" &&
 	ok "a second identical call is answered from the cache" || bad "cache: $(cat "$tmp/hc.out" "$tmp/hc.err")"
+
+# ---- from inside a policy: prewarm eval with the C test policies (waPC and WASI) ----
+# pcall WASM OP PAYLOAD_FILE [CAPS...] -> "ok:<answer>" or "err:<host error>" in $tmp/pc.out
+pcall() {
+	local wasm=$1 op=$2 payload=$3; shift 3
+	local caps=() c
+	for c in "$@"; do caps+=(--host-capability "$c"); done
+	python3 - "$op" "$payload" >"$tmp/pc.req" <<'PY'
+import json, sys
+op, payload = sys.argv[1], open(sys.argv[2], "rb").read()
+obj = {"scenario": "hostcall", "hc_bd": "kubewarden", "hc_ns": "oci", "hc_op": op, "hc_payload": payload.hex()}
+print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "request": {"uid": "u1", "operation": "CREATE", "object": obj}}))
+PY
+	"$bin" eval "$fix_dir/$wasm" --request "$tmp/pc.req" "${caps[@]}" "${auth[@]}" >"$tmp/pc.json" 2>"$tmp/pc.err"
+	python3 - "$tmp/pc.json" >"$tmp/pc.out" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["response"]["status"]["message"]
+kind, _, hexed = m.partition(":")
+print(kind + ":" + bytes.fromhex(hexed).decode())
+PY
+}
+fix_dir=$(dirname "$fix")
+printf '{"type":"SigstoreKeylessVerify","image":"%s/sig/good:v1","keyless":[{"issuer":"i","subject":"s"}],"annotations":null}' "$H" >"$tmp/k2.json"
+for abi in host_wapc host_wasi; do
+	pcall $abi.wasm v1/verify "$tmp/r1.json"
+	[ "$(cat "$tmp/pc.out")" = "ok:{\"is_trusted\":true,\"digest\":\"$dg_good\"}" ] &&
+		ok "$abi: oci/v1/verify from the policy: answer byte for byte" || bad "$abi v1: $(cat "$tmp/pc.out" "$tmp/pc.err")"
+	pcall $abi.wasm v2/verify "$tmp/r2.json" "oci/v2/verify"
+	grep -q '^ok:{"is_trusted":true,"digest":"sha256:' "$tmp/pc.out" && ok "$abi: oci/v2/verify granted exactly: trusted" ||
+		bad "$abi v2: $(cat "$tmp/pc.out" "$tmp/pc.err")"
+	pcall $abi.wasm v2/verify "$tmp/r5.json" "oci/*"
+	grep -q '^err:Callback evaluation failure: Image verification failed: missing signatures.*pub_keys\[1\]' "$tmp/pc.out" &&
+		ok "$abi: a key that did not sign: host error" || bad "$abi v2 a+c: $(cat "$tmp/pc.out" "$tmp/pc.err")"
+	pcall $abi.wasm v2/verify "$tmp/k2.json" "oci/v2/verify"
+	grep -q '^err:Callback evaluation failure: .*keyless signature verification .*not supported' "$tmp/pc.out" &&
+		ok "$abi: keyless: host error not supported" || bad "$abi keyless: $(cat "$tmp/pc.out" "$tmp/pc.err")"
+	pcall $abi.wasm v2/verify "$tmp/bad.json" "oci/v2/verify"
+	grep -q '^err:' "$tmp/pc.out" && ! grep -q "Callback evaluation failure" "$tmp/pc.out" &&
+		ok "$abi: a payload that does not decode: serde-style error, no callback prefix" || bad "$abi bad payload: $(cat "$tmp/pc.out")"
+	pcall $abi.wasm v1/verify "$tmp/r1.json" "oci/v2/verify" "net/*"
+	grep -q "^err:Policy has not been granted access to the 'oci/v1/verify' host capability" "$tmp/pc.out" &&
+		ok "$abi: oci/v1/verify not granted: denied by the gate" || bad "$abi gate: $(cat "$tmp/pc.out")"
+done
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
