@@ -264,6 +264,10 @@ int pw_imports_bind_global(pw_imports *im, const char *module, const char *name,
 typedef struct pw_instance_opts {
 	uint64_t max_memory_bytes;  /* cap on linear memory (0 = the module's own max / 4 GiB) */
 	void *host_data;            /* for host functions: pw_instance_host_data() */
+	/* A trap during instantiation still returns PW_ETRAP, but with the instance in *out:
+	 * it cannot be called (PW_EINVALID), and lives on (until pw_instance_free) for what its
+	 * element segments already wrote into an imported table, as the spec keeps them. */
+	bool keep_failed;
 } pw_instance_opts;
 
 /*

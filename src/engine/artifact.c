@@ -495,7 +495,12 @@ int pw_instance_new(pw_instance **out, pw_artifact *a, const pw_instance_opts *o
 	if (trap) {
 		int rc = trap_result(inst, trap, "instantiate");
 		pw_error_prefix("instantiating the module");
-		pw_instance_free(inst);
+		if (opts && opts->keep_failed) {
+			inst->failed = true;
+			*out = inst;
+		} else {
+			pw_instance_free(inst);
+		}
 		return rc;
 	}
 	*out = inst;
@@ -526,6 +531,8 @@ int pw_instance_call(pw_instance *inst, const char *name, const pw_val *args, si
 	for (uint32_t i = 0; i < s->nexports && !ex; i++)
 		if (!strcmp(s->exports[i].name, name))
 			ex = &s->exports[i];
+	if (inst->failed)
+		return pw_error_set(PW_EINVALID, "%s: the instance failed to instantiate", name);
 	if (!ex)
 		return pw_error_set(PW_ENOTFOUND, "no exported function '%s'", name);
 	if (nargs != ex->nparams)

@@ -90,6 +90,7 @@ struct pw_instance {
 	uint32_t cap_pages;             /* memory cap in 64 KiB pages when capped */
 	bool capped;
 	bool instantiated;
+	bool failed;                    /* instantiation trapped (pw_instance_opts.keep_failed) */
 	void *host_data;
 	double deadline;
 	int running;                    /* nesting depth of pw_instance_call */

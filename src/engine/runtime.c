@@ -81,6 +81,60 @@ static void chain(int sig, siginfo_t *si, void *uc)
 		raise(sig);
 }
 
+#ifndef PW_NO_GUARD_PAGES
+/*
+ * The live guard-page reservations, for the fault handler: code of one instance may run
+ * while another is the thread's current one (a function another module stored into a
+ * shared table, called through it), so a fault in any live reservation during a call is
+ * an out-of-bounds access. Lock-free (the handler reads it); a reservation that finds no
+ * free entry is still caught when it is the current instance's memory.
+ */
+#define LIVE_CAP 4096
+static uint8_t *g_live[LIVE_CAP];
+static size_t g_live_hi;         /* entries at and above it have never been used */
+
+static void live_add(uint8_t *p)
+{
+	for (size_t i = 0; i < LIVE_CAP; i++) {
+		uint8_t *expect = NULL;
+		if (__atomic_compare_exchange_n(&g_live[i], &expect, p, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			size_t hi = __atomic_load_n(&g_live_hi, __ATOMIC_SEQ_CST);
+			while (hi < i + 1 &&
+			       !__atomic_compare_exchange_n(&g_live_hi, &hi, i + 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				;
+			return;
+		}
+	}
+}
+
+static void live_remove(uint8_t *p)
+{
+	size_t hi = __atomic_load_n(&g_live_hi, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < hi; i++) {
+		uint8_t *expect = p;
+		if (__atomic_compare_exchange_n(&g_live[i], &expect, NULL, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			return;
+	}
+}
+
+static bool live_contains(uintptr_t a)
+{
+	size_t hi = __atomic_load_n(&g_live_hi, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < hi; i++) {
+		uintptr_t p = (uintptr_t)__atomic_load_n(&g_live[i], __ATOMIC_SEQ_CST);
+		if (p && in_range(a, p, p + WASM_RT_PW_RESERVE_BYTES + PAGE_BYTES))
+			return true;
+	}
+	return false;
+}
+#else
+static bool live_contains(uintptr_t a)
+{
+	(void)a;
+	return false;
+}
+#endif
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	pw_rt_thread *t = t_rt_ready ? &t_rt : NULL;
@@ -88,6 +142,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 		uintptr_t a = (uintptr_t)si->si_addr;
 		wasm_rt_memory_t *m = t->current->memory;
 		if (m && m->reserved && in_range(a, (uintptr_t)m->data, (uintptr_t)m->data + m->reserved))
+			siglongjmp(*t->target, WASM_RT_TRAP_OOB);
+		if (live_contains(a))
 			siglongjmp(*t->target, WASM_RT_TRAP_OOB);
 		if (t->stack_lo && in_range(a, t->stack_lo - (1u << 20), t->stack_lo + 65536))
 			siglongjmp(*t->target, WASM_RT_TRAP_EXHAUSTION);
@@ -459,6 +515,7 @@ int pw_rt_memory_alloc(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t m
 		}
 	}
 	mem->reserved = reserve;
+	live_add(p);
 #endif
 	mem->data = p;
 	mem->pages = initial_pages;
@@ -510,6 +567,7 @@ void wasm_rt_free_memory(wasm_rt_memory_t *mem)
 #ifdef PW_NO_GUARD_PAGES
 	free(mem->data);
 #else
+	live_remove(mem->data);
 	pool_give(mem->data, mem->size);
 #endif
 	mem->data = NULL;

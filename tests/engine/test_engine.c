@@ -1276,6 +1276,62 @@ static void test_global_table_imports(void)
 	pw_buf_free(&art);
 }
 
+/* A function of instance B called through a table shared with A, while A is the running
+ * instance: B's memory is what it reads, and its out-of-bounds access is a trap (the fault
+ * is in B's reservation, not in the running instance's). Then a module whose instantiation
+ * traps after storing into the table, kept with keep_failed. */
+static void test_shared_table(void)
+{
+	SETUP();
+	pw_buf w = PW_BUF_INIT, art = PW_BUF_INIT;
+	pw_table *t = NULL;
+	pw_imports *im = NULL;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_shared_table.wasm"), 0, &w));
+	CHECK_OK(pw_table_new(&t, 1, PW_NO_MAX));
+	CHECK_OK(pw_imports_new(&im));
+	CHECK_OK(pw_imports_bind_table(im, "env", "table", t));
+	CHECK_OK(pw_engine_compile(g_engine, w.data, w.len, im, &art, NULL));
+	pw_artifact *a = NULL;
+	pw_instance *ia = NULL, *ib = NULL;
+	CHECK_OK(pw_artifact_load(&a, art.data, art.len, NULL, im));
+	CHECK_OK(pw_instance_new(&ia, a, NULL));
+	CHECK_OK(pw_instance_call(ia, "poke", (pw_val[]){ 8, 1 }, 2, NULL, 0));
+	CHECK_INT(call_i(ia, "call_at0", 8, 0, 1), 1);
+	CHECK_OK(pw_instance_new(&ib, a, NULL));   /* its element segment replaces entry 0 */
+	CHECK_OK(pw_instance_call(ib, "poke", (pw_val[]){ 8, 2 }, 2, NULL, 0));
+	CHECK_INT(call_i(ia, "call_at0", 8, 0, 1), 2);
+	expect_trap(ia, "call_at0", (pw_val[]){ 65536 }, 1, "out of bounds memory access");
+	CHECK_INT(call_i(ia, "call_at0", 8, 0, 1), 2);
+
+	/* a module that traps in its second element segment, kept (keep_failed): what its first
+	 * segment stored stays callable; the failed instance itself cannot be called */
+	pw_buf pw = PW_BUF_INIT, part = PW_BUF_INIT;
+	CHECK_OK(pw_file_read(pw_test_fixture("engine_partial_init.wasm"), 0, &pw));
+	CHECK_OK(pw_engine_compile(g_engine, pw.data, pw.len, im, &part, NULL));
+	pw_artifact *pa = NULL;
+	pw_instance *failed = NULL;
+	CHECK_OK(pw_artifact_load(&pa, part.data, part.len, NULL, im));
+	CHECK_INT(pw_instance_new(&failed, pa, &(pw_instance_opts){ .keep_failed = true }), PW_ETRAP);
+	CHECK(failed != NULL);
+	CHECK(strstr(pw_error_last(), "out of bounds") != NULL);
+	CHECK_INT(pw_instance_call(failed, "f", NULL, 0, (pw_val[1]){ 0 }, 1), PW_EINVALID);
+	CHECK_INT(call_i(ia, "call_at0", 8, 0, 1), 9);
+	pw_instance *gone = NULL;
+	CHECK_INT(pw_instance_new(&gone, pa, NULL), PW_ETRAP);
+	CHECK(gone == NULL);
+	pw_instance_free(failed);
+	pw_artifact_free(pa);
+	pw_buf_free(&pw);
+	pw_buf_free(&part);
+	pw_instance_free(ib);
+	pw_instance_free(ia);
+	pw_artifact_free(a);
+	pw_imports_free(im);
+	pw_table_free(t);
+	pw_buf_free(&w);
+	pw_buf_free(&art);
+}
+
 static void test_patch_loops(void)
 {
 	static const char in[] = "#define CALL_INDIRECT(a, b) \\\n  (stock(a, b))\n\n"
@@ -1340,6 +1396,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_duplicate_import),
 		PW_TEST(test_memory_import),
 		PW_TEST(test_global_table_imports),
+		PW_TEST(test_shared_table),
 	};
 	int rc = pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 	pw_engine_free(g_engine);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the spec-test files of issue 2 (or those named) through the engine and prints one
+# Runs the spec-test files of issues 2 and 16 (or those named) through the engine and prints one
 # line per file plus the totals and the wall time of the whole run: the figure quoted in
 # docs/spec-tests.md. Files run JOBS at a time (default: number of CPUs), like ctest -j.
 # Usage: PREWARM_TESTSUITE=DIR tests/spec/run-all.sh BUILD_DIR [FILE...]
@@ -15,7 +15,7 @@ if [ ${#files[@]} -eq 0 ]; then
   files=(address align block br br_if br_table call call_indirect conversions endianness f32 f64
     fac float_exprs forward func global i32 i64 if int_exprs labels left-to-right load local_get
     local_set local_tee loop memory memory_grow memory_size memory_trap nop return select stack
-    store switch traps unreachable unwind)
+    store switch traps unreachable unwind data elem exports imports linking)
 fi
 logs=${KEEP_LOGS:-$(mktemp -d)}
 mkdir -p "$logs"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the spec-test runner itself, on Prewarm's own scripts (no testsuite needed):
 #  - self/good.wast uses every command kind the runner handles: all must pass, except the
-#    ones skipped for a stated reason (text module, imported global, ref-typed export);
+#    ones skipped for a stated reason (text module, externref table import, ref-typed export);
 #  - self/bad.wast holds only wrong assertions: each must be reported as a failure with its
 #    line, and the runner must exit 1. A runner that cannot fail would pass good.wast too.
 # Usage: selftest.sh PATH/TO/spec_runner
@@ -20,12 +20,16 @@ has() { grep -qF -- "$1" "$out"; }
 rc=$?
 cat "$out"
 check "good.wast exits 0 (got $rc)" test "$rc" -eq 0
-check "good.wast: 42 passed, 0 failed, 4 skipped" has "good.wast: 42 passed, 0 failed, 4 skipped"
+check "good.wast: 53 passed, 0 failed, 4 skipped" has "good.wast: 53 passed, 0 failed, 4 skipped"
 check "good.wast: function with a funcref result skipped with reason" \
   has "skipped 1: calls a function with v128/reference types in its signature"
 check "good.wast: the spectest import is called" has "spectest.print_i32(42)"
 check "good.wast: text module skipped with reason" has "skipped 1: assert_malformed of a text module"
-check "good.wast: imported global skipped with reason" has "imports a global (spectest.global_i32)"
+check "good.wast: an externref table import skipped with reason" has "imports a table of externref (spectest.table)"
+check "good.wast: a memory of other limits is refused" \
+  has "spectest.memory (memory {min 3}; the host has memory {min 1, max 2})"
+check "good.wast: a linked global of other mutability is refused" \
+  has "G.mine (global i64; the host has global mut i64)"
 check "good.wast: an import of another signature is refused" \
   has "assert_unlinkable \"incompatible import type\" refused by pw_engine_check"
 check "good.wast: the uninstantiable module is refused when instantiated" \
@@ -35,8 +39,8 @@ check "good.wast: the uninstantiable module is refused when instantiated" \
 rc=$?
 cat "$out"
 check "bad.wast exits 1 (got $rc)" test "$rc" -eq 1
-check "bad.wast: 2 passed, 9 failed, 0 skipped" has "bad.wast: 2 passed, 9 failed, 0 skipped"
-for line in 10 11 12 13 14 15 16 17 24; do
+check "bad.wast: 3 passed, 10 failed, 0 skipped" has "bad.wast: 3 passed, 10 failed, 0 skipped"
+for line in 10 11 12 13 14 15 16 17 24 26; do
   check "bad.wast: failure of line $line reported" has "FAIL bad.wast:$line:"
 done
 check "bad.wast: wrong result shown with both values" \

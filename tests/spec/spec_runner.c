@@ -21,11 +21,13 @@
  *
  * Every command is counted exactly once as passed, failed or skipped; a skip always carries
  * a written reason (printed in the summary), a failure its line in the .wast file. The
- * engine supports function imports only (host functions), so modules importing globals,
- * memories or tables (spectest.global_i32, spectest.memory, ...) are skipped together with
- * the commands that use them. Functions imported from a registered module are bound to
- * static trampolines that forward to the exporting instance (see link_imports). When a
- * skipped command could have changed a module's state, later failures on it say so.
+ * spectest module's functions, globals, table and memory are real host objects (one of
+ * each for the whole script, as one spectest instance). Functions imported from a
+ * registered module are bound to static trampolines that forward to the exporting
+ * instance (see link_imports); its memories, tables and globals are bound directly, from
+ * the exporting instance's exports (see bind_linked_externs), when the importing module
+ * is loaded. When a skipped command could have changed a module's state, later failures
+ * on it say so.
  *
  * Usage: spec_runner [--opt LEVEL] [--jobs N] [--allow-unsupported] [--keep] [-v]
  *                    (--name NAME | FILE.wast | FILE.json)
@@ -402,8 +404,52 @@ static void st_print_f64_f64(pw_instance *inst, double a, double b)
 	printf("spectest.print_f64_f64(%.17g, %.17g)\n", a, b);
 }
 
+/* The spectest module's memory, table and globals (the values of the reference
+ * interpreter's spectest: 666 and 666.6), made once (spectest_objects_new). */
+static struct {
+	pw_memory *memory;
+	pw_table *table;
+	pw_global *g_i32, *g_i64, *g_f32, *g_f64;
+} g_st;
+
+static int spectest_objects_new(void)
+{
+	float f = 666.6f;
+	double d = 666.6;
+	uint32_t fb;
+	uint64_t db;
+	memcpy(&fb, &f, sizeof fb);
+	memcpy(&db, &d, sizeof db);
+	int rc;
+	if ((rc = pw_memory_new(&g_st.memory, 1, 2)) < 0 || (rc = pw_table_new(&g_st.table, 10, 20)) < 0 ||
+	    (rc = pw_global_new(&g_st.g_i32, PW_WASM_I32, false, 666)) < 0 ||
+	    (rc = pw_global_new(&g_st.g_i64, PW_WASM_I64, false, 666)) < 0 ||
+	    (rc = pw_global_new(&g_st.g_f32, PW_WASM_F32, false, fb)) < 0 ||
+	    (rc = pw_global_new(&g_st.g_f64, PW_WASM_F64, false, db)) < 0)
+		return rc;
+	return 0;
+}
+
+static void spectest_objects_free(void)
+{
+	pw_memory_free(g_st.memory);
+	pw_table_free(g_st.table);
+	pw_global_free(g_st.g_i32);
+	pw_global_free(g_st.g_i64);
+	pw_global_free(g_st.g_f32);
+	pw_global_free(g_st.g_f64);
+}
+
 static int spectest_add(pw_imports *im)
 {
+	int rc;
+	if ((rc = pw_imports_bind_memory(im, "spectest", "memory", g_st.memory)) < 0 ||
+	    (rc = pw_imports_bind_table(im, "spectest", "table", g_st.table)) < 0 ||
+	    (rc = pw_imports_bind_global(im, "spectest", "global_i32", g_st.g_i32)) < 0 ||
+	    (rc = pw_imports_bind_global(im, "spectest", "global_i64", g_st.g_i64)) < 0 ||
+	    (rc = pw_imports_bind_global(im, "spectest", "global_f32", g_st.g_f32)) < 0 ||
+	    (rc = pw_imports_bind_global(im, "spectest", "global_f64", g_st.g_f64)) < 0)
+		return rc;
 	const pw_host_func funcs[] = {
 		{ "spectest", "print", ":", (void (*)(void))st_print },
 		{ "spectest", "print_i32", "i:", (void (*)(void))st_print_i32 },
@@ -455,6 +501,10 @@ typedef struct mod_slot {
 	unsigned nlinked;
 	bool registered;         /* under a `register` name: kept until the end */
 	pw_imports *imports;     /* own imports (spectest + linked functions), or NULL */
+	bool shares_table;       /* imports a table: its functions may be called through it
+	                          * from other modules, so it is kept until the end */
+	bool late;               /* imports a memory/table/global of a registered module: bound
+	                          * at load (bind_linked_externs), compiled without import check */
 } mod_slot;
 
 /* A `register` of a module under a name other modules import from. */
@@ -473,6 +523,13 @@ struct runner {
 	mod_slot *current;
 	reg *regs;               /* registrations so far, in order */
 	size_t nregs;
+	char **names;            /* import names bound into import tables (kept until the end) */
+	size_t nnames;
+	/* modules that failed to instantiate after writing into an imported table: kept until
+	 * the end, as the spec keeps the functions they stored */
+	pw_instance **kept;
+	pw_artifact **kept_arts;
+	size_t nkept;
 };
 
 static char *xstrdup(const char *s)
@@ -501,15 +558,14 @@ static char *xasprintf(const char *fmt, ...)
 }
 
 /*
- * Looks at a module's imports: returns a malloc'd skip reason when the module needs
- * something the engine does not offer (non-function imports), NULL when it can be tried.
- * Parse errors are not judged here.
+ * Looks at a module's imports: returns a malloc'd skip reason when the module imports what
+ * the engine does not offer (a table of externref, a global of a reference type), NULL
+ * when it can be tried. Parse errors are not judged here.
  */
 static char *unsupported_imports(const uint8_t *wasm, size_t len)
 {
 	pw_wasm_module *m = NULL;
 	char *why = NULL;
-	static const char *const kinds[] = { "function", "table", "memory", "global", "tag" };
 
 	if (pw_wasm_parse(&m, wasm, len) < 0) {
 		pw_error_clear();
@@ -517,12 +573,40 @@ static char *unsupported_imports(const uint8_t *wasm, size_t len)
 	}
 	for (uint32_t i = 0; i < m->nimports && !why; i++) {
 		const pw_wasm_import *im = &m->imports[i];
-		if (im->kind != PW_WASM_FUNC)
-			why = xasprintf("imports a %s (%s.%s): the engine supports function imports only",
-			                im->kind < 5 ? kinds[im->kind] : "?", im->module, im->name);
+		bool ref = im->valtype == PW_WASM_FUNCREF || im->valtype == PW_WASM_EXTERNREF;
+		if (im->kind == PW_WASM_TABLE && im->valtype != PW_WASM_FUNCREF)
+			why = xasprintf("imports a table of %s (%s.%s): the engine imports funcref tables only",
+			                pw_wasm_valtype_name(im->valtype), im->module, im->name);
+		else if (im->kind == PW_WASM_GLOBAL && ref)
+			why = xasprintf("imports a %s global (%s.%s): the engine imports numeric globals only",
+			                pw_wasm_valtype_name(im->valtype), im->module, im->name);
 	}
 	pw_wasm_module_free(m);
 	return why;
+}
+
+/* The parsed module, or NULL when it does not parse (not judged here: the engine will). */
+static pw_wasm_module *parse_quiet(const pw_buf *wasm)
+{
+	pw_wasm_module *m = NULL;
+	if (!wasm->data || pw_wasm_parse(&m, wasm->data, wasm->len) < 0) {
+		pw_error_clear();
+		return NULL;
+	}
+	return m;
+}
+
+/* True when the module imports a table. */
+static bool imports_table(const pw_buf *wasm)
+{
+	pw_wasm_module *m = parse_quiet(wasm);
+	bool found = false;
+	if (!m)
+		return false;
+	for (uint32_t i = 0; i < m->nimports && !found; i++)
+		found = m->imports[i].kind == PW_WASM_TABLE;
+	pw_wasm_module_free(m);
+	return found;
 }
 
 static int read_wasm(runner *r, const char *file, pw_buf *out, char **path_out)
@@ -705,21 +789,20 @@ static bool export_sig(const pw_buf *wasm, const char *field, char *sig, size_t 
  * export, or another signature) is left out, so the engine refuses it as it should.
  * Returns a malloc'd skip reason when the module cannot be linked by the runner.
  */
-static char *link_imports(runner *r, const pw_buf *wasm, pw_imports **out, mod_slot *self)
+static char *link_imports(runner *r, const pw_buf *wasm, pw_imports **out, mod_slot *self, bool *late)
 {
-	pw_wasm_module *m = NULL;
+	pw_wasm_module *m = parse_quiet(wasm);
 	pw_imports *im = NULL;
 	char *why = NULL;
 
 	*out = NULL;
-	if (pw_wasm_parse(&m, wasm->data, wasm->len) < 0) {
-		pw_error_clear();
+	*late = false;
+	if (!m)
 		return NULL;
-	}
 	for (uint32_t i = 0; i < m->nimports && !why; i++) {
 		const pw_wasm_import *imp = &m->imports[i];
 		char isig[64], esig[64];
-		if (imp->kind != PW_WASM_FUNC || strcmp(imp->module, "spectest") == 0)
+		if (strcmp(imp->module, "spectest") == 0)
 			continue;
 		mod_slot *t = reg_lookup(r, imp->module);
 		if (!t)
@@ -727,6 +810,12 @@ static char *link_imports(runner *r, const pw_buf *wasm, pw_imports **out, mod_s
 		if (t->state == MS_SKIPPED) {
 			why = xasprintf("imports %s.%s from a module that was skipped", imp->module, imp->name);
 			break;
+		}
+		if (imp->kind != PW_WASM_FUNC) {
+			*late = true;
+			if (self && self->nlinked < 8)
+				self->linked[self->nlinked++] = t;
+			continue;
 		}
 		if (imp->type_index >= m->ntypes)
 			continue;
@@ -769,12 +858,69 @@ static char *link_imports(runner *r, const pw_buf *wasm, pw_imports **out, mod_s
 	return NULL;
 }
 
+/* A copy of `s` that lives until the end of the run (import names in import tables). */
+static const char *keep_name(runner *r, const char *s)
+{
+	char **n = realloc(r->names, (r->nnames + 1) * sizeof *n);
+	if (!n) {
+		fprintf(stderr, "spec_runner: out of memory\n");
+		exit(1);
+	}
+	r->names = n;
+	return r->names[r->nnames++] = xstrdup(s);
+}
+
+/*
+ * Binds every memory, table and global a module imports from a registered module to that
+ * module's export, into *im (made with spectest when NULL). An import whose export does not
+ * exist (or is of another kind) is left out, so that the loader refuses it, as
+ * assert_unlinkable expects; a type mismatch is the loader's to find. Run when the module
+ * is loaded: the exporting instance exists only then.
+ */
+static char *bind_linked_externs(runner *r, const pw_buf *wasm, pw_imports **im)
+{
+	pw_wasm_module *m = parse_quiet(wasm);
+	char *why = NULL;
+
+	if (!m)
+		return NULL;
+	for (uint32_t i = 0; i < m->nimports && !why; i++) {
+		const pw_wasm_import *imp = &m->imports[i];
+		mod_slot *t = imp->kind == PW_WASM_FUNC || !strcmp(imp->module, "spectest") ? NULL :
+		              reg_lookup(r, imp->module);
+		if (!t || !t->inst)
+			continue;
+		if (!*im && (pw_imports_new(im) < 0 || spectest_add(*im) < 0)) {
+			why = xasprintf("imports: %s", pw_error_last());
+			break;
+		}
+		const char *mod = keep_name(r, imp->module), *name = keep_name(r, imp->name);
+		int rc = 0;
+		if (imp->kind == PW_WASM_MEMORY) {
+			pw_memory *x = pw_instance_export_memory(t->inst, imp->name);
+			rc = x ? pw_imports_bind_memory(*im, mod, name, x) : 0;
+		} else if (imp->kind == PW_WASM_TABLE) {
+			pw_table *x = pw_instance_export_table(t->inst, imp->name);
+			rc = x ? pw_imports_bind_table(*im, mod, name, x) : 0;
+		} else if (imp->kind == PW_WASM_GLOBAL) {
+			pw_global *x = pw_instance_export_global(t->inst, imp->name);
+			rc = x ? pw_imports_bind_global(*im, mod, name, x) : 0;
+		}
+		if (rc < 0)
+			why = xasprintf("imports: %s", pw_error_last());
+	}
+	pw_wasm_module_free(m);
+	return why;
+}
+
 static void compile_slot(void *arg)
 {
 	mod_slot *s = arg;
 	double t0 = pw_now();
+	/* a late module's imports are checked when it is loaded (they are bound then) */
 	s->compile_rc = pw_engine_compile(s->r->engine, s->wasm.data, s->wasm.len,
-	                                  s->imports ? s->imports : s->r->imports, &s->artifact, NULL);
+	                                  s->late ? NULL : s->imports ? s->imports : s->r->imports,
+	                                  &s->artifact, NULL);
 	s->compile_seconds = pw_now() - t0;
 	if (s->compile_rc < 0)
 		s->compile_err = xstrdup(pw_error_last());
@@ -842,7 +988,8 @@ static int prepare_modules(runner *r, json_t *cmds)
 			s->why = xstrdup(pw_error_last());
 			continue;
 		}
-		char *why = link_imports(r, &s->wasm, &s->imports, s);
+		s->shares_table = imports_table(&s->wasm);
+		char *why = link_imports(r, &s->wasm, &s->imports, s, &s->late);
 		if (why) {
 			s->state = MS_SKIPPED;
 			s->why = why;
@@ -851,7 +998,7 @@ static int prepare_modules(runner *r, json_t *cmds)
 		why = unsupported_imports(s->wasm.data, s->wasm.len);
 		if (why) {
 			int rc = pw_engine_check(r->engine, s->wasm.data, s->wasm.len,
-			                         s->imports ? s->imports : r->imports);
+			                         s->late ? NULL : s->imports ? s->imports : r->imports);
 			if (rc == PW_EUNSUPPORTED) {
 				s->state = MS_SKIPPED;
 				s->why = why;
@@ -932,7 +1079,7 @@ static void cmd_module(runner *r)
 	pw_artifact_info expect;
 	int rc;
 
-	if (r->current && !r->current->name && !r->current->registered)
+	if (r->current && !r->current->name && !r->current->registered && !r->current->shares_table)
 		release_slot(r->current);  /* an unnamed module can no longer be referred to */
 	r->current = s;
 	switch (s->state) {
@@ -955,6 +1102,13 @@ static void cmd_module(runner *r)
 	if (s->compile_rc < 0) {
 		s->state = MS_FAILED;
 		s->why = xasprintf("pw_engine_compile refused it: %s", s->compile_err);
+		fail(s->line, "module %s: %s", s->path, s->why);
+		return;
+	}
+	char *lwhy = s->late ? bind_linked_externs(r, &s->wasm, &s->imports) : NULL;
+	if (lwhy) {
+		s->state = MS_FAILED;
+		s->why = lwhy;
 		fail(s->line, "module %s: %s", s->path, s->why);
 		return;
 	}
@@ -1076,6 +1230,48 @@ static bool nonnumeric_export(const pw_buf *wasm, const char *field, char *sig, 
 enum { K_RETURN, K_ACTION, K_TRAP, K_EXHAUSTION };
 
 /* assert_return, action, assert_trap and assert_exhaustion. */
+/* A `get` action (assert_return or action): the exported global's value, through
+ * pw_instance_export_global, compared like a call's result. */
+static void cmd_get(runner *r, json_t *cmd, json_t *action, const char *field, int kind, int line)
+{
+	spec_val *exp = NULL;
+	size_t nexp = 0;
+	const char *what = NULL;
+	char b1[96], b2[96];
+
+	if (kind != K_RETURN && kind != K_ACTION) {
+		fail(line, "a get action in an assertion other than assert_return");
+		return;
+	}
+	int rc = kind == K_RETURN ? parse_vals(json_object_get(cmd, "expected"), &exp, &nexp, &what) : 0;
+	if (rc < 0 || (kind == K_RETURN && nexp != 1)) {
+		fail(line, "bad expected value of a get in the JSON");
+		goto out;
+	}
+	if (rc > 0) {
+		skip(line, "%s values: the engine API passes i32/i64/f32/f64 only", what);
+		goto out;
+	}
+	mod_slot *s = action_module(r, action, line);
+	if (!s)
+		goto out;
+	pw_global *g = pw_instance_export_global(s->inst, field);
+	if (!g) {
+		fail(line, "no exported numeric global \"%s\" in the module of line %d", field, s->line);
+		goto out;
+	}
+	uint64_t v = pw_global_get(g);
+	if (kind == K_RETURN && (exp[0].type != pw_global_valtype(g) || !val_matches(&exp[0], v))) {
+		fail(line, "assert_return (get \"%s\"): expected %s, got %s %s", field,
+		     fmt_expected(&exp[0], b1, sizeof b1), type_name(pw_global_valtype(g)),
+		     fmt_val(pw_global_valtype(g), v, b2, sizeof b2));
+		goto out;
+	}
+	pass();
+out:
+	free(exp);
+}
+
 static void cmd_invoke(runner *r, json_t *cmd, int kind, int line)
 {
 	json_t *action = json_object_get(cmd, "action");
@@ -1095,7 +1291,7 @@ static void cmd_invoke(runner *r, json_t *cmd, int kind, int line)
 		return;
 	}
 	if (strcmp(atype, "get") == 0) {
-		skip(line, "reads an exported global (get): the engine API exposes functions only");
+		cmd_get(r, cmd, action, field, kind, line);
 		return;
 	}
 	if (strcmp(atype, "invoke") != 0) {
@@ -1241,7 +1437,10 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 		fail(line, "%s: %s", type, pw_error_last());
 		goto out;
 	}
-	char *lwhy = link_imports(r, &wasm, &own, NULL);
+	bool late = false;
+	char *lwhy = link_imports(r, &wasm, &own, NULL, &late);
+	if (!lwhy && late)
+		lwhy = bind_linked_externs(r, &wasm, &own);
 	if (lwhy) {
 		skip(line, "%s of a module that %s", type, lwhy);
 		free(lwhy);
@@ -1293,9 +1492,24 @@ static void cmd_refused(runner *r, json_t *cmd, const char *type, int line)
 		stage = ST_LOAD;
 		goto refused;
 	}
-	pw_instance_opts io = { 0 };
+	pw_instance_opts io = { .keep_failed = imports_table(&wasm) };
 	if ((rc = pw_instance_new(&inst, a, &io)) < 0) {
 		stage = ST_INSTANTIATE;
+		if (inst) {
+			pw_instance **ki = realloc(r->kept, (r->nkept + 1) * sizeof *ki);
+			if (ki)
+				r->kept = ki;
+			pw_artifact **ka = ki ? realloc(r->kept_arts, (r->nkept + 1) * sizeof *ka) : NULL;
+			if (!ka) {
+				fprintf(stderr, "spec_runner: out of memory\n");
+				exit(1);
+			}
+			r->kept_arts = ka;
+			r->kept[r->nkept] = inst;
+			r->kept_arts[r->nkept++] = a;
+			inst = NULL;
+			a = NULL;
+		}
 		goto refused;
 	}
 	fail(line, "%s: module %s (expected \"%s\") was accepted by every stage", type, file,
@@ -1509,7 +1723,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spec_runner: pw_engine_new: %s\n", pw_error_last());
 		goto out;
 	}
-	if (spectest_imports(&r.imports) < 0) {
+	if (spectest_objects_new() < 0 || spectest_imports(&r.imports) < 0) {
 		fprintf(stderr, "spec_runner: spectest imports: %s\n", pw_error_last());
 		goto out;
 	}
@@ -1545,6 +1759,12 @@ out:
 		free(r.mods[i].why);
 		free(r.mods[i].compile_err);
 	}
+	for (size_t i = 0; i < r.nkept; i++) {
+		pw_instance_free(r.kept[i]);
+		pw_artifact_free(r.kept_arts[i]);
+	}
+	free(r.kept);
+	free(r.kept_arts);
 	free(r.mods);
 	free(r.regs);
 	for (unsigned i = 0; i < NLINK_SIGS; i++) {
@@ -1554,6 +1774,10 @@ out:
 		}
 	}
 	pw_imports_free(r.imports);
+	spectest_objects_free();
+	for (size_t i = 0; i < r.nnames; i++)
+		free(r.names[i]);
+	free(r.names);
 	pw_engine_free(r.engine);
 	json_decref(root);
 	if (tmp) {

@@ -15,7 +15,9 @@ set(PW_SPEC_FILES
   address align block br br_if br_table call call_indirect conversions endianness f32 f64
   fac float_exprs forward func global i32 i64 if int_exprs labels left-to-right load
   local_get local_set local_tee loop memory memory_grow memory_size memory_trap nop return
-  select stack store switch traps unreachable unwind)
+  select stack store switch traps unreachable unwind
+  # imported memories, tables and globals (spectest's, and linked between modules)
+  data elem exports imports linking)
 set(PW_SPEC_NO_ASAN)
 
 foreach(f ${PW_SPEC_FILES})
@@ -32,7 +34,8 @@ endforeach()
 # alone compiles 96 modules and would otherwise be the tail of the run.
 set_tests_properties(spec-float_exprs PROPERTIES COST 100)
 set_tests_properties(spec-float_exprs-quick PROPERTIES COST 50)
-set_tests_properties(spec-align spec-int_exprs spec-br_table spec-memory PROPERTIES COST 30)
+set_tests_properties(spec-align spec-int_exprs spec-br_table spec-memory spec-imports spec-exports
+  PROPERTIES COST 30)
 
 # The runner's own check (no testsuite needed): passes what is right, fails what is wrong.
 add_test(NAME spec-selftest COMMAND bash ${CMAKE_SOURCE_DIR}/tests/spec/selftest.sh $<TARGET_FILE:spec_runner>)

@@ -22,3 +22,5 @@
   (func $f)
   (func (export "ci") (param i32) (call_indirect (type $v) (local.get 0))))
 (assert_trap (invoke "ci" (i32.const 1)) "undefined element")
+(module (global (export "g") i32 (i32.const 3)))
+(assert_return (get "g") (i32.const 4))

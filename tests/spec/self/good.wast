@@ -71,9 +71,33 @@
 (assert_unlinkable (module (import "spectest" "no_such_function" (func))) "unknown import")
 (assert_trap (module (func $s unreachable) (start $s)) "unreachable")
 
+;; spectest's globals and memory are host objects the module imports; `get` reads a global
+(module $G
+  (import "spectest" "global_i32" (global $g i32))
+  (import "spectest" "memory" (memory 1))
+  (global (export "mine") (mut i64) (i64.const -5))
+  (export "mem" (memory 0))
+  (func (export "g") (result i32) (global.get $g))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))
+(assert_return (invoke "g") (i32.const 666))
+(assert_return (get "mine") (i64.const -5))
+(assert_trap (invoke "load" (i32.const 65536)) "out of bounds memory access")
+(assert_unlinkable (module (import "spectest" "memory" (memory 3))) "incompatible import type")
+;; a memory, a global and a table of a registered module, imported by another
+(register "G" $G)
+(module
+  (import "G" "mine" (global $m (mut i64)))
+  (import "G" "mem" (memory 1))
+  (func (export "m") (result i64) (global.get $m))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))
+(invoke $G "store" (i32.const 8) (i32.const 1234))
+(assert_return (invoke "load" (i32.const 8)) (i32.const 1234))
+(assert_return (invoke "m") (i64.const -5))
+(assert_unlinkable (module (import "G" "mine" (global i64))) "incompatible import type")
 ;; not supported by the engine: skipped with the reason, with the commands using it
-(module (import "spectest" "global_i32" (global i32)) (func (export "g") (result i32) (i32.const 0)))
-(assert_return (invoke "g") (i32.const 0))
+(module (import "spectest" "table" (table 1 externref)) (func (export "t") (result i32) (i32.const 0)))
+(assert_return (invoke "t") (i32.const 0))
 ;; cross-module function imports: a registered module's exports, called through the runner's
 ;; trampolines; a trap in the callee is a trap of the caller
 (register "M2" $M)
