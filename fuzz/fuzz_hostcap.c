@@ -3,7 +3,8 @@
  * (pw_hostcap_run: payload JSON, then each family's decoding and checks). Input: one byte
  * choosing the capability, then the payload. Only capabilities that need no network are
  * chosen (oci runs without a registry client: it decodes, then fails fast; net would
- * resolve names). Checks: an answer is JSON, an error has a text.
+ * resolve names); the last choice feeds the bytes to the oci family's re-serialisation of
+ * registry manifests instead. Checks: an answer is JSON, an error has a text.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@ static const char *const caps[][2] = {
 	{ "oci", "v2/verify" },
 	{ "kubernetes", "get_resource" },
 	{ "nosuch", "op" },
+	{ NULL, NULL },   /* pw_hostcap_oci_manifest_json */
 };
 #define NCAPS (sizeof caps / sizeof caps[0])
 
@@ -38,6 +40,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	const char *ns = caps[data[0] % NCAPS][0], *op = caps[data[0] % NCAPS][1];
+	if (!ns) {
+		bool is_index;
+		char why[256];
+		json_t *m = pw_hostcap_oci_manifest_json(data + 1, size - 1, &is_index, why, sizeof why);
+		if (!m && !why[0])
+			abort();
+		char *t = m ? json_dumps(m, JSON_COMPACT) : NULL;
+		if (m && !t)
+			abort();
+		free(t);
+		json_decref(m);
+		return 0;
+	}
 	pw_buf answer = PW_BUF_INIT;
 	int rc = pw_hostcap_run(&call, NULL, NULL, ns, op, data + 1, size - 1, &answer);
 	if (rc == 0) {

@@ -62,8 +62,10 @@ static const char *const kubewarden_caps[] = {
 
 /* The families (src/host/hostcap.h): add a table here to serve its operations. */
 static const pw_hostcap_op *const families[] = {
+	pw_hostcap_oci_ops,
 	pw_hostcap_net_ops,
 	pw_hostcap_sigstore_ops,
+	pw_hostcap_crypto_ops,
 };
 
 static bool known_capability(const char *ns, const char *op)

@@ -74,6 +74,10 @@ extern const pw_hostcap_op pw_hostcap_sigstore_ops[];
 int pw_hostcap_run(pw_host_call *c, const struct pw_policy *policy, pw_host_env *env, const char *ns,
                    const char *op, const uint8_t *payload, size_t len, pw_buf *answer);
 
+/* oci-client's serialisation (OciManifest) of a manifest or index body: a new object,
+ * *is_index set; NULL with the reason in why (n bytes) when it is neither (cap_oci.c). */
+json_t *pw_hostcap_oci_manifest_json(const uint8_t *body, size_t len, bool *is_index, char *why, size_t n);
+
 /* "Callback evaluation failure: <fmt>" into answer; returns PW_ERROR. */
 int pw_hostcap_fail(pw_buf *answer, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The text as is (a payload that does not decode); returns PW_EINVALID. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "host/hostcap.h"
 #include "host/hostcap_support.h"
 
 #define DENIED(cap) "Policy has not been granted access to the '" cap "' host capability. " \
@@ -133,12 +134,40 @@ static void test_net_dns_lookup_host(void)
 	}
 }
 
+/* The answer caches: bounded (the entry closest to expiry goes), time-limited, replacing. */
+static void test_answer_cache(void)
+{
+	pw_hostcap_cache *k = pw_hostcap_cache_new(2, 60);
+	CHECK(k);
+	pw_buf b = PW_BUF_INIT;
+	CHECK_OK(pw_hostcap_cache_put(k, "a", (const uint8_t *)"A", 1));
+	CHECK_OK(pw_hostcap_cache_put(k, "b", (const uint8_t *)"B", 1));
+	CHECK_OK(pw_hostcap_cache_put(k, "c", (const uint8_t *)"C", 1));
+	CHECK_INT(pw_hostcap_cache_count(k), 2);
+	CHECK_INT(pw_hostcap_cache_get(k, "a", &b), PW_ENOTFOUND);
+	CHECK_OK(pw_hostcap_cache_get(k, "c", &b));
+	CHECK_OK(pw_hostcap_cache_put(k, "b", (const uint8_t *)"BB", 2));
+	CHECK_INT(pw_hostcap_cache_count(k), 2);
+	CHECK_OK(pw_hostcap_cache_get(k, "b", &b));
+	CHECK_INT(b.len, 3);
+	CHECK(!memcmp(b.data, "CBB", 3));
+	pw_hostcap_cache_free(k);
+	/* a ttl of 0: nothing is ever answered from the cache */
+	k = pw_hostcap_cache_new(4, 0);
+	CHECK(k);
+	CHECK_OK(pw_hostcap_cache_put(k, "x", (const uint8_t *)"X", 1));
+	CHECK_INT(pw_hostcap_cache_get(k, "x", &b), PW_ENOTFOUND);
+	pw_hostcap_cache_free(k);
+	pw_buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
 	static const pw_test tests[] = {
 		PW_TEST(test_dispatch_errors),
 		PW_TEST(test_gate),
 		PW_TEST(test_net_dns_lookup_host),
+		PW_TEST(test_answer_cache),
 	};
 	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
