@@ -3,8 +3,10 @@
 #   scripts/install-deps.sh          build + run: compilers, libraries, wabt, tcc, the wasm32
 #                                    target that builds the example policies
 #   scripts/install-deps.sh --test   the above and what only the tests use: the CNCF registry,
-#                                    skopeo, htpasswd, openssl, curl, git, python3, kubectl,
-#                                    node + npm
+#                                    skopeo, htpasswd, openssl, curl, git, python3, buildah,
+#                                    debootstrap, kubectl, node + npm
+#   scripts/install-deps.sh --binary what building the binary alone needs (the container
+#                                    image's build stage: no tests, no quick compiler)
 # Prints one line saying what it installs (nothing when all is there); apt's own output goes
 # to a log file that is shown only if apt fails. Set PREWARM_SKIP_APT=1 to skip (offline).
 set -euo pipefail
@@ -14,16 +16,24 @@ pkgs=(
   build-essential cmake pkg-config ca-certificates
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libzstd-dev libmicrohttpd-dev
   libpcre2-dev   # the Rego regex builtins (RE2 syntax checked on top of PCRE2)
-  # the engine: translator + compilers (gcc: the optimized tier; tcc + binutils ld: the quick tier)
-  wabt gcc clang lld tcc
-  # the example and test policies written in C: clang's wasm32 target
-  wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
-  # talking to the example server
-  curl
+  wabt           # wasm2c (the engine's translator; `prewarm engine` describes it)
 )
+if [ "${1:-}" != --binary ]; then
+  pkgs+=(
+    # the engine's compilers (gcc: the optimized tier; tcc + binutils ld: the quick tier)
+    gcc clang lld tcc
+    # the example and test policies written in C: clang's wasm32 target
+    wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
+    # talking to the example server
+    curl
+  )
+fi
 if [ "${1:-}" = --test ]; then
   # tests: the real registry, an independent OCI client, htpasswd, certificates
   pkgs+=(docker-registry skopeo apache2-utils openssl git python3)
+  # the container image (scripts/build-image.sh, tests/image): buildah builds and runs it,
+  # debootstrap makes its base where no registry serves debian:bookworm-slim
+  pkgs+=(buildah debootstrap)
   # deploy/ (tests/deploy): kubectl's kustomize and node + npm for the schema validators; only
   # when none is there (another vendor's kubectl or nodejs package would conflict with Debian's)
   command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
