@@ -10,8 +10,10 @@
 #   warm-local    /tmp kept from the cold run (a restarted container): local cache hit
 #   warm-registry empty /tmp, the registry tier holding the optimized artifact the full
 #                 variant published (a new pod of a warm cluster)
-# Time to ready: from the start of `buildah run` to the first 200 of GET /readiness (polled
-# every 10 ms), so it includes buildah's container setup. Sizes: compressed (the sum of the
+# Time to ready: from the start of `buildah from` + `buildah run` to the first 200 of GET
+# /readiness (polled every 10 ms); in brackets from the server's own start (its
+# prewarm_start_time_seconds: after the toolchain probes) to ready; floor: the same container
+# running /bin/true (buildah's share, which a kubelet's container start replaces). Sizes: compressed (the sum of the
 # pushed layers: what a node pulls) and uncompressed (buildah's image size).
 #
 # usage: bench/image/run.sh     env: RUNS (default 3), BENCH_MODULE (default the build's
@@ -46,7 +48,7 @@ pw_image_controller_files "$W" "$PW_REGISTRY_HOST" "$PW_REGISTRY_CA" "$PW_REGIST
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 now() { date +%s.%N; }
-since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$(now)"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
 
 # start VARIANT TMP ENV... -> T_READY; the server keeps running
 start() {
@@ -61,7 +63,12 @@ start() {
 		[ $rc = 2 ] && { echo "server failed:" >&2; tail -5 "$tmp.log" >&2; exit 1; }
 		sleep 0.01
 	done
-	T_READY=$(since "$t0")
+	local t1 started
+	t1=$(now)
+	# the server's own part: from its process start (the metric) to ready
+	started=$(curl -s "http://127.0.0.1:$PW_IMAGE_RPORT/metrics" | awk '/^prewarm_start_time_seconds/ {print $2}')
+	T_READY=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
+	T_PROC=$(awk -v a="$started" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
 }
 # to_optimized -> T_OPT: seconds from the start until the policy runs on optimized code
 to_optimized() {
@@ -82,10 +89,24 @@ for i in $(seq 1 500); do
 done
 pw_image_stop
 
+# floor VARIANT -> T_FLOOR: a container of the image running /bin/true (buildah's part of a start)
+floor() {
+	local t0 c
+	t0=$(now)
+	c=$(buildah from --quiet --pull=false "localhost/prewarm-bench:$1")
+	buildah run --isolation chroot --user 65532:65532 "$c" -- /bin/true
+	T_FLOOR=$(since "$t0")
+	buildah rm "$c" >/dev/null
+}
+
 echo "module: $(basename "$MOD") ($(stat -c %s "$MOD") bytes), runs: $RUNS, cpus: $(nproc)"
 echo
-echo "| variant | compressed MiB | uncompressed MiB | cold s | cold to optimized s | warm local s | warm registry s |"
-echo "|---|---|---|---|---|---|---|"
+echo "Each start: seconds from the start of \`buildah from\` + \`buildah run\` to ready (in brackets: from"
+echo "the server's own start, its prewarm_start_time_seconds, to ready); floor: the same container"
+echo "running /bin/true."
+echo
+echo "| variant | compressed MiB | uncompressed MiB | floor s | cold s | cold to optimized s | warm local s | warm registry s |"
+echo "|---|---|---|---|---|---|---|---|"
 for v in full quick; do
 	buildah push --quiet "${creds[@]}" "localhost/prewarm-bench:$v" "docker://$PW_REGISTRY_HOST/prewarm:$v" >/dev/null
 	comp=$(skopeo inspect "${creds[@]}" --raw "docker://$PW_REGISTRY_HOST/prewarm:$v" |
@@ -93,19 +114,20 @@ for v in full quick; do
 	c=$(buildah from --quiet --pull=false "localhost/prewarm-bench:$v")
 	unc=$(du -sb "$(buildah mount "$c")" | awk '{printf "%.1f", $1 / 1048576}')
 	buildah umount "$c" >/dev/null; buildah rm "$c" >/dev/null
-	cold=(); opt=(); wl=(); wr=()
+	cold=(); opt=(); wl=(); wr=(); coldc=(); wlc=(); wrc=(); fl=()
 	for r in $(seq 1 "$RUNS"); do
 		reg_repo=bench/cache-$v-$r-$RANDOM
 		tmp=$W/$v-$r
-		start "$v" "$tmp" "PREWARM_CACHE_REGISTRY=$PW_REGISTRY_HOST/$reg_repo"; cold+=("$T_READY")
+		start "$v" "$tmp" "PREWARM_CACHE_REGISTRY=$PW_REGISTRY_HOST/$reg_repo"; cold+=("$T_PROC"); coldc+=("$T_READY")
 		if [ "$v" = full ]; then to_optimized; opt+=("$T_OPT"); fi
 		pw_image_stop
-		start "$v" "$tmp" "PREWARM_CACHE_REGISTRY=$PW_REGISTRY_HOST/$reg_repo"; wl+=("$T_READY"); pw_image_stop
+		start "$v" "$tmp" "PREWARM_CACHE_REGISTRY=$PW_REGISTRY_HOST/$reg_repo"; wl+=("$T_PROC"); wlc+=("$T_READY"); pw_image_stop
 		# a new pod of a cluster whose registry holds the optimized artifact (published by full)
-		start "$v" "$W/$v-$r-new" "PREWARM_CACHE_REGISTRY=$PW_REGISTRY_HOST/bench/cache-shared"; wr+=("$T_READY"); pw_image_stop
-		echo "  $v run $r: cold ${cold[-1]} s${opt:+, to optimized ${opt[-1]} s}, warm local ${wl[-1]} s, warm registry ${wr[-1]} s" >&2
+		start "$v" "$W/$v-$r-new" "PREWARM_CACHE_REGISTRY=$PW_REGISTRY_HOST/bench/cache-shared"; wr+=("$T_PROC"); wrc+=("$T_READY"); pw_image_stop
+		echo "  $v run $r: cold ${cold[-1]} s (${coldc[-1]}), ${opt:+to optimized ${opt[-1]} s, }warm local ${wl[-1]} s (${wlc[-1]}), warm registry ${wr[-1]} s (${wrc[-1]})" >&2
+		floor "$v"; fl+=("$T_FLOOR")
 		rm -rf "$tmp" "$tmp.log" "$W/$v-$r-new" "$W/$v-$r-new.log"
 	done
 	mo="n/a"; [ ${#opt[@]} -gt 0 ] && mo=$(median "${opt[@]}")
-	echo "| $v | $comp | $unc | $(median "${cold[@]}") | $mo | $(median "${wl[@]}") | $(median "${wr[@]}") |"
+	echo "| $v | $comp | $unc | $(median "${fl[@]}") | $(median "${coldc[@]}") ($(median "${cold[@]}")) | $mo | $(median "${wlc[@]}") ($(median "${wl[@]}")) | $(median "${wrc[@]}") ($(median "${wr[@]}")) |"
 done
