@@ -32,6 +32,7 @@ cache=${PREWARM_IMAGE_CACHE:-$top/build/image-cache}
 suite=bookworm
 slim=docker.io/library/debian:bookworm-slim
 local_base=localhost/prewarm-base:$suite-minbase
+pull_timeout=120   # seconds for the base image's pull: a registry that answers slowly counts as none
 for tool in buildah debootstrap; do
   command -v "$tool" >/dev/null || { echo "build-image: $tool not found (scripts/install-deps.sh --test installs it)" >&2; exit 1; }
 done
@@ -94,7 +95,7 @@ EOF
 # pick_base: prints the base image to build FROM
 pick_base() {
   if [ -n "${PREWARM_IMAGE_BASE:-}" ]; then printf '%s' "$PREWARM_IMAGE_BASE"; return; fi
-  if buildah inspect --type image "$slim" >/dev/null 2>&1 || buildah pull -q "$slim" >/dev/null 2>&1; then
+  if buildah inspect --type image "$slim" >/dev/null 2>&1 || timeout "$pull_timeout" buildah pull -q "$slim" >/dev/null 2>&1; then
     printf '%s' "$slim"; return
   fi
   step "no registry serves $slim: building the base from this machine's Debian mirror" >&2
