@@ -37,6 +37,8 @@ typedef enum pw_policy_mode {
 typedef enum pw_policy_abi {
 	PW_POLICY_ABI_WAPC = 1,  /* kubewarden-wapc: __guest_call */
 	PW_POLICY_ABI_WASI,      /* wasi: _start with argv validate / validate-settings */
+	PW_POLICY_ABI_OPA,       /* opa: Rego, input {"request": ...}, data = settings */
+	PW_POLICY_ABI_GATEKEEPER,/* gatekeeper: Rego, input {"review": ..., "parameters": settings} */
 } pw_policy_abi;
 
 /* Which endpoint a request came through (Kubewarden's /validate, /validate_raw, /audit). */
@@ -82,6 +84,10 @@ typedef struct pw_policy_spec {
 	unsigned workers;               /* instance slots (worker indexes 0..workers-1); 0 = 1 */
 	uint64_t max_memory_bytes;      /* per instance; 0 = the module's own limit */
 	pw_policy_instances instances;  /* default PW_POLICY_FRESH (measured in bench/eval) */
+	/* Kubewarden's executionMode (kubewarden-wapc|wapc, wasi, opa, gatekeeper) overriding the
+	 * io.kubewarden.metadata section (policies.yml executionMode, prewarm eval -e); NULL =
+	 * from the metadata, else from the exports (a Rego module then needs one). */
+	const char *execution_mode;
 } pw_policy_spec;
 
 typedef struct pw_policy pw_policy;
@@ -89,16 +95,21 @@ typedef struct pw_policy pw_policy;
 /*
  * Creates a policy on a loaded artifact (borrowed: it must outlive the policy and must have
  * been loaded with pw_policy_host_imports()). Picks the ABI from the io.kubewarden.metadata
- * section when present (executionMode, protocolVersion), else from the exports. Errors:
- * PW_EUNSUPPORTED for OPA / Gatekeeper ("not supported yet") or an unknown execution mode,
- * PW_EINVALID for bad settings JSON, bad metadata, or a module that is neither waPC nor WASI.
+ * section when present (executionMode, protocolVersion) unless spec.execution_mode
+ * overrides it, else from the exports. For OPA / Gatekeeper modules, reads the module's
+ * builtins and entrypoints (PW_EUNSUPPORTED naming every builtin Prewarm lacks). Errors:
+ * PW_EUNSUPPORTED for an unknown execution mode, PW_EINVALID for bad settings JSON, bad
+ * metadata, a Rego module with no execution mode, or a module of no known kind.
  * Does not run the guest: call pw_policy_validate_settings next.
  */
 int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a);
 void pw_policy_free(pw_policy *p);
 
 pw_policy_abi pw_policy_get_abi(const pw_policy *p);
-const char *pw_policy_abi_name(pw_policy_abi abi);    /* "waPC", "WASI" */
+const char *pw_policy_abi_name(pw_policy_abi abi);    /* "waPC", "WASI", "OPA", "Gatekeeper" */
+/* An executionMode name (kubewarden-wapc or wapc, wasi, opa, gatekeeper): 0, or PW_EINVALID
+ * naming the accepted ones. */
+int pw_policy_abi_parse(const char *mode, pw_policy_abi *abi);
 /* The io.kubewarden.metadata JSON text, or NULL if the module has none. */
 const char *pw_policy_metadata(const pw_policy *p);
 
@@ -137,20 +148,23 @@ int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t l
                        pw_eval_kind kind, char **response, pw_eval_result *result);
 
 /*
+ * A raw Rego evaluation, the equivalent of `opa eval` on the compiled module: `entrypoint`
+ * (a name from the module's entrypoints; NULL = id 0, what Kubewarden evaluates) on `input`
+ * (JSON text; NULL = undefined) with `data` (JSON text; NULL = {}), in a fresh instance.
+ * *result_set (malloc'd) is the result set exactly as OPA's SDKs return it
+ * (`[{"result": ...}]`, `[]` when undefined). PW_EINVALID "opa_abort: MSG" when the
+ * evaluation aborted; PW_ENOTFOUND naming the module's entrypoints; PW_EINVALID for a policy
+ * that is not OPA/Gatekeeper.
+ */
+int pw_policy_rego_eval(pw_policy *p, unsigned worker, const char *entrypoint, const char *input,
+                        size_t input_len, const char *data, size_t data_len, char **result_set);
+
+/*
  * The process-wide host function table for policies: waPC ("wapc" module), WASI preview1
  * subset (wasi_snapshot_preview1 and wasi_unstable) and "host.call". Built once, never freed;
  * NULL only if it could not be built (out of memory; error set).
  */
 const pw_imports *pw_policy_host_imports(void);
-
-/*
- * Before any compile: refuses modules Prewarm cannot run as policies for a reason the import
- * check would report less clearly: OPA / Gatekeeper modules (io.kubewarden.metadata
- * executionMode opa|gatekeeper, or an opa_eval export) give PW_EUNSUPPORTED "... OPA/Gatekeeper
- * policies are not supported yet". `what` names the module in the message. Other modules,
- * including unparsable ones (the engine reports those), give 0.
- */
-int pw_policy_precheck(const uint8_t *wasm, size_t len, const char *what);
 
 /* ---- host capabilities (docs/host-capabilities.md) ----------------------------------- */
 

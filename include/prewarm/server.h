@@ -46,6 +46,8 @@ typedef struct pw_policy_conf {
 	bool allowed_to_mutate;     /* allowedToMutate */
 	char *message;              /* custom rejection message, NULL if none; a group's message */
 	double timeout_seconds;     /* timeoutEvalSeconds, 0 = server default */
+	char *execution_mode;       /* executionMode (Prewarm's key: kubewarden-wapc, wasi, opa,
+	                               gatekeeper) overriding the module's metadata; NULL if absent */
 	size_t ncontext_resources;  /* contextAwareResources */
 	pw_policy_resource *context_resources;
 	size_t nhost_capabilities;  /* hostCapabilities (trimmed, checked against Kubewarden's tree) */

@@ -9,6 +9,12 @@
  * are an error, exit 1), the request is evaluated in a fresh instance, and the answer body
  * (AdmissionReview, or {"response": ...} with --raw) is printed on stdout. Exit code 0 when
  * the evaluation ran, whatever the verdict; 1 for failures (named on stderr); 2 for usage.
+ *
+ * -e / --execution-mode picks Kubewarden's execution mode (kubewarden-wapc|wapc, wasi, opa,
+ * gatekeeper) over the module's metadata. For Rego modules, --entrypoint/--input/--data run
+ * the raw mode, the equivalent of `opa eval` on the compiled module: the result set is
+ * printed exactly as OPA's SDKs return it ([{"result": ...}], [] when undefined), and an
+ * evaluation that aborts (opa_abort) exits 1 with the module's message.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +43,16 @@ static void usage(FILE *f)
 	        "registry://host/repo:tag, host/repo:tag, https://..., file:///...) on the admission\n"
 	        "request in FILE ('-' for stdin) and prints the answer the Policy Server would give.\n"
 	        "Exit code 0 when the evaluation ran (whatever the verdict).\n\n"
+	        "       prewarm eval -e opa|gatekeeper MODULE --entrypoint NAME --input FILE [--data FILE]\n"
+	        "                          raw Rego evaluation: prints the result set as OPA's SDKs\n"
+	        "                          return it ([{\"result\": ...}], [] when undefined)\n\n"
 	        "options:\n"
 	        "  --request FILE          AdmissionReview JSON (with --raw: {\"request\": ...})\n"
+	        "  -e, --execution-mode M  kubewarden-wapc|wapc, wasi, opa, gatekeeper (default: the\n"
+	        "                          module's io.kubewarden.metadata; Rego modules need one)\n"
+	        "  --entrypoint NAME       raw Rego mode: the entrypoint (e.g. policy/main)\n"
+	        "  --input FILE            raw Rego mode: the input JSON ('-' for stdin)\n"
+	        "  --data FILE             raw Rego mode: the data JSON (default {})\n"
 	        "  --settings FILE|JSON    policy settings: inline JSON, or a JSON/YAML file\n"
 	        "  --raw                   validate_raw: answer {\"response\": ...}\n"
 	        "  --audit                 like /audit: no monitor/mutation post-processing\n"
@@ -113,8 +127,34 @@ static int read_input(const char *path, pw_buf *b)
 	return 0;
 }
 
+/* A JSON document from a file ('-' for stdin), as compact JSON text (what OPA's SDKs hand
+ * the module: JSON.stringify of the value), NUL-terminated. */
+static int read_json_file(const char *opt, const char *path, pw_buf *b)
+{
+	pw_buf raw = PW_BUF_INIT;
+	if (read_input(path, &raw) < 0) {
+		pw_buf_free(&raw);
+		return pw_error_prefix("%s %s", opt, path);
+	}
+	json_error_t e;
+	json_t *j = json_loadb(raw.data ? (const char *)raw.data : "", raw.len, JSON_DECODE_ANY, &e);
+	pw_buf_free(&raw);
+	if (!j)
+		return pw_error_set(PW_EINVALID, "%s %s: not JSON: %s (line %d)", opt, path, e.text, e.line);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(j);
+	if (!text || pw_buf_puts(b, text) < 0 || pw_buf_append(b, "", 1) < 0) {
+		free(text);
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	}
+	free(text);
+	b->len--;
+	return 0;
+}
+
 typedef struct eval_args {
 	const char *policy, *request, *settings, *message, *sources, *docker_config;
+	const char *execution_mode, *entrypoint, *input, *data;   /* -e; the raw Rego mode */
 	const char *caps[MAX_CAPS];
 	size_t ncaps;
 	bool caps_given, raw, audit, monitor, allowed_to_mutate;
@@ -172,9 +212,7 @@ static int load_artifact(const eval_args *a, pw_cache_cli_opts *co, const pw_buf
 	pw_engine *e = NULL;
 	pw_cache *cache = NULL;
 	pw_buf so = PW_BUF_INIT;
-	int rc = pw_policy_precheck(bytes->data, bytes->len, a->policy);
-	if (rc < 0)
-		return rc;
+	int rc;
 	if ((rc = pw_engine_new(&e, NULL)) < 0)
 		return rc;
 	if ((rc = pw_cache_cli_open(co, &cache)) < 0)
@@ -214,6 +252,27 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 			a->audit = true;
 		} else if (!strcmp(o, "--allowed-to-mutate")) {
 			a->allowed_to_mutate = true;
+		} else if (!strcmp(o, "-e") || !strcmp(o, "--execution-mode") || !strcmp(o, "--entrypoint") ||
+		           !strcmp(o, "--input") || !strcmp(o, "--data")) {
+			const char *v = VAL();
+			if (!v) {
+				fprintf(stderr, "prewarm eval: %s needs a value\n", o);
+				return 2;
+			}
+			pw_policy_abi abi;
+			if (o[1] == 'e' || !strcmp(o, "--execution-mode")) {
+				if (pw_policy_abi_parse(v, &abi) < 0) {
+					fprintf(stderr, "prewarm eval: %s: %s\n", o, pw_error_last());
+					return 2;
+				}
+				a->execution_mode = v;
+			} else if (!strcmp(o, "--entrypoint")) {
+				a->entrypoint = v;
+			} else if (!strcmp(o, "--input")) {
+				a->input = v;
+			} else {
+				a->data = v;
+			}
 		} else if (!strcmp(o, "--request") || !strcmp(o, "--settings") || !strcmp(o, "--mode") ||
 		           !strcmp(o, "--message") || !strcmp(o, "--timeout") ||
 		           !strcmp(o, "--host-capability") || !strcmp(o, "--sources-path") ||
@@ -275,7 +334,13 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 		}
 #undef VAL
 	}
-	if (!a->policy || !a->request) {
+	bool rego_raw = a->entrypoint || a->input || a->data;
+	if (rego_raw && a->request) {
+		fprintf(stderr, "prewarm eval: --request and the raw Rego options (--entrypoint, --input, "
+		        "--data) exclude each other\n");
+		return 2;
+	}
+	if (!a->policy || (!a->request && !rego_raw)) {
 		fprintf(stderr, "prewarm eval: %s is required\n\n", !a->policy ? "POLICY" : "--request");
 		usage(stderr);
 		return 2;
@@ -301,7 +366,7 @@ int pw_cmd_eval(int argc, char **argv)
 
 	ex = 1;
 	char *settings = NULL, *tmpdir = NULL, *fetched = NULL, *answer = NULL, *msg = NULL;
-	pw_buf bytes = PW_BUF_INIT, req = PW_BUF_INIT;
+	pw_buf bytes = PW_BUF_INIT, req = PW_BUF_INIT, data = PW_BUF_INIT;
 	pw_artifact *art = NULL;
 	pw_policy *pol = NULL;
 	pw_host_env *env = NULL;
@@ -309,7 +374,12 @@ int pw_cmd_eval(int argc, char **argv)
 
 	if (a.settings && (rc = load_settings(a.settings, &settings)) < 0)
 		goto fail;
-	if ((rc = read_input(a.request, &req)) < 0) {
+	bool rego_raw = !a.request;
+	if (rego_raw && a.input && (rc = read_json_file("--input", a.input, &req)) < 0)
+		goto fail;
+	if (rego_raw && a.data && (rc = read_json_file("--data", a.data, &data)) < 0)
+		goto fail;
+	if (!rego_raw && (rc = read_input(a.request, &req)) < 0) {
 		pw_error_prefix("--request %s", a.request);
 		goto fail;
 	}
@@ -346,9 +416,23 @@ int pw_cmd_eval(int argc, char **argv)
 		.nhost_capabilities = a.ncaps,
 		.host_env = env,
 		.workers = 1,
+		.execution_mode = a.execution_mode,
 	};
 	if ((rc = pw_policy_new(&pol, &spec, art)) < 0)
 		goto fail;
+	if (rego_raw) {
+		if ((rc = pw_policy_rego_eval(pol, 0, a.entrypoint, a.input ? (const char *)req.data : NULL, req.len,
+		                              a.data ? (const char *)data.data : NULL, data.len, &answer)) < 0)
+			goto fail;
+		json_t *j = json_loads(answer, JSON_DECODE_ANY, NULL);
+		char *compact = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		printf("%s\n", compact ? compact : answer);
+		free(compact);
+		json_decref(j);
+		fflush(stdout);
+		ex = 0;
+		goto out;
+	}
 	if ((rc = pw_policy_validate_settings(pol, 0, &msg)) < 0) {
 		if (rc == PW_EINVALID)
 			pw_error_set(rc, "%s: settings are not valid: %s", a.policy, msg ? msg : "(no message)");
@@ -377,6 +461,7 @@ out:
 	pw_artifact_free(art);
 	pw_buf_free(&bytes);
 	pw_buf_free(&req);
+	pw_buf_free(&data);
 	free(settings);
 	free(fetched);
 	if (tmpdir) {

@@ -322,6 +322,153 @@ int pw_host_shape_answer(const pw_shape_opts *o, const pw_host_req *r, const uin
 	return finish(o, resp, response, res);
 }
 
+/* ---- Rego policies (policy-evaluator's runtimes/rego/runtime.rs) ---------------------------- */
+
+static bool opt_type(const json_t *v, bool (*is)(const json_t *))
+{
+	return !v || json_is_null(v) || is(v);
+}
+
+static bool is_string(const json_t *v) { return json_is_string(v); }
+static bool is_object(const json_t *v) { return json_is_object(v); }
+static bool is_code(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 65535;
+}
+
+/* The AdmissionResponse an OPA policy answers in result[0].result.response, read as
+ * Kubewarden's serde struct reads it: uid and allowed required, the rest optional and typed.
+ * NULL with *why set when it does not deserialize. */
+static json_t *opa_admission_response(const json_t *v, const char *uid, char *why, size_t whylen)
+{
+	const json_t *st = json_object_get(v, "status");
+	const json_t *ann = json_object_get(v, "auditAnnotations"), *warn = json_object_get(v, "warnings");
+	const json_t *pt = json_object_get(v, "patchType"), *patch = json_object_get(v, "patch");
+	const char *bad = NULL;
+	if (!json_is_object(v))
+		bad = "invalid type: expected struct AdmissionResponse";
+	else if (!json_object_get(v, "uid"))
+		bad = "missing field `uid`";
+	else if (!json_is_string(json_object_get(v, "uid")))
+		bad = "invalid type for `uid`: expected a string";
+	else if (!json_object_get(v, "allowed"))
+		bad = "missing field `allowed`";
+	else if (!json_is_boolean(json_object_get(v, "allowed")))
+		bad = "invalid type for `allowed`: expected a boolean";
+	else if (pt && !json_is_null(pt) && !(json_is_string(pt) && !strcmp(json_string_value(pt), "JSONPatch")))
+		bad = "unknown variant for `patchType`, expected `JSONPatch`";
+	else if (!opt_type(patch, is_string))
+		bad = "invalid type for `patch`: expected a string";
+	else if (!opt_type(st, is_object))
+		bad = "invalid type for `status`: expected struct AdmissionResponseStatus";
+	else if (!opt_type(ann, is_string_map))
+		bad = "invalid type for `auditAnnotations`: expected a map of strings";
+	else if (!opt_type(warn, is_string_array))
+		bad = "invalid type for `warnings`: expected a sequence of strings";
+	else if (json_is_object(st) &&
+	         (!opt_type(json_object_get(st, "message"), is_string) ||
+	          !opt_type(json_object_get(st, "code"), is_code) ||
+	          !opt_type(json_object_get(st, "reason"), is_string) ||
+	          !opt_type(json_object_get(st, "details"), is_object) ||
+	          !(opt_type(json_object_get(st, "status"), is_string))))
+		bad = "invalid type in `status`";
+	if (bad) {
+		snprintf(why, whylen, "%s", bad);
+		return NULL;
+	}
+	json_t *resp = new_response(uid, json_is_true(json_object_get(v, "allowed")));
+	if (!resp)
+		return NULL;
+	if (pt && !json_is_null(pt))
+		json_object_set_new(resp, "patchType", json_string("JSONPatch"));
+	if (patch && !json_is_null(patch))
+		json_object_set(resp, "patch", (json_t *)patch);
+	if (json_is_object(st)) {
+		json_t *s = json_object();
+		static const char *const keys[] = { "status", "message", "reason", "details", "code" };
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+			json_t *x = json_object_get(st, keys[i]);
+			if (x && !json_is_null(x))
+				json_object_set(s, keys[i], x);
+		}
+		json_object_set_new(resp, "status", s);
+	}
+	json_object_set(resp, "auditAnnotations", ann ? (json_t *)ann : json_null());
+	json_object_set(resp, "warnings", warn ? (json_t *)warn : json_null());
+	return resp;
+}
+
+/* Gatekeeper: result[0] as {"result": [{"msg": string?}...]}; anything that does not read so
+ * counts as no violations (Kubewarden's unwrap_or_default). */
+static json_t *gatekeeper_response(const json_t *rs, const char *uid)
+{
+	const json_t *viol = json_object_get(json_array_get(rs, 0), "result");
+	bool ok = json_is_array(viol);
+	for (size_t i = 0; ok && i < json_array_size(viol); i++) {
+		const json_t *v = json_array_get(viol, i);
+		ok = json_is_object(v) && opt_type(json_object_get(v, "msg"), is_string);
+	}
+	if (!ok || json_array_size(viol) == 0) {
+		json_t *resp = new_response(uid, true);
+		if (resp) {
+			json_object_set_new(resp, "auditAnnotations", json_null());
+			json_object_set_new(resp, "warnings", json_null());
+		}
+		return resp;
+	}
+	pw_buf msg = PW_BUF_INIT;
+	for (size_t i = 0; i < json_array_size(viol); i++) {
+		const char *m = json_string_value(json_object_get(json_array_get(viol, i), "msg"));
+		if (m)
+			pw_buf_printf(&msg, "%s%s", msg.len ? ", " : "", m);
+	}
+	pw_buf_append(&msg, "", 1);
+	json_t *resp = new_response(uid, false);
+	if (resp) {
+		json_object_set_new(resp, "status", json_pack("{s:s}", "message", (const char *)msg.data));
+		json_object_set_new(resp, "auditAnnotations", json_null());
+		json_object_set_new(resp, "warnings", json_null());
+	}
+	pw_buf_free(&msg);
+	return resp;
+}
+
+int pw_host_shape_rego_answer(const pw_shape_opts *o, const pw_host_req *r, bool gatekeeper,
+                              const char *result_set, size_t len, char **response, pw_eval_result *res)
+{
+	char why[512];
+	json_error_t e;
+	json_t *rs = json_loadb(result_set, len, 0, &e);
+	if (!json_is_array(rs)) {
+		json_decref(rs);
+		snprintf(why, sizeof why, "policy %s: the result set is not a JSON array", o->policy_id);
+		return pw_host_error_answer(o, r, why, PW_EINVALID, response, res);
+	}
+	json_t *resp;
+	if (gatekeeper) {
+		resp = gatekeeper_response(rs, r->uid);
+	} else {
+		const json_t *v = json_object_get(json_object_get(json_array_get(rs, 0), "result"), "response");
+		if (!v) {
+			json_decref(rs);
+			return pw_host_error_answer(o, r, "cannot interpret OPA policy result", PW_EINVALID, response, res);
+		}
+		resp = opa_admission_response(v, r->uid, why, sizeof why);
+		if (!resp && why[0]) {
+			json_decref(rs);
+			return pw_host_error_answer(o, r, why, PW_EINVALID, response, res);
+		}
+	}
+	json_decref(rs);
+	if (!resp)
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", o->policy_id);
+	bool allowed = json_is_true(json_object_get(resp, "allowed"));
+	if (res)
+		res->policy_allowed = allowed;
+	post_process(o, resp, allowed, res);
+	return finish(o, resp, response, res);
+}
+
 int pw_host_settings_answer(const uint8_t *out, size_t out_len, char **message)
 {
 	if (message)

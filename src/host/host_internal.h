@@ -56,6 +56,13 @@ char *pw_host_validate_input(const pw_host_req *r, const json_t *settings);
  * out of memory (PW_ENOMEM). */
 int pw_host_shape_answer(const pw_shape_opts *o, const pw_host_req *r, const uint8_t *out,
                          size_t out_len, char **response, pw_eval_result *res);
+/* The answer of a Rego policy from its result set (JSON text), as Kubewarden's rego runtime
+ * shapes it: OPA mode, result[0].result.response is the AdmissionResponse (uid replaced by
+ * the request's; one that does not deserialize is an error answer); Gatekeeper mode,
+ * result[0].result is the list of violations, rejected with their `msg`s joined by ", "
+ * when non-empty. Then the same post-processing as pw_host_shape_answer. */
+int pw_host_shape_rego_answer(const pw_shape_opts *o, const pw_host_req *r, bool gatekeeper,
+                              const char *result_set, size_t len, char **response, pw_eval_result *res);
 /* The answer for a failed evaluation: "internal server error: <msg>", code 500 (allowed in
  * monitor mode). */
 int pw_host_error_answer(const pw_shape_opts *o, const pw_host_req *r, const char *msg,
@@ -88,6 +95,8 @@ typedef struct pw_host_call {
 	pw_buf out_line;          /* waPC guests' stdout, line-buffered to the log */
 	pw_buf stdin_buf;         /* WASI: unread stdin + the last host.call answer */
 	bool capture_stdout;
+	/* OPA / Gatekeeper policies: the evaluation state the env.* imports use (opa.c) */
+	struct pw_opa_call *opa;
 	/* argv for WASI policies */
 	char *argv[3];
 } pw_host_call;

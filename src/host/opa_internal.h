@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "prewarm/engine.h"
 #include "prewarm/util.h"
 
 /* What one evaluation's builtins share. */
@@ -71,6 +72,51 @@ int pw_opa_yaml_is_valid(pw_opa_bctx *ctx, json_t *const *args, json_t **out);
 int pw_opa_time_now_ns(pw_opa_bctx *ctx, json_t *const *args, json_t **out);
 int pw_opa_time_parse_rfc3339_ns(pw_opa_bctx *ctx, json_t *const *args, json_t **out);
 int pw_opa_time_date(pw_opa_bctx *ctx, json_t *const *args, json_t **out);
+
+/* ---- the OPA ABI driver (opa.c) ------------------------------------------------------ */
+
+typedef struct pw_opa pw_opa;   /* a loaded Rego module: ABI version, builtins, entrypoints */
+
+/* The state of evaluations on one instance, reached by the imports through the instance's
+ * pw_host_call (its `opa` member). */
+typedef struct pw_opa_call {
+	const pw_opa *opa;
+	pw_opa_bctx bctx;
+	bool prepared;            /* data loaded (pw_opa_prepare) */
+	uint32_t data_addr;       /* the data value */
+	uint32_t data_heap_ptr;   /* heap pointer after the data: restored before every evaluation */
+	bool aborted;             /* opa_abort was called */
+	pw_buf abort_message;
+} pw_opa_call;
+
+/* The env.* functions and env.memory an OPA module imports. */
+extern const pw_host_func pw_host_opa_funcs[];
+extern const size_t pw_host_opa_nfuncs;
+int pw_host_opa_add_imports(pw_imports *im);
+
+/* True when the artifact exports the OPA ABI (opa_eval_ctx_new, builtins, entrypoints). */
+bool pw_opa_is_rego(const pw_artifact *a);
+/* Reads the module's ABI version, builtins and entrypoints on a first instance. PW_EINVALID
+ * when it is not an OPA module, PW_EUNSUPPORTED for an ABI major version other than 1 or
+ * builtins Prewarm lacks (every one named). `what` names the module in messages. */
+int pw_opa_new(pw_opa **out, pw_artifact *a, const char *what);
+void pw_opa_free(pw_opa *o);
+void pw_opa_abi_version(const pw_opa *o, uint32_t *major, uint32_t *minor);
+const json_t *pw_opa_entrypoints(const pw_opa *o);
+/* PW_ENOTFOUND naming the entrypoints the module has. */
+int pw_opa_entrypoint_id(const pw_opa *o, const char *name, int32_t *id);
+
+void pw_opa_call_init(pw_opa_call *oc, const pw_opa *o, const char *log_tag);
+void pw_opa_call_free(pw_opa_call *oc);
+/* Loads `data` (JSON text; NULL = {}) into a fresh instance whose host_data is a
+ * pw_host_call with .opa = oc, and records the heap restore point. */
+int pw_opa_prepare(pw_opa_call *oc, pw_instance *inst, const char *data, size_t data_len);
+/* One evaluation of `entrypoint` on `input` (JSON text; NULL = undefined) on a prepared
+ * instance: the result set JSON text in *result. The heap is reset first, so a prepared
+ * instance serves any number of evaluations. PW_EINVALID "opa_abort: MSG" when the module
+ * aborted; PW_ETRAP / PW_ETIMEOUT from the engine (the instance must then be discarded). */
+int pw_opa_evaluate(pw_opa_call *oc, pw_instance *inst, int32_t entrypoint, const char *input,
+                    size_t input_len, pw_buf *result);
 
 /* Go's strconv.FormatFloat(v, 'g', -1, 64) (1.5, 1e+06) appended to b. */
 void pw_opa_format_float(pw_buf *b, double v);

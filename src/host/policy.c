@@ -2,9 +2,11 @@
  * Policies: one loaded artifact bound to one policies.yml entry, with one instance slot per
  * worker thread, and the evaluation of requests and settings on it.
  *
- * ABI: the io.kubewarden.metadata section decides when present (executionMode
- * kubewarden-wapc / wasi; opa and gatekeeper are refused as not supported yet), else the
- * exports do (__guest_call -> waPC, opa_eval -> OPA, _start -> WASI).
+ * ABI: policies.yml executionMode (prewarm eval -e) decides, else the io.kubewarden.metadata
+ * section (executionMode kubewarden-wapc / wasi / opa / gatekeeper), else the exports
+ * (__guest_call -> waPC, _start -> WASI; a Rego module needs a mode, as in kwctl). OPA and
+ * Gatekeeper policies run through the OPA ABI (opa.c) with the input and data Kubewarden's
+ * rego runtime builds, and their result sets are shaped as it does (answer.c).
  *
  * Instances: by default every request runs in a fresh instance created from the loaded
  * artifact (for waPC: _start then wapc_init, then one __guest_call), so neither state nor
@@ -22,11 +24,13 @@
 #include <string.h>
 
 #include "host/host_internal.h"
+#include "host/opa_internal.h"
 
 #define DEFAULT_TIMEOUT 2.0
 
 typedef struct pw_policy_slot {
 	pw_host_call call;
+	pw_opa_call opa_call;      /* OPA / Gatekeeper: the evaluation state of inst */
 	pw_instance *inst;         /* PW_POLICY_REUSE: the started instance kept between requests */
 	uint64_t inst_base_mem;    /* its memory size after start */
 } pw_policy_slot;
@@ -46,6 +50,8 @@ struct pw_policy {
 	pw_artifact *artifact;
 	pw_policy_abi abi;
 	char *metadata;
+	pw_opa *opa;               /* OPA / Gatekeeper */
+	int32_t entrypoint;        /* the Rego entrypoint Kubewarden evaluates: id 0 */
 	unsigned workers;
 	uint64_t max_memory;
 	pw_policy_instances instances;
@@ -63,7 +69,7 @@ static void build_imports(void)
 	if (pw_imports_new(&im) < 0)
 		return;
 	if (pw_imports_add_all(im, pw_host_wapc_funcs, pw_host_wapc_nfuncs) < 0 ||
-	    pw_wasi_add_imports(im) < 0) {
+	    pw_wasi_add_imports(im) < 0 || pw_host_opa_add_imports(im) < 0) {
 		pw_imports_free(im);
 		return;
 	}
@@ -80,57 +86,105 @@ const pw_imports *pw_policy_host_imports(void)
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
-static int choose_abi(pw_policy *p)
+int pw_policy_abi_parse(const char *mode, pw_policy_abi *abi)
+{
+	if (!strcmp(mode, "kubewarden-wapc") || !strcmp(mode, "wapc"))
+		*abi = PW_POLICY_ABI_WAPC;
+	else if (!strcmp(mode, "wasi"))
+		*abi = PW_POLICY_ABI_WASI;
+	else if (!strcmp(mode, "opa"))
+		*abi = PW_POLICY_ABI_OPA;
+	else if (!strcmp(mode, "gatekeeper"))
+		*abi = PW_POLICY_ABI_GATEKEEPER;
+	else
+		return pw_error_set(PW_EINVALID, "unknown executionMode '%s' (kubewarden-wapc, wasi, opa or "
+		                    "gatekeeper)", mode);
+	return 0;
+}
+
+static bool is_rego(pw_policy_abi abi)
+{
+	return abi == PW_POLICY_ABI_OPA || abi == PW_POLICY_ABI_GATEKEEPER;
+}
+
+/* The ABI the io.kubewarden.metadata section names: 0 (*abi set), 1 when there is no section
+ * or it names no executionMode, or an error. */
+static int metadata_abi(pw_policy *p, pw_policy_abi *abi)
 {
 	size_t mlen = 0;
 	const char *meta = pw_artifact_kw_metadata(p->artifact, &mlen);
-	pw_artifact *a = p->artifact;
-	if (meta) {
-		p->metadata = strndup(meta, mlen);
-		if (!p->metadata)
-			return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
-		json_error_t e;
-		json_t *m = json_loadb(meta, mlen, 0, &e);
-		if (!json_is_object(m)) {
-			json_decref(m);
-			return pw_error_set(PW_EINVALID, "policy %s: io.kubewarden.metadata is not a JSON object%s%s",
-			                    p->id, m ? "" : ": ", m ? "" : e.text);
-		}
-		const char *mode = json_string_value(json_object_get(m, "executionMode"));
-		const char *proto = json_string_value(json_object_get(m, "protocolVersion"));
-		int rc = 0;
-		if (!mode || !strcmp(mode, "kubewarden-wapc")) {
-			p->abi = PW_POLICY_ABI_WAPC;
-			if (proto && strcmp(proto, "v1") != 0)
-				rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: waPC protocolVersion '%s' is not "
-				                  "supported (only v1)", p->id, proto);
-		} else if (!strcmp(mode, "wasi")) {
-			p->abi = PW_POLICY_ABI_WASI;
-		} else if (!strcmp(mode, "opa") || !strcmp(mode, "gatekeeper")) {
-			rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: executionMode '%s' (OPA/Gatekeeper "
-			                  "policies) is not supported yet", p->id, mode);
-		} else {
+	if (!meta)
+		return 1;
+	p->metadata = strndup(meta, mlen);
+	if (!p->metadata)
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+	json_error_t e;
+	json_t *m = json_loadb(meta, mlen, 0, &e);
+	if (!json_is_object(m)) {
+		json_decref(m);
+		return pw_error_set(PW_EINVALID, "policy %s: io.kubewarden.metadata is not a JSON object%s%s",
+		                    p->id, m ? "" : ": ", m ? "" : e.text);
+	}
+	const char *mode = json_string_value(json_object_get(m, "executionMode"));
+	const char *proto = json_string_value(json_object_get(m, "protocolVersion"));
+	int rc = 1;
+	if (mode) {
+		rc = pw_policy_abi_parse(mode, abi);
+		if (rc < 0)
 			rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: unknown executionMode '%s' in "
 			                  "io.kubewarden.metadata", p->id, mode);
-		}
-		json_decref(m);
-		if (rc < 0)
-			return rc;
+	}
+	if (rc >= 0 && (rc == 1 || *abi == PW_POLICY_ABI_WAPC) && proto && strcmp(proto, "v1") != 0)
+		rc = pw_error_set(PW_EUNSUPPORTED, "policy %s: waPC protocolVersion '%s' is not "
+		                  "supported (only v1)", p->id, proto);
+	json_decref(m);
+	return rc;
+}
+
+/* policies.yml executionMode / prewarm eval -e, else the metadata, else the exports (a Rego
+ * module without either is refused: OPA and Gatekeeper feed it different input, as kwctl). */
+static int choose_abi(pw_policy *p, const char *override)
+{
+	pw_artifact *a = p->artifact;
+	pw_policy_abi from_meta;
+	int rc = metadata_abi(p, &from_meta);
+	if (rc < 0)
+		return rc;
+	if (override) {
+		if (pw_policy_abi_parse(override, &p->abi) < 0)
+			return pw_error_prefix("policy %s", p->id);
+		if (rc == 0 && from_meta != p->abi)
+			pw_warn("host", "policy %s: executionMode %s overrides %s from io.kubewarden.metadata", p->id,
+			        override, pw_policy_abi_name(from_meta));
+	} else if (rc == 0) {
+		p->abi = from_meta;
+	} else if (pw_opa_is_rego(a)) {
+		return pw_error_set(PW_EINVALID, "policy %s: the module was built from Rego and has no "
+		                    "executionMode in io.kubewarden.metadata: set executionMode opa or "
+		                    "gatekeeper (policies.yml, prewarm eval -e)", p->id);
 	} else if (pw_artifact_find_func(a, "__guest_call")) {
 		p->abi = PW_POLICY_ABI_WAPC;
-	} else if (pw_artifact_find_func(a, "opa_eval")) {
-		return pw_error_set(PW_EUNSUPPORTED, "policy %s: OPA/Gatekeeper policies (export opa_eval) "
-		                    "are not supported yet", p->id);
 	} else if (pw_artifact_find_func(a, "_start")) {
 		p->abi = PW_POLICY_ABI_WASI;
 	} else {
 		return pw_error_set(PW_EINVALID, "policy %s: module is neither a waPC guest (no "
-		                    "__guest_call export) nor a WASI command (no _start export)", p->id);
+		                    "__guest_call export), a WASI command (no _start export) nor a Rego "
+		                    "module (no opa_eval_ctx_new export)", p->id);
 	}
 	if (p->abi == PW_POLICY_ABI_WAPC && !pw_artifact_find_func(a, "__guest_call"))
 		return pw_error_set(PW_EINVALID, "policy %s: waPC policy does not export __guest_call", p->id);
 	if (p->abi == PW_POLICY_ABI_WASI && !pw_artifact_find_func(a, "_start"))
 		return pw_error_set(PW_EINVALID, "policy %s: WASI policy does not export _start", p->id);
+	if (is_rego(p->abi)) {
+		char what[300];
+		snprintf(what, sizeof what, "policy %s", p->id);
+		if (!pw_opa_is_rego(a))
+			return pw_error_set(PW_EINVALID, "policy %s: executionMode %s, but the module was not "
+			                    "built from Rego (no OPA ABI exports)", p->id, pw_policy_abi_name(p->abi));
+		if ((rc = pw_opa_new(&p->opa, a, what)) < 0)
+			return rc;
+		p->entrypoint = 0;   /* policy-evaluator hard-codes entrypoint 0 */
+	}
 	return 0;
 }
 
@@ -185,15 +239,19 @@ int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a)
 			p->ncaps = i + 1;
 		}
 	}
-	if ((rc = choose_abi(p)) < 0)
+	if ((rc = choose_abi(p, spec->execution_mode)) < 0)
 		goto fail;
-	if (p->instances == PW_POLICY_REUSE && p->abi != PW_POLICY_ABI_WAPC)
+	if (p->instances == PW_POLICY_REUSE && p->abi == PW_POLICY_ABI_WASI)
 		p->instances = PW_POLICY_FRESH;  /* a WASI command runs _start once per instance */
 	rc = PW_ENOMEM;
 	if (!(p->slots = calloc(p->workers, sizeof *p->slots)))
 		goto fail;
-	for (unsigned i = 0; i < p->workers; i++)
+	for (unsigned i = 0; i < p->workers; i++) {
 		pw_host_call_init(&p->slots[i].call, p, p->id);
+		pw_opa_call_init(&p->slots[i].opa_call, p->opa, p->slots[i].call.log_tag);
+		if (p->opa)
+			p->slots[i].call.opa = &p->slots[i].opa_call;
+	}
 	pw_debug("host", "policy %s: %s ABI, %u worker slots, timeout %g s, mode %s", p->id,
 	         pw_policy_abi_name(p->abi), p->workers, p->timeout,
 	         p->mode == PW_POLICY_MONITOR ? "monitor" : "protect");
@@ -214,6 +272,7 @@ void pw_policy_free(pw_policy *p)
 		for (unsigned i = 0; i < p->workers; i++) {
 			pw_instance_free(p->slots[i].inst);
 			pw_host_call_free(&p->slots[i].call);
+			pw_opa_call_free(&p->slots[i].opa_call);
 		}
 		free(p->slots);
 	}
@@ -224,6 +283,7 @@ void pw_policy_free(pw_policy *p)
 	free(p->settings_text);
 	free(p->message);
 	free(p->metadata);
+	pw_opa_free(p->opa);
 	free(p->id);
 	free(p);
 }
@@ -236,6 +296,8 @@ const char *pw_policy_abi_name(pw_policy_abi abi)
 	switch (abi) {
 	case PW_POLICY_ABI_WAPC: return "waPC";
 	case PW_POLICY_ABI_WASI: return "WASI";
+	case PW_POLICY_ABI_OPA: return "OPA";
+	case PW_POLICY_ABI_GATEKEEPER: return "Gatekeeper";
 	}
 	return "unknown";
 }
@@ -338,6 +400,61 @@ static int run_wasi(pw_policy *p, pw_policy_slot *s, const char *cmd, const uint
 	return 0;
 }
 
+/* One Rego evaluation in slot s: an instance with `data` loaded (fresh, or the one the slot
+ * kept under PW_POLICY_REUSE when `keep` says data is the policy's own), then `entrypoint`
+ * on `input`; the result set in s->call.out. */
+static int run_rego(pw_policy *p, pw_policy_slot *s, bool keep, int32_t entrypoint, const char *data,
+                    size_t data_len, const char *input, size_t input_len)
+{
+	double start = pw_now();
+	pw_host_call_reset(&s->call);
+	pw_instance *inst = keep ? s->inst : NULL;
+	if (keep)
+		s->inst = NULL;
+	int rc;
+	if (!inst) {
+		if ((rc = new_instance(p, s, &inst)) < 0)
+			return rc;
+		set_deadline(p, inst, start);
+		if ((rc = pw_opa_prepare(&s->opa_call, inst, data, data_len)) < 0) {
+			pw_instance_free(inst);
+			return timeout_error(p, rc);
+		}
+		pw_instance_memory(inst, &s->inst_base_mem);
+	} else {
+		set_deadline(p, inst, start);
+	}
+	rc = pw_opa_evaluate(&s->opa_call, inst, entrypoint, input, input_len, &s->call.out);
+	uint64_t mem = 0;
+	pw_instance_memory(inst, &mem);
+	if (rc == 0 && keep && p->instances == PW_POLICY_REUSE && mem <= 2 * s->inst_base_mem)
+		s->inst = inst;
+	else
+		pw_instance_free(inst);
+	return timeout_error(p, rc);
+}
+
+int pw_policy_rego_eval(pw_policy *p, unsigned worker, const char *entrypoint, const char *input,
+                        size_t input_len, const char *data, size_t data_len, char **result_set)
+{
+	*result_set = NULL;
+	if (!is_rego(p->abi))
+		return pw_error_set(PW_EINVALID, "policy %s: a raw Rego evaluation needs an OPA or Gatekeeper "
+		                    "module (this one is %s)", p->id, pw_policy_abi_name(p->abi));
+	if (worker >= p->workers)
+		return pw_error_set(PW_EINVALID, "policy %s: worker %u out of range (%u slots)", p->id,
+		                    worker, p->workers);
+	int32_t id = p->entrypoint;
+	if (entrypoint && pw_opa_entrypoint_id(p->opa, entrypoint, &id) < 0)
+		return PW_ENOTFOUND;
+	pw_policy_slot *s = &p->slots[worker];
+	int rc = run_rego(p, s, false, id, data, data_len, input, input_len);
+	if (rc < 0)
+		return rc;
+	*result_set = strndup(s->call.out.data ? (const char *)s->call.out.data : "[]", s->call.out.len);
+	return *result_set ? 0 : pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+}
+
 /* Runs `op` (waPC operation name; WASI: "validate" / "validate-settings") and leaves the
  * answer in *out (a buffer of the slot, valid until its next use). */
 static int run_op(pw_policy *p, pw_policy_slot *s, bool settings, const uint8_t *payload,
@@ -363,6 +480,8 @@ int pw_policy_validate_settings(pw_policy *p, unsigned worker, char **message)
 	if (worker >= p->workers)
 		return pw_error_set(PW_EINVALID, "policy %s: worker %u out of range (%u slots)", p->id,
 		                    worker, p->workers);
+	if (is_rego(p->abi))
+		return 0;   /* Rego policies have no settings validation: Kubewarden answers valid */
 	const pw_buf *out;
 	int rc = run_op(p, &p->slots[worker], true, (const uint8_t *)p->settings_text,
 	                strlen(p->settings_text), &out);
@@ -372,6 +491,33 @@ int pw_policy_validate_settings(pw_policy *p, unsigned worker, char **message)
 	if (rc < 0)
 		return pw_error_prefix("policy %s", p->id);
 	return 0;
+}
+
+/* policy-evaluator's rego runtime: OPA input {"request": request} with the settings as data;
+ * Gatekeeper input {"parameters": settings, "review": request} with {} as data (no
+ * context-aware inventory), and no raw requests. */
+static int evaluate_rego(pw_policy *p, pw_policy_slot *s, const pw_shape_opts *o, const pw_host_req *r,
+                         char **response, pw_eval_result *result)
+{
+	bool gk = p->abi == PW_POLICY_ABI_GATEKEEPER;
+	if (gk && o->kind == PW_EVAL_VALIDATE_RAW)
+		return pw_host_error_answer(o, r, "Gatekeeper does not support raw validation requests",
+		                            PW_EINVALID, response, result);
+	json_t *in = gk ? json_pack("{s:O, s:O}", "parameters", p->settings, "review", r->request)
+	                : json_pack("{s:O}", "request", r->request);
+	char *input = in ? json_dumps(in, JSON_COMPACT) : NULL;
+	json_decref(in);
+	if (!input)
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+	const char *data = gk ? "{}" : p->settings_text;
+	int rc = run_rego(p, s, true, p->entrypoint, data, strlen(data), input, strlen(input));
+	free(input);
+	if (rc < 0) {
+		pw_warn(s->call.log_tag, "evaluation failed: %s", pw_error_last());
+		return pw_host_error_answer(o, r, pw_error_last(), rc, response, result);
+	}
+	return pw_host_shape_rego_answer(o, r, gk, s->call.out.data ? (const char *)s->call.out.data : "",
+	                                 s->call.out.len, response, result);
 }
 
 int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t len,
@@ -390,6 +536,10 @@ int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t l
 		return pw_error_prefix("policy %s", p->id);
 	pw_shape_opts o = { .policy_id = p->id, .mode = p->mode, .allowed_to_mutate = p->allowed_to_mutate,
 	                    .message = p->message, .kind = kind };
+	if (is_rego(p->abi)) {
+		rc = evaluate_rego(p, &p->slots[worker], &o, &r, response, result);
+		goto done;
+	}
 	char *input = pw_host_validate_input(&r, p->settings);
 	if (!input) {
 		pw_host_req_free(&r);
@@ -405,6 +555,7 @@ int pw_policy_evaluate(pw_policy *p, unsigned worker, const char *body, size_t l
 		rc = pw_host_shape_answer(&o, &r, out->data ? out->data : (const uint8_t *)"", out->len,
 		                          response, result);
 	}
+done:
 	pw_host_req_free(&r);
 	double secs = pw_now() - t0;
 	if (result)

@@ -27,12 +27,13 @@
 #include "prewarm/util.h"
 #include "server/expr.h"
 
-/* The keys Prewarm reads on a single policy, a group and a group member. Kubewarden ignores
+/* The keys Prewarm reads on a single policy, a group and a group member (executionMode is
+ * Prewarm's: Kubewarden takes it from the module's metadata only; docs/rego.md). Kubewarden ignores
  * other keys on policies and groups (its serde variants have no deny_unknown_fields) but
  * refuses them on members (deny_unknown_fields), and so does Prewarm. */
-#define POLICY_KEYS "module, settings, policyMode, allowedToMutate, message, timeoutEvalSeconds, contextAwareResources, hostCapabilities"
+#define POLICY_KEYS "module, settings, policyMode, allowedToMutate, message, timeoutEvalSeconds, contextAwareResources, hostCapabilities, executionMode"
 #define GROUP_KEYS "policies, expression, message, policyMode"
-#define MEMBER_KEYS "module, settings, contextAwareResources, timeoutEvalSeconds, hostCapabilities"
+#define MEMBER_KEYS "module, settings, contextAwareResources, timeoutEvalSeconds, hostCapabilities, executionMode"
 
 static bool in_list(const char *key, const char *list)
 {
@@ -64,6 +65,7 @@ static void conf_clear(pw_policy_conf *c)
 	free(c->module);
 	free(c->settings_json);
 	free(c->message);
+	free(c->execution_mode);
 	for (size_t i = 0; i < c->ncontext_resources; i++) {
 		free((char *)c->context_resources[i].api_version);
 		free((char *)c->context_resources[i].kind);
@@ -295,6 +297,16 @@ static int parse_policy_keys(const char *origin, json_t *e, pw_policy_conf *c, c
 			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"message\" must be a string, got %s",
 			                    origin, id, json_kind(v));
 		if (!(c->message = dup_str(v)))
+			return pw_error_set(PW_ENOMEM, "out of memory");
+	}
+
+	v = json_object_get(e, "executionMode");
+	if (v && !json_is_null(v)) {
+		pw_policy_abi abi;
+		if (!json_is_string(v) || has_nul(v) || pw_policy_abi_parse(json_string_value(v), &abi) < 0)
+			return pw_error_set(PW_EINVALID, "%s: policy \"%s\": key \"executionMode\" must be one of "
+			                    "kubewarden-wapc, wasi, opa, gatekeeper", origin, id);
+		if (!(c->execution_mode = dup_str(v)))
 			return pw_error_set(PW_ENOMEM, "out of memory");
 	}
 
@@ -537,6 +549,7 @@ bool pw_policy_conf_equal(const pw_policy_conf *a, const pw_policy_conf *b)
 {
 	if (!str_eq(a->id, b->id) || !str_eq(a->module, b->module) || !str_eq(a->settings_json, b->settings_json) ||
 	    a->mode != b->mode || a->allowed_to_mutate != b->allowed_to_mutate || !str_eq(a->message, b->message) ||
+	    !str_eq(a->execution_mode, b->execution_mode) ||
 	    a->timeout_seconds != b->timeout_seconds || a->ncontext_resources != b->ncontext_resources ||
 	    a->nhost_capabilities != b->nhost_capabilities || (a->host_capabilities == NULL) != (b->host_capabilities == NULL) ||
 	    a->is_group != b->is_group || !str_eq(a->expression, b->expression) || a->nmembers != b->nmembers)

@@ -267,11 +267,9 @@ static void cache_job(void *arg)
 	mod_item *m = arg;
 	const pw_build_ctx *ctx = m->ctx;
 	double t0 = pw_now();
-	int rc = pw_policy_precheck(m->f->wasm.data, m->f->wasm.len, m->f->url);
+	int rc;
 
-	if (rc < 0) {
-		/* OPA/Gatekeeper: refused before any compile, with the reason */
-	} else if (!ctx->quick) {
+	if (!ctx->quick) {
 		rc = get_or_build(m, ctx->engine);
 	} else {
 		/* tiering: optimized code if a tier has it, else quick code now */
@@ -527,6 +525,7 @@ static int entry_policy(pw_pset_entry *e, const pw_server_opts *o)
 		.host_env = o->host_env,
 		.workers = o->workers ? o->workers : 1,
 		.max_memory_bytes = o->instance_memory,
+		.execution_mode = c->execution_mode,
 	};
 	int rc = pw_policy_new(&e->policy, &spec, e->module->artifact);
 	if (rc < 0)

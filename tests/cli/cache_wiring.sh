@@ -39,14 +39,17 @@ grep -qi 'mismatch\|refus\|reject' "$work/warn" || fail "no warning about the ba
 "$pw" cache verify --cache-dir "$work/c" > /dev/null || fail "verify after replacement"
 echo "ok: a corrupt entry is refused, recompiled and replaced"
 
-# An OPA-shaped module is refused as such before any compile (not as a memory import)
+# A Rego module (it imports its memory) without metadata needs an execution mode, as in kwctl
 echo '{"request":{"uid":"u1"}}' > "$work/req.json"
 set +e
-"$pw" eval "$fix/cli_opa_memimport.wasm" --request "$work/req.json" > "$work/out" 2> "$work/err"; rc=$?
+"$pw" eval "$fix/opa_policy.wasm" --request "$work/req.json" > "$work/out" 2> "$work/err"; rc=$?
 set -e
-[ "$rc" = 1 ] || fail "eval of an OPA module: exit $rc"
-grep -q 'OPA/Gatekeeper policies .* not supported yet' "$work/err" || fail "eval of an OPA module: $(cat "$work/err")"
-echo "ok: OPA modules are refused as OPA"
+[ "$rc" = 1 ] || fail "eval of a Rego module without -e: exit $rc"
+grep -q 'set executionMode opa or gatekeeper' "$work/err" || fail "eval of a Rego module: $(cat "$work/err")"
+"$pw" eval -e opa "$fix/opa_policy.wasm" --request "$work/req.json" > "$work/out" 2> "$work/err" ||
+  fail "eval -e opa: $(cat "$work/err")"
+grep -q '"allowed": true' "$work/out" || fail "eval -e opa: $(cat "$work/out")"
+echo "ok: a Rego module needs -e opa|gatekeeper, and runs with it"
 
 # run --cache-dir: the first run compiles and stores, the second is a hit; same output
 "$pw" run -v --cache-dir "$work/r" "$mod" x y > "$work/o1" 2> "$work/e1"

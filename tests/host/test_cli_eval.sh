@@ -3,7 +3,8 @@
 # the JSON Patch of a mutation, cache reuse on the second run, settings inline / JSON file /
 # YAML file and invalid settings (exit 1), --raw, --audit, --mode monitor, --message, a
 # timed-out endless loop answering 500, an artifact from `prewarm compile`, usage errors
-# (exit 2), and a policy pulled from a real registry (tests/lib/registry.sh).
+# (exit 2), a policy pulled from a real registry (tests/lib/registry.sh), and Rego modules
+# (-e opa|gatekeeper, the raw mode's result sets, aborts, unknown entrypoints).
 set -u
 BIN=${PREWARM_BIN:?PREWARM_BIN not set}
 FIX=${PREWARM_FIXTURES:?PREWARM_FIXTURES not set}
@@ -98,6 +99,37 @@ if "$BIN" compile "$WAPC" -o "$T/wapc.so" -q 2> "$T/compile.err"; then
 else
 	bad "prewarm compile failed: $(cat "$T/compile.err")"
 fi
+
+# Rego modules (the generated OPA-ABI fixture): -e, the raw mode, aborts
+OPA=$FIX/opa_policy.wasm
+printf '{"request":{"uid":"r-1","object":{"spec":{"privileged":true}}}}\n' > "$T/rego-in.json"
+printf '{"limit": 3}\n' > "$T/rego-data.json"
+run rego-raw 0 -e opa "$OPA" --entrypoint echo --input "$T/rego-in.json" --data "$T/rego-data.json" $C
+[ "$(cat "$T/rego-raw.out")" = '[{"result":{"input":{"request":{"uid":"r-1","object":{"spec":{"privileged":true}}}},"data":{"limit":3}}}]' ] ||
+	bad "rego-raw: $(cat "$T/rego-raw.out")"
+run rego-undefined 0 -e opa "$OPA" --entrypoint echo $C
+[ "$(cat "$T/rego-undefined.out")" = '[]' ] || bad "rego-undefined: $(cat "$T/rego-undefined.out")"
+run rego-main 0 -e opa "$OPA" --entrypoint policy/main --input "$T/rego-in.json" $C
+has rego-main '"allowed":false'
+run rego-abort 1 -e opa "$OPA" --entrypoint boom --input "$T/rego-in.json" $C
+err_has rego-abort 'opa_abort: policy.rego:7: eval_conflict_error: complete rules must not produce multiple outputs'
+[ -s "$T/rego-abort.out" ] && bad "rego-abort printed a result: $(cat "$T/rego-abort.out")"
+run rego-noep 1 -e opa "$OPA" --entrypoint nope --input "$T/rego-in.json" $C
+err_has rego-noep "no entrypoint 'nope'"
+run rego-review 0 -e opa "$OPA" --request "$T/accept.json" $C
+has rego-review '"uid": "uid-accept"'
+has rego-review '"allowed": true'
+run rego-gk 0 -e gatekeeper "$OPA" --request "$T/accept.json" $C
+run rego-nomode 1 "$OPA" --request "$T/accept.json" $C
+err_has rego-nomode 'set executionMode opa or gatekeeper'
+run rego-wapc-as-opa 1 -e opa "$WAPC" --request "$T/accept.json" $C
+err_has rego-wapc-as-opa 'not built from Rego'
+run rego-badjson 1 -e opa "$OPA" --entrypoint echo --input "$T/accept.json.missing" $C
+printf '{not json' > "$T/bad.json"
+run rego-badinput 1 -e opa "$OPA" --entrypoint echo --input "$T/bad.json" $C
+err_has rego-badinput '--input'
+run usage-e 2 -e rego "$OPA" --entrypoint echo
+run usage-e-request 2 -e opa "$OPA" --entrypoint echo --request "$T/accept.json"
 
 # failures: exit 1 with a message; usage: exit 2
 run notwasm 1 /etc/hostname --request "$T/accept.json" --no-cache

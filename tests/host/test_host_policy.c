@@ -505,12 +505,13 @@ static void test_wapc_min_guest(void)
 	pw_policy_free(p);
 }
 
-/* ABI choice: metadata first, then exports; OPA/Gatekeeper refused as not supported yet. */
+/* ABI choice: metadata first, then exports; a mode the module cannot serve is refused (the
+ * Rego modes themselves: tests/host/test_opa_policy.c). */
 static void test_abi_choice(void)
 {
 	static const struct { const char *fixture; int rc; const char *want; } cases[] = {
-		{ "host_gatekeeper.wasm", PW_EUNSUPPORTED, "executionMode 'gatekeeper' (OPA/Gatekeeper policies) is not supported yet" },
-		{ "host_opa.wasm", PW_EUNSUPPORTED, "OPA/Gatekeeper policies (export opa_eval) are not supported yet" },
+		{ "host_gatekeeper.wasm", PW_EINVALID, "executionMode Gatekeeper, but the module was not built from Rego" },
+		{ "host_opa.wasm", PW_EINVALID, "nor a Rego module (no opa_eval_ctx_new export)" },
 		{ "host_noabi.wasm", PW_EINVALID, "neither a waPC guest" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -25,3 +25,30 @@ pw_add_sh_test(test_hostcap_oci ${CMAKE_SOURCE_DIR}/tests/host/test_hostcap_oci.
 set_tests_properties(test_hostcap_oci PROPERTIES RUN_SERIAL ON)
 pw_add_c_test(test_hostcap_crypto ${CMAKE_SOURCE_DIR}/tests/host/test_hostcap_crypto.c pw_test_hostcap PkgConfig::CRYPTO)
 target_include_directories(test_hostcap_crypto PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+# Rego-shaped fixtures following OPA's WebAssembly ABI, generated from the specs in
+# tests/host/opa/ (opa build -t wasm is not packaged for Debian; see docs/rego.md).
+find_program(PYTHON3 python3 REQUIRED)
+set(_pw_opa_gen ${CMAKE_SOURCE_DIR}/tests/host/opa/gen_opa_fixture.py)
+set(_pw_opa_fixtures)
+function(pw_opa_fixture name spec)
+  add_custom_command(OUTPUT ${PW_FIXTURE_DIR}/${name}.wasm
+    COMMAND ${PYTHON3} ${_pw_opa_gen} ${CMAKE_SOURCE_DIR}/tests/host/opa/${spec}
+            ${PW_FIXTURE_DIR}/${name}.wasm --wat2wasm ${WAT2WASM} ${ARGN}
+    DEPENDS ${_pw_opa_gen} ${CMAKE_SOURCE_DIR}/tests/host/opa/${spec} VERBATIM)
+  set(_pw_opa_fixtures ${_pw_opa_fixtures} ${PW_FIXTURE_DIR}/${name}.wasm PARENT_SCOPE)
+endfunction()
+pw_opa_fixture(opa_policy policy_spec.json)
+pw_opa_fixture(opa_policy_classic policy_spec.json --minor 1)
+pw_opa_fixture(opa_policy_meta policy_spec.json --metadata "{\"protocolVersion\":\"v1\",\"executionMode\":\"opa\"}")
+pw_opa_fixture(opa_gatekeeper gatekeeper_spec.json --metadata "{\"protocolVersion\":\"v1\",\"executionMode\":\"gatekeeper\"}")
+pw_opa_fixture(opa_missing_builtins missing_builtins_spec.json)
+pw_opa_fixture(opa_builtins builtin_cases.json)
+pw_opa_fixture(opa_builtins_classic builtin_cases.json --minor 1)
+add_custom_target(pw_opa_fixtures ALL DEPENDS ${_pw_opa_fixtures})
+add_dependencies(pw_fixtures pw_opa_fixtures)
+pw_add_c_test(test_opa_policy ${CMAKE_SOURCE_DIR}/tests/host/test_opa_policy.c pw_host pw_engine pw_util)
+target_include_directories(test_opa_policy PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+pw_quick_variant(test_opa_policy test_opa_policy)
+# OPA's JavaScript SDK (npm, installed into the build tree) against prewarm eval -e opa.
+pw_add_sh_test(test_opa_differential ${CMAKE_SOURCE_DIR}/tests/host/test_opa_differential.sh)
+set_tests_properties(test_opa_differential PROPERTIES LABELS no-asan)

@@ -51,6 +51,7 @@ static void test_full_entry(void)
 		"  contextAwareResources:\n"
 		"    - {apiVersion: v1, kind: Namespace}\n"
 		"  hostCapabilities: [\"oci/*\"]\n"
+		"  executionMode: gatekeeper\n"
 		"local:\n"
 		"  module: file:///opt/p.wasm\n"));
 	CHECK_INT(p->n, 2);
@@ -68,7 +69,9 @@ static void test_full_entry(void)
 	CHECK_STR(c->context_resources[0].kind, "Namespace");
 	CHECK_INT(c->nhost_capabilities, 1);
 	CHECK_STR(c->host_capabilities[0], "oci/*");
+	CHECK_STR(c->execution_mode, "gatekeeper");
 	c = &p->items[1];
+	CHECK(c->execution_mode == NULL);
 	CHECK_STR(c->id, "local");
 	CHECK_INT(c->scheme, PW_MODULE_FILE);
 	CHECK_STR(c->settings_json, "{}");
@@ -123,6 +126,8 @@ static void test_rejections(void)
 	CHECK_REJECT("p: {module: file:///x.wasm, allowedToMutate: 'yes'}\n", PW_EINVALID, "\"p\"", "\"allowedToMutate\"");
 	CHECK_REJECT("p: {module: file:///x.wasm, settings: [1]}\n", PW_EINVALID, "\"p\"", "\"settings\" must be a mapping");
 	CHECK_REJECT("p: {module: file:///x.wasm, timeoutEvalSeconds: 0}\n", PW_EINVALID, "\"p\"", "timeoutEvalSeconds");
+	CHECK_REJECT("p: {module: file:///x.wasm, executionMode: rego}\n", PW_EINVALID, "\"p\"", "executionMode");
+	CHECK_REJECT("p: {module: file:///x.wasm, executionMode: [opa]}\n", PW_EINVALID, "\"p\"", "executionMode");
 	CHECK_REJECT("p: {module: file:///x.wasm, contextAwareResources: [{kind: Pod}]}\n", PW_EINVALID, "\"p\"", "contextAwareResources");
 	CHECK_REJECT("p: {module: file:///x.wasm, hostCapabilities: [1]}\n", PW_EINVALID, "\"p\"", "hostCapabilities");
 	CHECK_REJECT("p: {module: file:///x.wasm}\np: {module: file:///y.wasm}\n", PW_EINVALID, "line 2", "duplicate key \"p\"");

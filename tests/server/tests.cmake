@@ -18,3 +18,4 @@ pw_add_sh_test(test_server_serve_verify ${CMAKE_CURRENT_LIST_DIR}/serve_verify.s
 set_property(TEST test_server_serve_verify APPEND PROPERTY ENVIRONMENT COSIGN_TOOL=$<TARGET_FILE:cosign_tool>)
 # Host capabilities under serve: hostCapabilities as the gate, answers through both ABIs.
 pw_add_sh_test(test_server_serve_hostcap ${CMAKE_CURRENT_LIST_DIR}/serve_hostcap.sh)
+pw_add_sh_test(test_server_serve_rego ${CMAKE_CURRENT_LIST_DIR}/serve_rego.sh)
