@@ -88,7 +88,7 @@ static int bench_one(pw_engine *e, const char *cache_dir, int runs, const char *
 	if (res.tier < 0) {
 		compile_s = res.compile_seconds;
 	} else {
-		if (b->get(b, &key, &ent) < 0)
+		if (pw_cache_backend_get(b, &key, &ent) < 0)
 			goto out;
 		compile_s = ent.meta.compile_seconds;
 		pw_cache_entry_free(&ent);

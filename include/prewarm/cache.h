@@ -10,8 +10,12 @@
  * and publishes; what makes an artifact on a miss is the caller's (pw_cache_build_fn:
  * pw_engine_compile in production, a fake in tests).
  *
- * Backend writers: embed pw_cache_backend as the FIRST member of your struct
- * (libgit2's odb backend pattern) and fill the function pointers.
+ * Backend writers: prewarm/cache_backend.h (a static const type table per backend,
+ * instances pointing to it).
+ *
+ * Across processes (pods sharing a directory or a registry), a miss that builds claims the
+ * key in every tier that has claims; other processes wait for that entry instead of building
+ * it too, and take the claim over when its owner stops renewing it (pw_cache_claim_judge).
  */
 #ifndef PREWARM_CACHE_H
 #define PREWARM_CACHE_H
@@ -106,27 +110,88 @@ typedef struct pw_cache_listing {
 	double created, last_used;         /* wall clock; 0 if unknown */
 } pw_cache_listing;
 
-#define PW_CACHE_BACKEND_VERSION 1
-
+/*
+ * A backend instance (a tier): opaque to its users, who call the functions below. How a
+ * backend is written (its type table, claims): prewarm/cache_backend.h.
+ */
 typedef struct pw_cache_backend pw_cache_backend;
-struct pw_cache_backend {
-	unsigned version;                  /* PW_CACHE_BACKEND_VERSION */
-	const char *name;                  /* "local", "registry" (logs, metrics) */
-	/* 0 and *out filled; PW_ENOTFOUND on a miss; other codes are failures. */
-	int (*get)(pw_cache_backend *b, const pw_cache_key *key, pw_cache_entry *out);
-	/* 0 if present, PW_ENOTFOUND if not. */
-	int (*exists)(pw_cache_backend *b, const pw_cache_key *key);
-	/* Stores an entry (atomically: readers see no entry or a whole one). */
-	int (*put)(pw_cache_backend *b, const pw_cache_entry *entry);
-	/* Marks the entry used now (LRU). May be NULL. */
-	int (*touch)(pw_cache_backend *b, const pw_cache_key *key);
-	/* Calls cb for every entry; stops early when cb returns non-zero (list then returns
-	 * that value). May be NULL. */
-	int (*list)(pw_cache_backend *b, int (*cb)(const pw_cache_listing *l, void *payload),
-	            void *payload);
-	int (*remove)(pw_cache_backend *b, const pw_cache_key *key);
-	void (*free)(pw_cache_backend *b);
-};
+
+/* The tier's name in logs and counters ("local", "registry", ...). */
+const char *pw_cache_backend_name(const pw_cache_backend *b);
+/* 0 and *out filled; PW_ENOTFOUND on a miss; other codes are failures. */
+int pw_cache_backend_get(pw_cache_backend *b, const pw_cache_key *key, pw_cache_entry *out);
+/* 0 if present, PW_ENOTFOUND if not. */
+int pw_cache_backend_exists(pw_cache_backend *b, const pw_cache_key *key);
+/* Stores an entry (atomically: readers see no entry or a whole one). */
+int pw_cache_backend_put(pw_cache_backend *b, const pw_cache_entry *entry);
+/* Marks the entry used now (LRU); 0 for a backend without last-use times. */
+int pw_cache_backend_touch(pw_cache_backend *b, const pw_cache_key *key);
+/* Calls cb for every entry; stops early when cb returns non-zero (and returns that value).
+ * PW_EUNSUPPORTED for a backend that cannot list. */
+int pw_cache_backend_list(pw_cache_backend *b, int (*cb)(const pw_cache_listing *l, void *payload),
+                          void *payload);
+int pw_cache_backend_remove(pw_cache_backend *b, const pw_cache_key *key);
+/* Frees the instance; NULL does nothing. */
+void pw_cache_backend_free(pw_cache_backend *b);
+
+/*
+ * A claim on a key, published in a tier while one process builds it (cross-process single
+ * flight: a lease file in a shared directory, a claim manifest in the registry). The same
+ * JSON in both tiers:
+ *   {"format":1,"nonce":HEX32,"host":..,"pid":N,"boot_id":..,"pidns":N,"seq":N,"ttl":S,
+ *    "deadline":T,"state":"building"|"released"}
+ * nonce identifies the claim (random per claimer); seq counts its renewals; deadline is the
+ * owner's wall clock at its last renewal plus ttl. pw_cache_claim_from_json parses strictly
+ * (a shared volume and a registry are outside input): PW_EINVALID naming the field.
+ */
+#define PW_CACHE_CLAIM_NONCE_LEN 32
+typedef struct pw_cache_claim {
+	char nonce[PW_CACHE_CLAIM_NONCE_LEN + 1];
+	char host[65];             /* gethostname() */
+	long pid;
+	char boot_id[40];          /* /proc/sys/kernel/random/boot_id, "" if unknown */
+	uint64_t pidns;            /* inode of /proc/self/ns/pid, 0 if unknown */
+	uint64_t seq;
+	double ttl;                /* seconds a claim lives without renewal */
+	double deadline;           /* owner's wall clock */
+	bool released;
+} pw_cache_claim;
+#define PW_CACHE_CLAIM_MAX 4096u   /* bytes of claim JSON a reader accepts */
+int pw_cache_claim_to_json(const pw_cache_claim *c, pw_buf *out);
+int pw_cache_claim_from_json(pw_cache_claim *out, const char *json, size_t len);
+
+/* A waiter's view of one peer's claim, for pw_cache_claim_expired (zero it to start). */
+typedef struct pw_cache_claim_watch {
+	char nonce[PW_CACHE_CLAIM_NONCE_LEN + 1];
+	uint64_t seq;
+	double first_seen;          /* monotonic: when this (nonce, seq) was first seen */
+	bool seen;
+} pw_cache_claim_watch;
+
+/* Why a claim is judged expired (PW_CLAIM_LIVE: it is not). */
+typedef enum pw_claim_verdict {
+	PW_CLAIM_LIVE = 0,
+	PW_CLAIM_RELEASED,         /* its owner released it (the build failed or ended) */
+	PW_CLAIM_OWNER_DEAD,       /* same pid namespace and boot: the owner's pid is gone */
+	PW_CLAIM_PAST_DEADLINE,    /* our wall clock is past its deadline + the skew allowance */
+	PW_CLAIM_NOT_RENEWED,      /* seen unchanged for longer than its ttl, on our monotonic clock */
+} pw_claim_verdict;
+const char *pw_claim_verdict_str(pw_claim_verdict v);
+
+/*
+ * Judges a peer's claim as seen now (mono = pw_now(), wall = pw_wall_now()). The rules, in
+ * order: released; the owner's pid gone (only when its boot id and pid namespace are ours);
+ * wall > deadline + skew (a claim left long ago: needs clocks within `skew` of each other,
+ * a clock ahead by more only makes a waiter take over a live claim early, which costs a
+ * duplicate compile, never a wrong entry); the same (nonce, seq) seen for longer than its
+ * ttl (capped at PW_CACHE_CLAIM_TTL_MAX) on the waiter's own monotonic clock (needs no
+ * clock agreement at all: a dead owner blocks a waiter for at most ttl + one poll after its
+ * last renewal). A claim without a ttl (unreadable) is given own_ttl. `w` is updated with
+ * what was seen.
+ */
+#define PW_CACHE_CLAIM_TTL_MAX 600.0
+pw_claim_verdict pw_cache_claim_judge(pw_cache_claim_watch *w, const pw_cache_claim *holder, double mono,
+                                      double wall, double skew, double own_ttl);
 
 /* ---- the local directory backend ------------------------------------------------------ */
 
@@ -176,6 +241,9 @@ typedef struct pw_registry_cache_opts {
 	 * publish_deadline seconds (0 = 30) for publishes still running, then abandons them. */
 	bool async_put;
 	double publish_deadline;
+	/* Claims (single flight across processes): seconds between writing a claim and reading
+	 * it back; longer than any claimer's read-then-write takes (0 = 1 s). */
+	double claim_settle;
 	/* Text for the engine-description annotation (e.g. pw_engine_description()); NULL = the
 	 * description embedded in the artifact (ABI version, engine hash, wasm sha256). */
 	const char *engine_description;
@@ -217,6 +285,11 @@ typedef struct pw_cache_stats {
 	struct {
 		const char *name;
 		uint64_t hits, misses, errors, rejected, puts, put_errors, bytes_read, bytes_written;
+		/* cross-process single flight, by the tier holding the claim: */
+		uint64_t peer_waits;       /* a peer's claim found: waited for its entry */
+		uint64_t peer_hits;        /* ... and got the entry (no build here) */
+		uint64_t claim_takeovers;  /* a peer's claim judged expired and taken over */
+		uint64_t claim_wait_timeouts; /* waited longer than a build takes: built here too */
 		bool failed;               /* a lookup failed: not used for the rest of the run */
 		bool write_failed;         /* a put failed: no more puts for the rest of the run */
 	} tier[PW_CACHE_MAX_TIERS];
@@ -235,7 +308,19 @@ typedef struct pw_cache_opts {
 	/* Directory where this run's counters are added on pw_cache_free (pw_cache_totals);
 	 * NULL = not persisted. Normally "<local cache dir>/stats". */
 	const char *stats_dir;
+	/* Cross-process single flight (claims in the tiers that have them). */
+	struct {
+		/* <0 (PW_CACHE_PEER_WAIT_OFF): never claim nor wait; 0: wait at most what the
+		 * call expects its build to take (pw_cache_build_opts.expected_seconds); >0: at
+		 * most that many seconds. */
+		double max_wait;
+		double ttl;            /* a claim's life without renewal; 0 = 30 s; renewed every ttl/3 */
+		double poll;           /* seconds between looks while waiting; 0 = min(1 s, ttl/4) */
+		double settle;         /* registry claims: the wait between write and read-back; 0 = 1 s */
+		double skew;           /* clock skew allowance between hosts; 0 = 60 s */
+	} peers;
 } pw_cache_opts;
+#define PW_CACHE_PEER_WAIT_OFF (-1.0)
 
 /* A new cache with no tiers (every lookup compiles). opts may be NULL. PW_EINVALID /
  * PW_EIO naming the signing key file when it cannot be read. */
@@ -251,6 +336,12 @@ typedef struct pw_cache_result {
 	const char *tier_name;   /* the tier's name ("local", "registry"), "compile", "none" on a miss */
 	double seconds;          /* lookup (+compile) time */
 	double compile_seconds;  /* when compiled */
+	/* Cross-process single flight: seconds spent waiting for a peer's build (0 = none), and
+	 * that peer ("host pid N"), when the artifact came from its entry (tier >= 0) or when
+	 * the wait ended in a takeover or a timeout (tier = -1, built here). */
+	double peer_wait_seconds;
+	char peer[96];
+	bool took_over;          /* built here after taking over an expired claim */
 } pw_cache_result;
 
 /*
@@ -295,21 +386,37 @@ int pw_cache_publish(pw_cache *c, const pw_cache_key *key, const uint8_t *artifa
  */
 void pw_cache_reject(pw_cache *c, const pw_cache_key *key, const char *why);
 
+/* How pw_cache_get_or_build builds (NULL = all zero). */
+typedef struct pw_cache_build_opts {
+	const pw_cache_meta *subject;    /* recorded for the registry tier; may be NULL */
+	/* What the build should take, in seconds. > 0: on a miss, claim the key in the tiers
+	 * that have claims and wait for a peer that holds a claim at most this long (or the
+	 * cache's peers.max_wait); 0: build at once, no claim (a quick build). */
+	double expected_seconds;
+} pw_cache_build_opts;
+
 /*
  * pw_cache_lookup, else build(payload) and pw_cache_publish its bytes. Concurrent calls for
  * one key inside a process build once: later callers wait for the first and share its result
- * (bytes, or error). On a hit res is as for pw_cache_lookup; when built, res->tier = -1,
- * res->tier_name = "compile" and res->compile_seconds is what the build cost. Cache failures
- * never fail the call: only the build does (its code and message are returned, nothing is
- * published), or bytes that pw_cache_publish refuses (PW_EINVALID). The bytes are moved into
- * *artifact (appended if it already holds bytes). subject and res may be NULL. Thread-safe.
+ * (bytes, or error). Across processes (opts->expected_seconds > 0): the key is claimed in
+ * every tier that has claims before the build, the claims renewed while it runs and released
+ * after; a peer's live claim makes this call wait for its entry (polling the tiers), take
+ * the claim over once it is judged expired, or build anyway once it has waited longer than a
+ * build takes; res->peer_wait_seconds / res->peer say so. On a hit res is as for
+ * pw_cache_lookup; when built, res->tier = -1, res->tier_name = "compile" and
+ * res->compile_seconds is what the build cost. Cache failures never fail the call: only the
+ * build does (its code and message are returned, nothing is published), or bytes that
+ * pw_cache_publish refuses (PW_EINVALID). The bytes are moved into *artifact (appended if it
+ * already holds bytes). opts and res may be NULL. Thread-safe.
  */
 int pw_cache_get_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_fn build, void *payload,
-                          const pw_cache_meta *subject, pw_buf *artifact, pw_cache_result *res);
+                          const pw_cache_build_opts *opts, pw_buf *artifact, pw_cache_result *res);
 
 /*
- * The call the commands use: pw_cache_get_or_build with key = pw_cache_key_for(e, wasm) and
- * pw_engine_compile(e, wasm, len, host) as the build. Only a compile failure fails the call.
+ * The call the commands use: pw_cache_get_or_build with key = pw_cache_key_for(e, wasm),
+ * pw_engine_compile(e, wasm, len, host) as the build, and expected_seconds =
+ * pw_engine_compile_seconds_estimate(e, len) (optimized: claims across processes; quick:
+ * none). Only a compile failure fails the call.
  * `subject` (may be NULL) is recorded for the registry tier. Thread-safe.
  */
 int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size_t len,

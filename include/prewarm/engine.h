@@ -99,6 +99,13 @@ bool pw_engine_probe_cached(const pw_engine *e);
 pw_engine_tier pw_engine_get_tier(const pw_engine *e);   /* never PW_TIER_DEFAULT */
 /* False for a pinned engine (opts.pinned_description): pw_engine_compile then fails. */
 bool pw_engine_can_compile(const pw_engine *e);
+/*
+ * A generous estimate of what compiling `wasm_len` bytes takes with this engine, in seconds
+ * of one core: for the optimized tier a floor plus a rate per MiB of wasm above what gcc -O1
+ * measured (DESIGN: ~26 s per MB of code), for the quick tier 0 (too quick to be worth
+ * waiting for a peer). What a waiter for a peer's compile waits at most before compiling.
+ */
+double pw_engine_compile_seconds_estimate(const pw_engine *e, size_t wasm_len);
 
 typedef struct pw_compile_stats {
 	double translate_seconds;  /* wasm2c */

@@ -10,7 +10,12 @@
  * joins them around a caller's build function (pw_engine_compile for
  * pw_cache_get_or_compile, a fake in the tests): concurrent calls for one key inside a
  * process build once (the others wait for the first and share its bytes), so identical
- * modules behind several policies cost one compile.
+ * modules behind several policies cost one compile. Across processes, a build first claims
+ * the key in every tier that has claims (a lease file in a shared directory, a claim
+ * manifest in the registry), renews the claims while it runs and releases them after; a
+ * process that finds a peer's live claim waits for its entry instead of building, takes the
+ * claim over when pw_cache_claim_judge finds it expired, and builds anyway once it has
+ * waited as long as a build takes (never worse than building at once).
  *
  * A refused entry is a miss that is warned about, counted and replaced. A tier whose lookup
  * fails (I/O error, network) is marked failed and skipped for the rest of the run; one whose
@@ -28,11 +33,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache/cache_int.h"
 #include "prewarm/cache.h"
+#include "prewarm/cache_backend.h"
 
 #define SIGNING_KEY_MAX 4096
+#define PEER_TTL_DEFAULT 30.0
+#define PEER_POLL_MAX 1.0           /* seconds between looks at a peer's claim, at most */
+#define PEER_POLL_PER_TTL 4         /* ... and at least this many looks per ttl */
+#define PEER_RENEWALS_PER_TTL 3     /* a holder renews its claims this often per ttl */
+#define PEER_SKEW_DEFAULT 60.0
 
 typedef struct inflight {
 	struct inflight *next;
@@ -56,7 +68,65 @@ struct pw_cache {
 	size_t sign_key_len;
 	char *stats_dir;
 	inflight *flying;
+	double peer_max_wait;          /* pw_cache_opts.peers, defaults applied */
+	double peer_ttl, peer_poll, peer_skew;
 };
+
+/* ---- backend dispatch ---------------------------------------------------------------- */
+
+const char *pw_cache_backend_name(const pw_cache_backend *b)
+{
+	return !b ? "?" : b->name ? b->name : b->type && b->type->name ? b->type->name : "?";
+}
+
+int pw_cache_backend_get(pw_cache_backend *b, const pw_cache_key *key, pw_cache_entry *out)
+{
+	return b->type->get(b, key, out);
+}
+
+int pw_cache_backend_exists(pw_cache_backend *b, const pw_cache_key *key)
+{
+	if (b->type->exists)
+		return b->type->exists(b, key);
+	pw_cache_entry e;
+	int rc = b->type->get(b, key, &e);
+	pw_cache_entry_free(&e);
+	return rc;
+}
+
+int pw_cache_backend_put(pw_cache_backend *b, const pw_cache_entry *entry)
+{
+	return b->type->put(b, entry);
+}
+
+int pw_cache_backend_touch(pw_cache_backend *b, const pw_cache_key *key)
+{
+	return b->type->touch ? b->type->touch(b, key) : 0;
+}
+
+int pw_cache_backend_list(pw_cache_backend *b, int (*cb)(const pw_cache_listing *l, void *payload),
+                          void *payload)
+{
+	if (!b->type->list)
+		return pw_error_set(PW_EUNSUPPORTED, "cache tier %s cannot list its entries", pw_cache_backend_name(b));
+	return b->type->list(b, cb, payload);
+}
+
+int pw_cache_backend_remove(pw_cache_backend *b, const pw_cache_key *key)
+{
+	return b->type->remove(b, key);
+}
+
+void pw_cache_backend_free(pw_cache_backend *b)
+{
+	if (b)
+		b->type->free(b);
+}
+
+static bool has_claims(const pw_cache_backend *b)
+{
+	return b->type->claim && b->type->renew && b->type->release;
+}
 
 int pw_cache_new(pw_cache **out, const pw_cache_opts *opts)
 {
@@ -69,6 +139,12 @@ int pw_cache_new(pw_cache **out, const pw_cache_opts *opts)
 		return pw_error_set(PW_ENOMEM, "out of memory creating the cache");
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	c->peer_max_wait = opts ? opts->peers.max_wait : 0;
+	c->peer_ttl = opts && opts->peers.ttl > 0 ? opts->peers.ttl : PEER_TTL_DEFAULT;
+	c->peer_poll = opts && opts->peers.poll > 0 ? opts->peers.poll : c->peer_ttl / PEER_POLL_PER_TTL;
+	if (c->peer_poll > PEER_POLL_MAX && !(opts && opts->peers.poll > 0))
+		c->peer_poll = PEER_POLL_MAX;
+	c->peer_skew = opts && opts->peers.skew > 0 ? opts->peers.skew : PEER_SKEW_DEFAULT;
 	if (opts && opts->signing_key_file) {
 		pw_buf key = PW_BUF_INIT;
 		rc = pw_file_read(opts->signing_key_file, SIGNING_KEY_MAX, &key);
@@ -108,19 +184,21 @@ int pw_cache_add_backend(pw_cache *c, pw_cache_backend *b)
 {
 	if (!b)
 		return pw_error_set(PW_EINVALID, "cache: NULL backend");
-	if (b->version != PW_CACHE_BACKEND_VERSION || !b->get || !b->put || !b->remove || !b->free) {
+	const pw_cache_backend_type *t = b->type;
+	if (!t || t->version != PW_CACHE_BACKEND_VERSION || !t->get || !t->put || !t->remove || !t->free) {
 		int rc = pw_error_set(PW_EINVALID, "cache backend '%s': version %u (want %u) or missing functions",
-		                      b->name ? b->name : "?", b->version, PW_CACHE_BACKEND_VERSION);
-		b->free(b);
+		                      pw_cache_backend_name(b), t ? t->version : 0, PW_CACHE_BACKEND_VERSION);
+		if (t && t->free)
+			t->free(b);
 		return rc;
 	}
 	pthread_mutex_lock(&c->mu);
 	if (c->ntiers == PW_CACHE_MAX_TIERS) {
 		pthread_mutex_unlock(&c->mu);
-		b->free(b);
+		pw_cache_backend_free(b);
 		return pw_error_set(PW_EINVALID, "cache: at most %d tiers", PW_CACHE_MAX_TIERS);
 	}
-	c->st.tier[c->ntiers].name = b->name ? b->name : "?";
+	c->st.tier[c->ntiers].name = pw_cache_backend_name(b);
 	c->tiers[c->ntiers++] = b;
 	c->st.ntiers = c->ntiers;
 	pthread_mutex_unlock(&c->mu);
@@ -137,7 +215,7 @@ void pw_cache_free(pw_cache *c)
 			pw_warn("cache", "could not record cache counters: %s", pw_error_last());
 	}
 	for (unsigned i = 0; i < c->ntiers; i++)
-		c->tiers[i]->free(c->tiers[i]);
+		pw_cache_backend_free(c->tiers[i]);
 	if (c->sign_key) {
 		memset(c->sign_key, 0, c->sign_key_len);
 		free(c->sign_key);
@@ -255,7 +333,8 @@ static void mark_failed(pw_cache *c, unsigned i, bool write_only, const char *ks
 	pthread_mutex_unlock(&c->mu);
 	if (first)
 		pw_warn("cache", "%s tier %s failed (%s %s): %s; %s for the rest of this run",
-		        write_only ? "writing to" : "reading from", c->tiers[i]->name, write_only ? "put" : "get",
+		        write_only ? "writing to" : "reading from", pw_cache_backend_name(c->tiers[i]),
+		        write_only ? "put" : "get",
 		        ks, why, write_only ? "not writing to it" : "not using it");
 }
 
@@ -275,7 +354,7 @@ static bool put_tier(pw_cache *c, unsigned i, const pw_cache_entry *ent, const c
 
 	if (!tier_usable(c, i, true))
 		return false;
-	rc = c->tiers[i]->put(c->tiers[i], ent);
+	rc = pw_cache_backend_put(c->tiers[i], ent);
 	if (rc < 0) {
 		mark_failed(c, i, true, ks, pw_error_last());
 		return false;
@@ -285,7 +364,7 @@ static bool put_tier(pw_cache *c, unsigned i, const pw_cache_entry *ent, const c
 	c->st.tier[i].bytes_written += ent->artifact.len;
 	c->run.bytes_written += ent->artifact.len;
 	pthread_mutex_unlock(&c->mu);
-	pw_debug("cache", "stored %s in tier %s", ks, c->tiers[i]->name);
+	pw_debug("cache", "stored %s in tier %s", ks, pw_cache_backend_name(c->tiers[i]));
 	return true;
 }
 
@@ -317,11 +396,12 @@ static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw
 
 	for (unsigned i = 0; i < c->ntiers; i++) {
 		pw_cache_backend *b = c->tiers[i];
+		const char *name = pw_cache_backend_name(b);
 
 		if (!tier_usable(c, i, false))
 			continue;
 		memset(&ent, 0, sizeof ent);
-		rc = b->get(b, key, &ent);
+		rc = pw_cache_backend_get(b, key, &ent);
 		if (rc == PW_ENOTFOUND) {
 			COUNT(c, i, misses, 1);
 			continue;
@@ -329,7 +409,7 @@ static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw
 		if (rc == 0)
 			rc = pw_cache_verify_entry_for(c, key, &ent);
 		if (rc == PW_EINVALID || rc == PW_EMISMATCH) {
-			pw_warn("cache", "tier %s: refused entry %s: %s; compiling instead", b->name, ks,
+			pw_warn("cache", "tier %s: refused entry %s: %s; compiling instead", name, ks,
 			        pw_error_last());
 			pw_cache_entry_free(&ent);
 			COUNT(c, i, rejected, 1);
@@ -342,8 +422,8 @@ static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw
 			continue;
 		}
 		/* A verified hit. */
-		if (b->touch && b->touch(b, key) < 0)
-			pw_debug("cache", "touch %s in tier %s: %s", ks, b->name, pw_error_last());
+		if (pw_cache_backend_touch(b, key) < 0)
+			pw_debug("cache", "touch %s in tier %s: %s", ks, name, pw_error_last());
 		pthread_mutex_lock(&c->mu);
 		c->st.tier[i].hits++;
 		c->st.tier[i].bytes_read += ent.artifact.len;
@@ -357,9 +437,9 @@ static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw
 			put_tier(c, j, &ent, ks);
 		*out = ent.artifact;
 		res->tier = (int)i;
-		res->tier_name = b->name;
+		res->tier_name = name;
 		res->compile_seconds = 0;
-		pw_debug("cache", "%s: hit in tier %s", ks, b->name);
+		pw_debug("cache", "%s: hit in tier %s", ks, name);
 		return 0;
 	}
 	return pw_error_set(PW_ENOTFOUND, "cache: no tier holds a valid entry %s", ks);
@@ -464,30 +544,273 @@ void pw_cache_reject(pw_cache *c, const pw_cache_key *key, const char *why)
 
 		if (!tier_usable(c, i, true))
 			continue;
-		rc = b->remove(b, key);
+		rc = pw_cache_backend_remove(b, key);
 		if (rc == 0) {
 			COUNT(c, i, rejected, 1);
-			pw_debug("cache", "removed %s from tier %s", ks, b->name);
+			pw_debug("cache", "removed %s from tier %s", ks, pw_cache_backend_name(b));
 		} else if (rc != PW_ENOTFOUND) {
-			pw_warn("cache", "tier %s: could not remove rejected entry %s: %s", b->name, ks,
+			pw_warn("cache", "tier %s: could not remove rejected entry %s: %s", pw_cache_backend_name(b), ks,
 			        pw_error_last());
 		}
 	}
 }
 
+/* ---- single flight across processes -------------------------------------------------- */
+
+/* This process's claims on one key while it builds it, and the thread renewing them. */
+typedef struct peer_flight {
+	pw_cache *c;
+	pw_cache_key key;
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+	pthread_mutex_t mu;            /* held[], mine, stop */
+	pthread_cond_t cv;
+	pw_cache_claim mine;
+	bool held[PW_CACHE_MAX_TIERS];
+	bool stop, renewing;
+	pthread_t renewer;
+} peer_flight;
+
+static void flight_init(peer_flight *fl, pw_cache *c, const pw_cache_key *key, const char *ks)
+{
+	memset(fl, 0, sizeof *fl);
+	fl->c = c;
+	fl->key = *key;
+	memcpy(fl->ks, ks, sizeof fl->ks);
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&fl->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* timespec_after's clock */
+	pthread_cond_init(&fl->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pw_cache__claim_init(&fl->mine, c->peer_ttl);
+}
+
+static void timespec_after(struct timespec *ts, double sec)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)sec;
+	ts->tv_nsec += (long)((sec - (double)(time_t)sec) * 1e9);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Renews every held claim each ttl / PEER_RENEWALS_PER_TTL until told to stop; a claim taken
+ * over by another process is dropped (the build goes on: a duplicate, never a wrong entry). */
+static void *renew_claims(void *arg)
+{
+	peer_flight *fl = arg;
+	pw_cache *c = fl->c;
+	struct timespec until;
+
+	pthread_mutex_lock(&fl->mu);
+	for (;;) {
+		timespec_after(&until, c->peer_ttl / PEER_RENEWALS_PER_TTL);
+		while (!fl->stop && pthread_cond_timedwait(&fl->cv, &fl->mu, &until) == 0)
+			;
+		if (fl->stop)
+			break;
+		fl->mine.seq++;
+		fl->mine.deadline = pw_wall_now() + c->peer_ttl;
+		pw_cache_claim mine = fl->mine;
+		bool held[PW_CACHE_MAX_TIERS];
+		memcpy(held, fl->held, sizeof held);
+		pthread_mutex_unlock(&fl->mu);
+		for (unsigned i = 0; i < c->ntiers; i++) {
+			pw_cache_backend *b = c->tiers[i];
+			int rc;
+			if (!held[i])
+				continue;
+			rc = b->type->renew(b, &fl->key, &mine);
+			if (rc == PW_EMISMATCH) {
+				pw_info("cache", "%s: our claim in tier %s was taken over (%s); building on", fl->ks,
+				        pw_cache_backend_name(b), pw_error_last());
+				pthread_mutex_lock(&fl->mu);
+				fl->held[i] = false;
+				pthread_mutex_unlock(&fl->mu);
+			} else if (rc < 0) {
+				pw_debug("cache", "%s: renewing the claim in tier %s: %s", fl->ks, pw_cache_backend_name(b),
+				         pw_error_last());
+			}
+		}
+		pthread_mutex_lock(&fl->mu);
+	}
+	pthread_mutex_unlock(&fl->mu);
+	return NULL;
+}
+
+static void flight_hold(peer_flight *fl, unsigned i)
+{
+	pthread_mutex_lock(&fl->mu);
+	fl->held[i] = true;
+	if (!fl->renewing && pthread_create(&fl->renewer, NULL, renew_claims, fl) == 0)
+		fl->renewing = true;
+	pthread_mutex_unlock(&fl->mu);
+}
+
+/* Stops the renewals and releases the claims: all of them after a failed build (a waiter
+ * then builds); after a good one, those of the tiers that hold the entry now (a tier that
+ * publishes in the background keeps its claim until it expires, so that waiters do not build
+ * while the entry is on its way). */
+static void flight_end(peer_flight *fl, bool built)
+{
+	pw_cache *c = fl->c;
+
+	pthread_mutex_lock(&fl->mu);
+	fl->stop = true;
+	pthread_cond_broadcast(&fl->cv);
+	pthread_mutex_unlock(&fl->mu);
+	if (fl->renewing)
+		pthread_join(fl->renewer, NULL);
+	for (unsigned i = 0; i < c->ntiers; i++) {
+		pw_cache_backend *b = c->tiers[i];
+		if (!fl->held[i])
+			continue;
+		if (built && pw_cache_backend_exists(b, &fl->key) != 0) {
+			pw_debug("cache", "%s: tier %s does not show the entry yet; its claim will expire", fl->ks,
+			         pw_cache_backend_name(b));
+			continue;
+		}
+		b->type->release(b, &fl->key, &fl->mine);
+	}
+	pw_error_clear();
+	pthread_cond_destroy(&fl->cv);
+	pthread_mutex_destroy(&fl->mu);
+}
+
+static void sleep_seconds(double sec)
+{
+	struct timespec ts = { (time_t)sec, (long)((sec - (double)(time_t)sec) * 1e9) };
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+/* True when some usable tier shows the entry (cheap: stat, HEAD). */
+static bool entry_in_some_tier(pw_cache *c, const pw_cache_key *key)
+{
+	for (unsigned i = 0; i < c->ntiers; i++)
+		if (tier_usable(c, i, false) && pw_cache_backend_exists(c->tiers[i], key) == 0)
+			return true;
+	pw_error_clear();
+	return false;
+}
+
+/*
+ * Claims the key in every tier that has claims, in tier order (so that two processes never
+ * wait on each other). A peer's live claim: wait for its entry, polling. 0 with the entry in
+ * *out (a peer built it); PW_ENOTFOUND: build here (with the claims held where we got them,
+ * after a takeover, or after waiting max_wait). res->peer* say what happened.
+ */
+static int await_peers(pw_cache *c, peer_flight *fl, double max_wait, pw_buf *out, pw_cache_result *res)
+{
+	const char *ks = fl->ks;
+	double t0 = pw_now();
+	char who[sizeof res->peer];
+
+	for (unsigned i = 0; i < c->ntiers; i++) {
+		pw_cache_backend *b = c->tiers[i];
+		const char *name = pw_cache_backend_name(b);
+		pw_cache_claim_watch watch;
+		pw_cache_claim holder, stale;
+		bool have_stale = false, waiting = false;
+
+		if (!has_claims(b) || !tier_usable(c, i, true))
+			continue;
+		memset(&watch, 0, sizeof watch);
+		for (;;) {
+			pthread_mutex_lock(&fl->mu);
+			fl->mine.deadline = pw_wall_now() + c->peer_ttl;
+			pw_cache_claim mine = fl->mine;
+			pthread_mutex_unlock(&fl->mu);
+			int rc = b->type->claim(b, &fl->key, &mine, have_stale ? &stale : NULL, &holder);
+			if (rc == 0) {
+				flight_hold(fl, i);
+				if (have_stale || waiting) {   /* the peer's claim ended without an entry */
+					COUNT(c, i, claim_takeovers, 1);
+					res->took_over = true;
+				}
+				pw_debug("cache", "%s: claimed in tier %s", ks, name);
+				break;
+			}
+			if (rc != PW_EMISMATCH) {
+				pw_debug("cache", "%s: tier %s takes no claim (%s); building without one", ks, name,
+				         pw_error_last());
+				break;
+			}
+			bool retried = have_stale;   /* a takeover just lost: wait a poll before judging again */
+			have_stale = false;
+			pw_cache__claim_describe(&holder, who, sizeof who);
+			if (!waiting) {
+				waiting = true;
+				COUNT(c, i, peer_waits, 1);
+				snprintf(res->peer, sizeof res->peer, "%s", who);
+				pw_info("cache", "%s is being built by %s (its claim in tier %s); waiting for its entry", ks,
+				        who, name);
+			}
+			pw_claim_verdict v = pw_cache_claim_judge(&watch, &holder, pw_now(), pw_wall_now(), c->peer_skew,
+			                                          c->peer_ttl);
+			if (v != PW_CLAIM_LIVE && !retried) {
+				pw_info("cache", "%s: taking over the claim of %s in tier %s: %s", ks, who, name,
+				        pw_claim_verdict_str(v));
+				stale = holder;
+				have_stale = true;
+				continue;
+			}
+			if (pw_now() - t0 >= max_wait) {
+				COUNT(c, i, claim_wait_timeouts, 1);
+				res->peer_wait_seconds = pw_now() - t0;
+				pw_warn("cache", "%s: waited %.1f s for %s, as long as a build takes; building it here too", ks,
+				        res->peer_wait_seconds, who);
+				return PW_ENOTFOUND;
+			}
+			sleep_seconds(c->peer_poll);
+			if (entry_in_some_tier(c, &fl->key) && lookup_tiers(c, &fl->key, ks, out, res) == 0) {
+				COUNT(c, i, peer_hits, 1);
+				res->peer_wait_seconds = pw_now() - t0;
+				snprintf(res->peer, sizeof res->peer, "%s", who);
+				return 0;
+			}
+		}
+	}
+	if (res->peer[0])
+		res->peer_wait_seconds = pw_now() - t0;
+	return PW_ENOTFOUND;
+}
+
+static bool any_tier_claims(pw_cache *c)
+{
+	for (unsigned i = 0; i < c->ntiers; i++)
+		if (has_claims(c->tiers[i]) && tier_usable(c, i, true))
+			return true;
+	return false;
+}
+
 /* ---- lookup, else build and publish -------------------------------------------------- */
 
 static int lookup_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_fn build, void *payload,
-                           const pw_cache_meta *subject, pw_buf *out, pw_cache_result *res)
+                           const pw_cache_build_opts *o, pw_buf *out, pw_cache_result *res)
 {
 	char ks[PW_CACHE_KEY_STR_LEN + 1];
 	double t0 = pw_now(), secs = -1;
+	peer_flight fl;
+	bool flying = false;
 	int rc;
 
 	pw_cache_key_str(key, ks);
 	if (lookup_tiers(c, key, ks, out, res) == 0) {
 		res->seconds = pw_now() - t0;
 		return 0;
+	}
+	if (o->expected_seconds > 0 && c->peer_max_wait >= 0 && any_tier_claims(c)) {
+		flight_init(&fl, c, key, ks);
+		flying = true;
+		if (await_peers(c, &fl, c->peer_max_wait > 0 ? c->peer_max_wait : o->expected_seconds, out, res) == 0) {
+			flight_end(&fl, false);
+			res->seconds = pw_now() - t0;
+			return 0;
+		}
 	}
 	count_run(c, &c->run.misses);
 	rc = build(payload, out, &secs);
@@ -496,20 +819,24 @@ static int lookup_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_
 	if (rc == 0 && (!isfinite(secs) || secs < 0))
 		secs = pw_now() - t0;
 	if (rc == 0)
-		rc = publish(c, key, ks, out->data, out->len, secs, subject);
+		rc = publish(c, key, ks, out->data, out->len, secs, o->subject);
+	if (flying)
+		flight_end(&fl, rc >= 0);
 	if (rc < 0) {
 		pw_buf_free(out);
 		return rc;
 	}
-	result_reset(res, "compile");
+	res->tier = -1;
+	res->tier_name = "compile";
 	res->compile_seconds = secs;
 	res->seconds = pw_now() - t0;
 	return 0;
 }
 
 int pw_cache_get_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_fn build, void *payload,
-                          const pw_cache_meta *subject, pw_buf *artifact, pw_cache_result *res)
+                          const pw_cache_build_opts *opts, pw_buf *artifact, pw_cache_result *res)
 {
+	static const pw_cache_build_opts no_opts;
 	pw_cache_result dummy;
 	pw_buf out = PW_BUF_INIT;
 	inflight *f;
@@ -558,7 +885,7 @@ int pw_cache_get_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_f
 	}
 	pthread_mutex_unlock(&c->mu);
 
-	rc = lookup_or_build(c, key, build, payload, subject, &out, res);
+	rc = lookup_or_build(c, key, build, payload, opts ? opts : &no_opts, &out, res);
 	if (rc == 0)
 		rc = give(artifact, &out);
 	if (!f)
@@ -617,8 +944,9 @@ int pw_cache_get_or_compile(pw_cache *c, pw_engine *e, const uint8_t *wasm, size
                             pw_buf *artifact, pw_cache_result *res)
 {
 	compile_job job = { e, wasm, len, host };
+	pw_cache_build_opts o = { subject, pw_engine_compile_seconds_estimate(e, len) };
 	pw_cache_key key;
 
 	pw_cache_key_for(&key, e, wasm, len);
-	return pw_cache_get_or_build(c, &key, compile_build, &job, subject, artifact, res);
+	return pw_cache_get_or_build(c, &key, compile_build, &job, &o, artifact, res);
 }

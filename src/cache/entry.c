@@ -76,73 +76,81 @@ int pw_cache_meta_to_json(const pw_cache_meta *m, pw_buf *out)
 	return rc;
 }
 
-static int get_hash(json_t *o, const char *name, char out[PW_SHA256_HEX_LEN + 1], bool allow_empty)
+/* The record readers below, shared with claim.c: `what` names the record in messages
+ * ("cache meta", "cache claim"). */
+int pw_cache__json_hash(void *obj, const char *what, const char *name, char out[PW_SHA256_HEX_LEN + 1],
+                        bool allow_empty)
 {
-	json_t *v = json_object_get(o, name);
+	json_t *v = json_object_get(obj, name);
 	const char *s;
 
 	if (!v)
 		return allow_empty ? (out[0] = '\0', 0)
-		                   : pw_error_set(PW_EINVALID, "cache meta: missing \"%s\"", name);
+		                   : pw_error_set(PW_EINVALID, "%s: missing \"%s\"", what, name);
 	if (!json_is_string(v))
-		return pw_error_set(PW_EINVALID, "cache meta: \"%s\" is not a string", name);
+		return pw_error_set(PW_EINVALID, "%s: \"%s\" is not a string", what, name);
 	s = json_string_value(v);
 	if (allow_empty && !*s) {
 		out[0] = '\0';
 		return 0;
 	}
 	if (strlen(s) != json_string_length(v) || !pw_is_sha256_hex(s))
-		return pw_error_set(PW_EINVALID, "cache meta: \"%s\" is not 64 lower-case hex digits", name);
+		return pw_error_set(PW_EINVALID, "%s: \"%s\" is not 64 lower-case hex digits", what, name);
 	memcpy(out, s, PW_SHA256_HEX_LEN + 1);
 	return 0;
 }
 
-static int get_u64(json_t *o, const char *name, uint64_t *out, bool required)
+int pw_cache__json_u64(void *obj, const char *what, const char *name, uint64_t *out, bool required)
 {
-	json_t *v = json_object_get(o, name);
+	json_t *v = json_object_get(obj, name);
 
 	if (!v) {
 		*out = 0;
-		return required ? pw_error_set(PW_EINVALID, "cache meta: missing \"%s\"", name) : 0;
+		return required ? pw_error_set(PW_EINVALID, "%s: missing \"%s\"", what, name) : 0;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return pw_error_set(PW_EINVALID, "cache meta: \"%s\" is not a non-negative integer", name);
+		return pw_error_set(PW_EINVALID, "%s: \"%s\" is not a non-negative integer", what, name);
 	*out = (uint64_t)json_integer_value(v);
 	return 0;
 }
 
-static int get_seconds(json_t *o, const char *name, double *out)
+int pw_cache__json_seconds(void *obj, const char *what, const char *name, double *out)
 {
-	json_t *v = json_object_get(o, name);
+	json_t *v = json_object_get(obj, name);
 
 	*out = 0;
 	if (!v)
 		return 0;
 	if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0)
-		return pw_error_set(PW_EINVALID, "cache meta: \"%s\" is not a non-negative number", name);
+		return pw_error_set(PW_EINVALID, "%s: \"%s\" is not a non-negative number", what, name);
 	*out = json_number_value(v);
 	return 0;
 }
 
-static int get_text(json_t *o, const char *name, char *out, size_t n)
+int pw_cache__json_text(void *obj, const char *what, const char *name, char *out, size_t n)
 {
-	json_t *v = json_object_get(o, name);
+	json_t *v = json_object_get(obj, name);
 	const char *s;
 
 	out[0] = '\0';
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
-		return pw_error_set(PW_EINVALID, "cache meta: \"subject.%s\" is not a string", name);
+		return pw_error_set(PW_EINVALID, "%s: \"%s\" is not a string", what, name);
 	s = json_string_value(v);
 	if (json_string_length(v) >= n || strlen(s) != json_string_length(v))
-		return pw_error_set(PW_EINVALID, "cache meta: \"subject.%s\" is too long or holds NUL", name);
+		return pw_error_set(PW_EINVALID, "%s: \"%s\" is too long or holds NUL", what, name);
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return pw_error_set(PW_EINVALID, "cache meta: \"subject.%s\" holds a control character", name);
+			return pw_error_set(PW_EINVALID, "%s: \"%s\" holds a control character", what, name);
 	memcpy(out, s, json_string_length(v) + 1);
 	return 0;
 }
+
+#define META "cache meta"
+#define get_hash(o, name, out, empty) pw_cache__json_hash(o, META, name, out, empty)
+#define get_u64(o, name, out, req) pw_cache__json_u64(o, META, name, out, req)
+#define get_seconds(o, name, out) pw_cache__json_seconds(o, META, name, out)
 
 int pw_cache_meta_from_json(pw_cache_meta *out, const char *json, size_t len)
 {
@@ -183,8 +191,10 @@ int pw_cache_meta_from_json(pw_cache_meta *out, const char *json, size_t len)
 			rc = pw_error_set(PW_EINVALID, "cache meta: \"subject\" is not an object");
 			goto out;
 		}
-		if ((rc = get_text(v, "digest", out->subject_digest, sizeof out->subject_digest)) < 0 ||
-		    (rc = get_text(v, "mediaType", out->subject_media_type, sizeof out->subject_media_type)) < 0 ||
+		if ((rc = pw_cache__json_text(v, META " subject", "digest", out->subject_digest,
+		                              sizeof out->subject_digest)) < 0 ||
+		    (rc = pw_cache__json_text(v, META " subject", "mediaType", out->subject_media_type,
+		                              sizeof out->subject_media_type)) < 0 ||
 		    (rc = get_u64(v, "size", &out->subject_size, false)) < 0)
 			goto out;
 	}

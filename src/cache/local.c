@@ -12,6 +12,14 @@
  * lookup never waits on anything; eviction (gc) stats every entry and unlinks the least
  * recently used first. Unlinking an entry a reader has open is harmless. Temp files left by
  * a killed writer are removed by gc once older than tmp_max_age.
+ *
+ * Claims (cross-process single flight, prewarm/cache_backend.h) are lease files beside the
+ * entry, DIR/v1/<xx>/<key>.lease, holding the claim JSON: created with O_EXCL (atomic on
+ * local file systems and on NFSv3+, no lock), renewed by a durable replace, removed on
+ * release. Taking over an expired lease renames it to a private name first (only one
+ * process can win that rename), checks it is still the lease judged expired (else puts it
+ * back), and then creates a new one with O_EXCL again. Leases left by killed owners are
+ * removed by gc like stale temp files.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,9 +37,14 @@
 
 #include "cache/cache_int.h"
 #include "prewarm/cache.h"
+#include "prewarm/cache_backend.h"
 
 #define LOCAL_DEFAULT_TMP_AGE 3600.0
 #define LOCAL_MAX_ENTRY ((uint64_t)4 << 30)
+#define LEASE_SUFFIX ".lease"
+#define LEASE_CREATE_TRIES 4      /* create, find it released or gone, create again... */
+
+static const pw_cache_backend_type local_type;
 
 typedef struct local_backend {
 	pw_cache_backend parent;   /* first member */
@@ -45,6 +58,20 @@ typedef struct local_backend {
 static void entry_path(const local_backend *lb, const pw_cache_key *k, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%.2s/%s-%s.pwa", lb->vdir, k->wasm_sha256, k->engine_hash, k->wasm_sha256);
+}
+
+static void lease_path(const local_backend *lb, const pw_cache_key *k, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%.2s/%s-%s" LEASE_SUFFIX, lb->vdir, k->wasm_sha256, k->engine_hash, k->wasm_sha256);
+}
+
+/* The local backend behind b, or NULL (with the error set) when b is another kind. */
+static local_backend *as_local(const pw_cache_backend *b, const char *what)
+{
+	if (b && b->type == &local_type)
+		return (local_backend *)(uintptr_t)b;
+	pw_error_set(PW_EINVALID, "%s: not a local cache directory backend", what);
+	return NULL;
 }
 
 /* "<64 hex>-<64 hex>.pwa" -> key */
@@ -123,7 +150,7 @@ static int read_meta(int fd, const char *path, pw_cache_meta *meta, uint64_t *ar
 
 static int local_get(pw_cache_backend *b, const pw_cache_key *key, pw_cache_entry *out)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
 	char path[PATH_MAX];
 	uint64_t off, len;
 	int fd, rc;
@@ -153,7 +180,7 @@ static int local_get(pw_cache_backend *b, const pw_cache_key *key, pw_cache_entr
 
 static int local_exists(pw_cache_backend *b, const pw_cache_key *key)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
 	char path[PATH_MAX];
 	struct stat st;
 
@@ -170,7 +197,7 @@ static int gc_scan(local_backend *lb, uint64_t limit, uint64_t target, unsigned 
 
 static int local_put(pw_cache_backend *b, const pw_cache_entry *e)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
 	char path[PATH_MAX], sub[PATH_MAX];
 	pw_buf hdr = PW_BUF_INIT;
 	int rc;
@@ -204,7 +231,7 @@ static int local_put(pw_cache_backend *b, const pw_cache_entry *e)
 
 static int local_touch(pw_cache_backend *b, const pw_cache_key *key)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
 	char path[PATH_MAX];
 
 	entry_path(lb, key, path, sizeof path);
@@ -215,7 +242,7 @@ static int local_touch(pw_cache_backend *b, const pw_cache_key *key)
 
 static int local_remove(pw_cache_backend *b, const pw_cache_key *key)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
 	char path[PATH_MAX];
 
 	entry_path(lb, key, path, sizeof path);
@@ -227,6 +254,12 @@ static int local_remove(pw_cache_backend *b, const pw_cache_key *key)
 static double ts_sec(const struct timespec *t)
 {
 	return (double)t->tv_sec + (double)t->tv_nsec / 1e9;
+}
+
+static bool is_lease_name(const char *name)
+{
+	size_t n = strlen(name), k = strlen(LEASE_SUFFIX);
+	return n > k && !strcmp(name + n - k, LEASE_SUFFIX);
 }
 
 static bool is_shard(const char *name)
@@ -271,7 +304,7 @@ static int walk(local_backend *lb, walk_fn fn, void *payload)
 			pw_cache_key key;
 			bool entry = entry_name_key(fe->d_name, &key);
 
-			if (!entry && strncmp(fe->d_name, ".tmp-", 5) != 0)
+			if (!entry && strncmp(fe->d_name, ".tmp-", 5) != 0 && !is_lease_name(fe->d_name))
 				continue;
 			if ((size_t)snprintf(path, sizeof path, "%s/%s", sub, fe->d_name) >= sizeof path)
 				continue;
@@ -351,7 +384,7 @@ static int gc_collect(local_backend *lb, const char *path, const char *name, con
 			if (unlink(path) == 0) {
 				g->tmp_removed++;
 				g->tmp_freed += (uint64_t)st->st_size;
-				pw_debug("cache", "removed stale temp file %s (a writer that died)", path);
+				pw_debug("cache", "removed stale temp file or lease %s (a writer that died)", path);
 			}
 		}
 		return 0;
@@ -435,24 +468,28 @@ static int gc_scan(local_backend *lb, uint64_t limit, uint64_t target, unsigned 
 
 int pw_cache_local_gc(pw_cache_backend *b, uint64_t max_size, unsigned *removed, uint64_t *freed)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = as_local(b, "cache gc");
+	if (!lb)
+		return PW_EINVALID;
 	uint64_t limit = max_size ? max_size : lb->max_size;
 	return gc_scan(lb, limit, limit, removed, freed, NULL, NULL);
 }
 
 int pw_cache_local_usage(pw_cache_backend *b, uint64_t *bytes, unsigned *entries)
 {
-	return gc_scan((local_backend *)b, 0, 0, NULL, NULL, bytes, entries);
+	local_backend *lb = as_local(b, "cache usage");
+	return lb ? gc_scan(lb, 0, 0, NULL, NULL, bytes, entries) : PW_EINVALID;
 }
 
 const char *pw_cache_local_dir(const pw_cache_backend *b)
 {
-	return ((const local_backend *)b)->dir;
+	local_backend *lb = as_local(b, "cache directory");
+	return lb ? lb->dir : NULL;
 }
 
 static void local_free(pw_cache_backend *b)
 {
-	local_backend *lb = (local_backend *)b;
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
 	if (!lb)
 		return;
 	pthread_mutex_destroy(&lb->gc_lock);
@@ -460,6 +497,184 @@ static void local_free(pw_cache_backend *b)
 	free(lb->vdir);
 	free(lb);
 }
+
+/* ---- leases (claims) ----------------------------------------------------------------- */
+
+/* Reads the lease at path into *holder (an unparsable one: pw_cache__claim_unreadable).
+ * PW_ENOTFOUND when there is none. */
+static int read_lease(const char *path, pw_cache_claim *holder)
+{
+	pw_buf b = PW_BUF_INIT;
+	int rc = pw_file_read(path, PW_CACHE_CLAIM_MAX, &b);
+
+	if (rc == PW_EIO && !pw_path_exists(path))
+		rc = pw_error_set(PW_ENOTFOUND, "no lease %s", path);
+	if (rc == PW_EINVALID) {   /* larger than any claim: unreadable, judged by its ttl */
+		pw_cache__claim_unreadable(holder, "oversized", 9);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (pw_cache_claim_from_json(holder, (const char *)b.data, b.len) < 0) {
+		pw_debug("cache", "lease %s: %s", path, pw_error_last());
+		pw_cache__claim_unreadable(holder, b.data, b.len);
+	}
+	pw_buf_free(&b);
+	return 0;
+}
+
+static bool same_claim(const pw_cache_claim *a, const pw_cache_claim *b)
+{
+	return !strcmp(a->nonce, b->nonce) && a->seq == b->seq;
+}
+
+/* O_EXCL create of the lease with `mine`: 0, PW_EMISMATCH when one exists, PW_EIO. */
+static int create_lease(const char *path, const char *dir, const pw_buf *json)
+{
+	int fd;
+
+	do
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return errno == EEXIST ? PW_EMISMATCH : pw_error_set_errno(PW_EIO, "create lease %s", path);
+	int rc = pw_write_all(fd, json->data, json->len);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = pw_error_set_errno(PW_EIO, "fsync %s", path);
+	if (close(fd) < 0 && rc == 0)
+		rc = pw_error_set_errno(PW_EIO, "close %s", path);
+	if (rc == 0 && (rc = pw_fsync_dir(dir)) < 0)
+		pw_error_prefix("lease %s", path);
+	if (rc < 0)
+		unlink(path);
+	return rc;
+}
+
+/*
+ * Moves the lease judged expired (`stale`) out of the way: read (still that lease?), renamed
+ * to a private name (one process wins), compared with `stale` again, unlinked when it is that
+ * lease, put back (link: never over a newer one) when it is not. 0 when it is gone,
+ * PW_EMISMATCH when another lease holds the key (read into *holder), PW_EIO. Two takers and
+ * a creator racing within microseconds can still both end up building: a duplicate compile
+ * of identical bytes, never a wrong entry.
+ */
+static int remove_stale_lease(const char *path, const char *dir, const pw_cache_claim *stale,
+                              const pw_cache_claim *mine, pw_cache_claim *holder)
+{
+	char priv[PATH_MAX];
+	pw_cache_claim seen;
+
+	if ((size_t)snprintf(priv, sizeof priv, "%s/.tmp-takeover.%s" LEASE_SUFFIX, dir, mine->nonce) >= sizeof priv)
+		return pw_error_set(PW_EIO, "lease path too long in %s", dir);
+	/* Look first: renaming a newer lease away and back leaves a moment without any. */
+	int rc = read_lease(path, &seen);
+	if (rc == PW_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (!same_claim(&seen, stale)) {
+		*holder = seen;
+		return PW_EMISMATCH;
+	}
+	if (rename(path, priv) < 0)
+		return errno == ENOENT ? 0 : pw_error_set_errno(PW_EIO, "rename %s", path);
+	if (read_lease(priv, &seen) == 0 && same_claim(&seen, stale)) {
+		unlink(priv);
+		return 0;
+	}
+	/* A newer lease than the one judged expired: give it back. */
+	if (link(priv, path) < 0 && errno != EEXIST)
+		pw_debug("cache", "putting back lease %s: %s", path, strerror(errno));
+	unlink(priv);
+	if (read_lease(path, holder) < 0)
+		*holder = seen;
+	pw_error_clear();
+	return PW_EMISMATCH;
+}
+
+static int local_claim(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine,
+                       const pw_cache_claim *stale, pw_cache_claim *holder)
+{
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
+	char path[PATH_MAX], dir[PATH_MAX];
+	pw_buf json = PW_BUF_INIT;
+	pw_cache_claim released;
+	int rc;
+
+	snprintf(dir, sizeof dir, "%s/%.2s", lb->vdir, key->wasm_sha256);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return pw_error_set_errno(PW_EIO, "mkdir %s", dir);
+	lease_path(lb, key, path, sizeof path);
+	if ((rc = pw_cache_claim_to_json(mine, &json)) < 0)
+		return rc;
+	for (int i = 0; i < LEASE_CREATE_TRIES; i++) {
+		if (stale && (rc = remove_stale_lease(path, dir, stale, mine, holder)) < 0)
+			break;
+		rc = create_lease(path, dir, &json);
+		if (rc != PW_EMISMATCH)
+			break;
+		rc = read_lease(path, holder);
+		if (rc == PW_ENOTFOUND)
+			continue;   /* released between our create and our read */
+		if (rc < 0)
+			break;
+		if (!holder->released) {
+			rc = PW_EMISMATCH;
+			break;
+		}
+		released = *holder;   /* a released lease is free: take it */
+		stale = &released;
+		rc = PW_EMISMATCH;
+	}
+	pw_buf_free(&json);
+	return rc;
+}
+
+static int local_renew(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine)
+{
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
+	char path[PATH_MAX];
+	pw_cache_claim now;
+	pw_buf json = PW_BUF_INIT;
+	int rc;
+
+	lease_path(lb, key, path, sizeof path);
+	if ((rc = read_lease(path, &now)) < 0)
+		return rc == PW_ENOTFOUND ? PW_EMISMATCH : rc;
+	if (strcmp(now.nonce, mine->nonce) != 0)
+		return pw_error_set(PW_EMISMATCH, "lease %s was taken over", path);
+	if ((rc = pw_cache_claim_to_json(mine, &json)) == 0)
+		rc = pw_file_write_atomic(path, json.data, json.len, 0644);
+	pw_buf_free(&json);
+	return rc;
+}
+
+static void local_release(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine)
+{
+	local_backend *lb = (local_backend *)b;   /* called through local_type only */
+	char path[PATH_MAX];
+	pw_cache_claim now;
+
+	lease_path(lb, key, path, sizeof path);
+	if (read_lease(path, &now) == 0 && !strcmp(now.nonce, mine->nonce) && unlink(path) < 0 && errno != ENOENT)
+		pw_debug("cache", "unlink %s: %s", path, strerror(errno));
+	pw_error_clear();
+}
+
+static const pw_cache_backend_type local_type = {
+	.version = PW_CACHE_BACKEND_VERSION,
+	.name = "local",
+	.get = local_get,
+	.exists = local_exists,
+	.put = local_put,
+	.touch = local_touch,
+	.list = local_list,
+	.remove = local_remove,
+	.free = local_free,
+	.claim = local_claim,
+	.renew = local_renew,
+	.release = local_release,
+};
 
 int pw_cache_local_new(pw_cache_backend **out, const char *dir, const pw_local_opts *opts)
 {
@@ -487,15 +702,7 @@ int pw_cache_local_new(pw_cache_backend **out, const char *dir, const pw_local_o
 	pthread_mutex_init(&lb->gc_lock, NULL);
 	lb->max_size = opts && opts->max_size ? opts->max_size : PW_CACHE_LOCAL_DEFAULT_MAX_SIZE;
 	lb->tmp_max_age = opts && opts->tmp_max_age > 0 ? opts->tmp_max_age : LOCAL_DEFAULT_TMP_AGE;
-	lb->parent.version = PW_CACHE_BACKEND_VERSION;
-	lb->parent.name = "local";
-	lb->parent.get = local_get;
-	lb->parent.exists = local_exists;
-	lb->parent.put = local_put;
-	lb->parent.touch = local_touch;
-	lb->parent.list = local_list;
-	lb->parent.remove = local_remove;
-	lb->parent.free = local_free;
+	lb->parent.type = &local_type;
 
 	if (stat(lb->vdir, &st) == 0 && S_ISDIR(st.st_mode)) {
 		*out = &lb->parent;

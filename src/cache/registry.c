@@ -17,6 +17,17 @@
  * the same blobs; the manifest tag's last writer wins, every version is valid). With
  * async_put, put() only queues: a background thread publishes, and free() waits for it at
  * most publish_deadline seconds, so publishing never holds a start back for longer.
+ *
+ * Claims (cross-process single flight, prewarm/cache_backend.h): a small manifest per key
+ * tagged "pw1c-<engine hash[0:32]>-<wasm sha256>" (artifactType
+ * application/vnd.prewarm.claim.v1, empty config and layer, the claim JSON in the
+ * io.prewarm.claim annotation). A registry has no create-if-absent and the last PUT of a
+ * tag wins, so claiming is Fischer's timed mutual exclusion: read the tag; if it holds no
+ * live claim, PUT ours, wait `claim_settle` seconds, read it back: the claim there is the
+ * winner, the same one for every claimer (the last writer). It is exact when every
+ * claimer's read-to-PUT takes less than claim_settle; a slower one costs a duplicate compile
+ * (compiles are reproducible: both publish the same entry), never a wrong one. Release
+ * writes a released claim (works where deletes are disabled).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -27,12 +38,26 @@
 #include <jansson.h>
 #include <zstd.h>
 
+#include "cache/cache_int.h"
 #include "prewarm/cache.h"
+#include "prewarm/cache_backend.h"
 #include "prewarm/engine.h"
 #include "prewarm/oci.h"
 
 #define MAX_ARTIFACT (2ull << 30)
 #define ARTIFACT_ZSTD_LEVEL 3   /* measured: most of level 19's ratio on shared objects, at ~100 MB/s */
+#define DEFAULT_TIMEOUT 30.0
+#define DEFAULT_CONNECT_TIMEOUT 5.0
+#define DEFAULT_PUBLISH_DEADLINE 30.0
+#define DEFAULT_CLAIM_SETTLE 1.0
+#define LOW_SPEED_SECONDS 10
+#define REQUEST_RETRIES 2
+#define RETRY_BACKOFF 0.2
+#define CLAIM_ARTIFACT_TYPE "application/vnd.prewarm.claim.v1"
+#define CLAIM_ANN "io.prewarm.claim"
+#define CLAIM_MANIFEST_MAX 16384
+
+static const pw_cache_backend_type registry_type;
 
 typedef struct pending {
 	struct pending *next;
@@ -53,6 +78,7 @@ typedef struct shared {
 	pw_oci_ref *repo;         /* host + repo */
 	char *desc;               /* engine description annotation, or NULL */
 	bool read_only;
+	double claim_settle;      /* seconds between a claim's PUT and its read-back */
 	pending *queue, *queue_tail;
 	unsigned queued;          /* queued + being published */
 	bool stop;
@@ -548,7 +574,7 @@ static int reg_remove(pw_cache_backend *b, const pw_cache_key *key)
 unsigned pw_cache_registry_pending(pw_cache_backend *b)
 {
 	unsigned n;
-	if (!b || strcmp(b->name, "registry"))
+	if (!b || b->type != &registry_type)
 		return 0;
 	shared *s = ((registry_backend *)b)->s;
 	pthread_mutex_lock(&s->mu);
@@ -586,6 +612,153 @@ static void reg_free(pw_cache_backend *b)
 	free(rb);
 }
 
+/* ---- claims ------------------------------------------------------------------------- */
+
+static int claim_ref(shared *s, const pw_cache_key *k, pw_oci_ref **out)
+{
+	char tag[128];
+	snprintf(tag, sizeof tag, "pw1c-%.32s-%.64s", k->engine_hash, k->wasm_sha256);
+	return pw_oci_ref_with(out, s->repo, tag, NULL);
+}
+
+/* The claim under key's claim tag into *holder (unparsable: pw_cache__claim_unreadable).
+ * PW_ENOTFOUND when there is none. */
+static int read_claim(shared *s, const pw_cache_key *key, pw_cache_claim *holder)
+{
+	pw_oci_ref *r = NULL;
+	pw_oci_manifest *m = NULL;
+	pw_buf body = PW_BUF_INIT;
+	char mt[80];
+	int rc = claim_ref(s, key, &r);
+
+	if (rc == 0)
+		rc = pw_oci_manifest_get(s->client, r, &body, mt, NULL);
+	pw_oci_ref_free(r);
+	if (rc < 0) {
+		pw_buf_free(&body);
+		return rc;
+	}
+	const char *cj = NULL;
+	if (body.len <= CLAIM_MANIFEST_MAX && pw_oci_manifest_parse(&m, body.data, body.len, mt) == 0 &&
+	    m->artifact_type && !strcmp(m->artifact_type, CLAIM_ARTIFACT_TYPE))
+		cj = pw_oci_manifest_annotation(m, CLAIM_ANN);
+	if (!cj || pw_cache_claim_from_json(holder, cj, strlen(cj)) < 0) {
+		pw_debug("cache", "registry: unreadable claim: %s", cj ? pw_error_last() : "not a claim manifest");
+		pw_cache__claim_unreadable(holder, body.data, body.len);
+	}
+	pw_error_clear();
+	pw_oci_manifest_free(m);
+	pw_buf_free(&body);
+	return 0;
+}
+
+static int write_claim(shared *s, const pw_cache_key *key, const pw_cache_claim *c)
+{
+	char ks[PW_CACHE_KEY_STR_LEN + 1];
+	pw_buf cj = PW_BUF_INIT;
+	pw_oci_ref *r = NULL;
+	json_t *m = NULL;
+	char *body = NULL;
+	int rc;
+
+	pw_cache_key_str(key, ks);
+	if ((rc = pw_cache_claim_to_json(c, &cj)) < 0)
+		return rc;
+	m = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i}, s:[{s:s, s:s, s:i}], s:{s:s, s:s}}",
+	              "schemaVersion", 2, "mediaType", PW_OCI_MT_MANIFEST, "artifactType", CLAIM_ARTIFACT_TYPE,
+	              "config", "mediaType", PW_OCI_MT_EMPTY, "digest", PW_OCI_EMPTY_DIGEST, "size", 2,
+	              "layers", "mediaType", PW_OCI_MT_EMPTY, "digest", PW_OCI_EMPTY_DIGEST, "size", 2,
+	              "annotations", CLAIM_ANN, (const char *)cj.data, "org.opencontainers.image.title", ks);
+	body = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (!body)
+		rc = pw_error_set(PW_ENOMEM, "registry: building the claim of %s failed", ks);
+	if (rc == 0)
+		rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
+	if (rc == 0)
+		rc = claim_ref(s, key, &r);
+	if (rc == 0)
+		rc = pw_oci_manifest_put(s->client, r, PW_OCI_MT_MANIFEST, body, strlen(body), NULL);
+	pw_oci_ref_free(r);
+	free(body);
+	json_decref(m);
+	pw_buf_free(&cj);
+	return rc;
+}
+
+static void sleep_seconds(double sec)
+{
+	struct timespec ts = { (time_t)sec, (long)((sec - (double)(time_t)sec) * 1e9) };
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+static int reg_claim(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine,
+                     const pw_cache_claim *stale, pw_cache_claim *holder)
+{
+	shared *s = ((registry_backend *)b)->s;   /* called through registry_type only */
+	pw_cache_claim cur;
+	int rc;
+
+	if (s->read_only)
+		return pw_error_set(PW_EUNSUPPORTED, "registry cache: read-only, no claims");
+	rc = read_claim(s, key, &cur);
+	if (rc == 0 && !cur.released && !(stale && !strcmp(cur.nonce, stale->nonce) && cur.seq == stale->seq)) {
+		*holder = cur;
+		return PW_EMISMATCH;
+	}
+	if (rc < 0 && rc != PW_ENOTFOUND)
+		return rc;
+	if ((rc = write_claim(s, key, mine)) < 0)
+		return rc;
+	sleep_seconds(s->claim_settle);
+	if ((rc = read_claim(s, key, &cur)) < 0)
+		return rc == PW_ENOTFOUND ? pw_error_set(PW_ERROR, "registry: a claim just written is gone") : rc;
+	if (!strcmp(cur.nonce, mine->nonce))
+		return 0;
+	*holder = cur;   /* a later writer won */
+	return PW_EMISMATCH;
+}
+
+static int reg_renew(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine)
+{
+	shared *s = ((registry_backend *)b)->s;   /* called through registry_type only */
+	pw_cache_claim cur;
+	int rc = read_claim(s, key, &cur);
+
+	if (rc < 0)
+		return rc == PW_ENOTFOUND ? pw_error_set(PW_EMISMATCH, "registry: our claim is gone") : rc;
+	if (strcmp(cur.nonce, mine->nonce) != 0)
+		return pw_error_set(PW_EMISMATCH, "registry: our claim was taken over");
+	return write_claim(s, key, mine);
+}
+
+static void reg_release(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine)
+{
+	shared *s = ((registry_backend *)b)->s;   /* called through registry_type only */
+	pw_cache_claim cur, done = *mine;
+
+	done.released = true;
+	done.seq++;
+	if (read_claim(s, key, &cur) == 0 && !strcmp(cur.nonce, mine->nonce) && write_claim(s, key, &done) < 0)
+		pw_debug("cache", "registry: releasing a claim: %s", pw_error_last());
+	pw_error_clear();
+}
+
+static const pw_cache_backend_type registry_type = {
+	.version = PW_CACHE_BACKEND_VERSION,
+	.name = "registry",
+	.get = reg_get,
+	.exists = reg_exists,
+	.put = reg_put,
+	.touch = NULL,
+	.list = reg_list,
+	.remove = reg_remove,
+	.free = reg_free,
+	.claim = reg_claim,
+	.renew = reg_renew,
+	.release = reg_release,
+};
+
 int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *opts)
 {
 	registry_backend *rb;
@@ -609,7 +782,8 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 	rb->s = s;
 	s->read_only = opts->read_only;
 	rb->async = opts->async_put;
-	rb->deadline = opts->publish_deadline > 0 ? opts->publish_deadline : 30;
+	rb->deadline = opts->publish_deadline > 0 ? opts->publish_deadline : DEFAULT_PUBLISH_DEADLINE;
+	s->claim_settle = opts->claim_settle > 0 ? opts->claim_settle : DEFAULT_CLAIM_SETTLE;
 	if (opts->engine_description && !(s->desc = strdup(opts->engine_description))) {
 		rc = pw_error_set(PW_ENOMEM, "out of memory");
 		goto fail;
@@ -646,24 +820,16 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 	}
 	pw_oci_client_opts co = {
 		.sources = src, .creds = cr,
-		.timeout = opts->timeout > 0 ? opts->timeout : 30,
-		.connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 5,
-		.low_speed_time = 10, .retries = 2, .backoff = 0.2,
+		.timeout = opts->timeout > 0 ? opts->timeout : DEFAULT_TIMEOUT,
+		.connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout : DEFAULT_CONNECT_TIMEOUT,
+		.low_speed_time = LOW_SPEED_SECONDS, .retries = REQUEST_RETRIES, .backoff = RETRY_BACKOFF,
 		.max_blob = MAX_ARTIFACT,
 	};
 	if ((rc = pw_oci_client_new(&s->client, &co)) < 0)
 		goto fail;
 	pw_oci_sources_free(src);
 	pw_oci_creds_free(cr);
-	rb->parent.version = PW_CACHE_BACKEND_VERSION;
-	rb->parent.name = "registry";
-	rb->parent.get = reg_get;
-	rb->parent.exists = reg_exists;
-	rb->parent.put = reg_put;
-	rb->parent.touch = NULL;
-	rb->parent.list = reg_list;
-	rb->parent.remove = reg_remove;
-	rb->parent.free = reg_free;
+	rb->parent.type = &registry_type;
 	*out = &rb->parent;
 	return 0;
 fail:

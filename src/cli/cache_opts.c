@@ -26,10 +26,15 @@ const char pw_cache_cli_help[] =
 	"  --cache-registry-ca FILE        extra CA certificate (PEM) for the registry\n"
 	"  --cache-registry-insecure       allow unverified HTTPS, then plain HTTP\n"
 	"  --cache-registry-read-only      pull from the registry, never push\n"
+	"  --cache-peer-wait SECONDS|auto|off  how long to wait for another process that is compiling\n"
+	"                                  the same module into a shared tier (auto: as long as the\n"
+	"                                  compile should take; off: compile at once)\n"
+	"  --cache-claim-ttl SECONDS       life of a compile's claim without renewal (default 30)\n"
 	"Each also as an environment variable, a flag winning over it: PREWARM_CACHE_DIR,\n"
 	"PREWARM_CACHE_MAX_SIZE, PREWARM_CACHE_SIGNING_KEY, PREWARM_NO_CACHE, PREWARM_CACHE_REGISTRY,\n"
 	"PREWARM_CACHE_REGISTRY_CREDENTIALS, PREWARM_CACHE_REGISTRY_CA, PREWARM_CACHE_REGISTRY_INSECURE,\n"
-	"PREWARM_CACHE_REGISTRY_READ_ONLY (booleans 1/true/yes or 0/false/no).\n";
+	"PREWARM_CACHE_REGISTRY_READ_ONLY (booleans 1/true/yes or 0/false/no), PREWARM_CACHE_PEER_WAIT,\n"
+	"PREWARM_CACHE_CLAIM_TTL.\n";
 
 static const char *env_str(const char *name)
 {
@@ -50,6 +55,30 @@ static void env_bool(const char *name, bool *out)
 		fprintf(stderr, "prewarm: warning: %s=\"%s\" is not true or false; ignored\n", name, v);
 }
 
+/* "auto" = 0, "off" = PW_CACHE_PEER_WAIT_OFF, else a duration. */
+static int parse_peer_wait(const char *v, double *out)
+{
+	if (!strcmp(v, "auto")) {
+		*out = 0;
+		return 0;
+	}
+	if (!strcmp(v, "off")) {
+		*out = PW_CACHE_PEER_WAIT_OFF;
+		return 0;
+	}
+	if (pw_parse_duration(v, out) < 0 || *out <= 0)
+		return pw_error_set(PW_EINVALID, "'%s' is not a duration above 0, auto or off", v);
+	return 0;
+}
+
+static int parse_claim_ttl(const char *v, double *out)
+{
+	if (pw_parse_duration(v, out) < 0 || *out <= 0 || *out > PW_CACHE_CLAIM_TTL_MAX)
+		return pw_error_set(PW_EINVALID, "'%s' is not a duration above 0 and at most %.0f s", v,
+		                    PW_CACHE_CLAIM_TTL_MAX);
+	return 0;
+}
+
 void pw_cache_cli_init(pw_cache_cli_opts *o)
 {
 	const char *v;
@@ -67,6 +96,14 @@ void pw_cache_cli_init(pw_cache_cli_opts *o)
 	o->registry_ca = env_str("PREWARM_CACHE_REGISTRY_CA");
 	env_bool("PREWARM_CACHE_REGISTRY_INSECURE", &o->registry_insecure);
 	env_bool("PREWARM_CACHE_REGISTRY_READ_ONLY", &o->registry_read_only);
+	if ((v = env_str("PREWARM_CACHE_PEER_WAIT")) && parse_peer_wait(v, &o->peer_wait) < 0) {
+		fprintf(stderr, "prewarm: warning: PREWARM_CACHE_PEER_WAIT: %s; ignored\n", pw_error_last());
+		o->peer_wait = 0;
+	}
+	if ((v = env_str("PREWARM_CACHE_CLAIM_TTL")) && parse_claim_ttl(v, &o->claim_ttl) < 0) {
+		fprintf(stderr, "prewarm: warning: PREWARM_CACHE_CLAIM_TTL: %s; ignored\n", pw_error_last());
+		o->claim_ttl = 0;
+	}
 }
 
 void pw_cache_cli_free(pw_cache_cli_opts *o)
@@ -146,6 +183,16 @@ int pw_cache_cli_parse(pw_cache_cli_opts *o, int argc, char **argv, int *i)
 		o->registry_ca = v;
 	} else if (opt_value("--cache-registry", argc, argv, i, &v, &err)) {
 		o->registry = v;
+	} else if (opt_value("--cache-peer-wait", argc, argv, i, &v, &err)) {
+		if (!err && parse_peer_wait(v, &o->peer_wait) < 0) {
+			fprintf(stderr, "prewarm: --cache-peer-wait: %s\n", pw_error_last());
+			err = 1;
+		}
+	} else if (opt_value("--cache-claim-ttl", argc, argv, i, &v, &err)) {
+		if (!err && parse_claim_ttl(v, &o->claim_ttl) < 0) {
+			fprintf(stderr, "prewarm: --cache-claim-ttl: %s\n", pw_error_last());
+			err = 1;
+		}
 	} else {
 		fprintf(stderr, "prewarm: unknown cache option '%s'\n", a);
 		return -1;
@@ -252,6 +299,8 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 		return pw_cache_new(out, NULL);
 	dir = pw_cache_cli_dir(o);
 	co.signing_key_file = o->signing_key_file;
+	co.peers.max_wait = o->peer_wait;
+	co.peers.ttl = o->claim_ttl;
 	if (dir) {
 		stats = malloc(strlen(dir) + 8);
 		if (!stats)
@@ -268,7 +317,7 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 	free(stats);
 	if (rc < 0) {
 		if (b)
-			b->free(b);
+			pw_cache_backend_free(b);
 		if (rc == PW_ENOMEM)
 			return rc;
 		/* A signing key was asked for and cannot be used: trust no entry at all. */

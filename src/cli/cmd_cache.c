@@ -83,7 +83,7 @@ static int cmd_ls(pw_cache_backend *b, bool json)
 		printf("[");
 	else
 		printf("%-129s  %10s  %6s  %6s\n", "KEY (engine hash-wasm sha256)", "SIZE", "AGE", "USED");
-	rc = b->list(b, ls_one, &c);
+	rc = pw_cache_backend_list(b, ls_one, &c);
 	if (json)
 		printf("]\n");
 	else
@@ -159,7 +159,7 @@ static int verify_one(const pw_cache_listing *l, void *payload)
 	int rc;
 
 	pw_cache_key_str(&l->key, key);
-	rc = v->b->get(v->b, &l->key, &e);
+	rc = pw_cache_backend_get(v->b, &l->key, &e);
 	if (rc == PW_ENOTFOUND)
 		return 0;   /* removed meanwhile (eviction by another process) */
 	if (rc == 0)
@@ -172,7 +172,7 @@ static int verify_one(const pw_cache_listing *l, void *payload)
 	}
 	v->bad++;
 	printf("BAD  %s: %s\n", key, pw_error_last());
-	if (v->remove && v->b->remove(v->b, &l->key) == 0)
+	if (v->remove && pw_cache_backend_remove(v->b, &l->key) == 0)
 		v->removed++;
 	return 0;
 }
@@ -190,7 +190,7 @@ static int cmd_verify(pw_cache_cli_opts *o, pw_cache_backend *b, bool remove)
 		fprintf(stderr, "prewarm cache verify: %s\n", pw_error_last());
 		return 1;
 	}
-	rc = b->list(b, verify_one, &v);
+	rc = pw_cache_backend_list(b, verify_one, &v);
 	pw_cache_free(v.cache);
 	if (rc < 0) {
 		fprintf(stderr, "prewarm cache verify: %s\n", pw_error_last());
@@ -222,7 +222,7 @@ static int rm_all_cb(const pw_cache_listing *l, void *payload)
 {
 	pw_cache_backend *b = ((void **)payload)[0];
 	unsigned *n = ((void **)payload)[1];
-	if (b->remove(b, &l->key) == 0)
+	if (pw_cache_backend_remove(b, &l->key) == 0)
 		(*n)++;
 	return 0;
 }
@@ -234,7 +234,7 @@ static int cmd_rm(pw_cache_backend *b, char **keys, int nkeys, bool all)
 
 	if (all) {
 		void *p[2] = { b, &n };
-		if (b->list(b, rm_all_cb, p) < 0) {
+		if (pw_cache_backend_list(b, rm_all_cb, p) < 0) {
 			fprintf(stderr, "prewarm cache rm: %s\n", pw_error_last());
 			return 1;
 		}
@@ -243,7 +243,7 @@ static int cmd_rm(pw_cache_backend *b, char **keys, int nkeys, bool all)
 	}
 	for (int i = 0; i < nkeys; i++) {
 		pw_cache_key k;
-		if (pw_cache_key_parse(&k, keys[i]) < 0 || b->remove(b, &k) < 0) {
+		if (pw_cache_key_parse(&k, keys[i]) < 0 || pw_cache_backend_remove(b, &k) < 0) {
 			fprintf(stderr, "prewarm cache rm: %s\n", pw_error_last());
 			status = 1;
 			continue;
@@ -347,7 +347,7 @@ int pw_cmd_cache(int argc, char **argv)
 		status = cmd_rm(b, rest, nrest, all);
 out:
 	if (b)
-		b->free(b);
+		pw_cache_backend_free(b);
 	pw_cache_cli_free(&o);
 	free(rest);
 	return status;

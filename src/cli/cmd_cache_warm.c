@@ -129,7 +129,7 @@ static void reg_fail(warm_ctx *w, warm_item *it, const char *what, const char *k
 static int local_entry(warm_ctx *w, const pw_cache_key *k, pw_cache_entry *ent)
 {
 	memset(ent, 0, sizeof *ent);
-	int rc = w->local->get(w->local, k, ent);
+	int rc = pw_cache_backend_get(w->local, k, ent);
 	if (rc == 0)
 		rc = pw_cache_verify_entry_for(w->cache, k, ent);
 	if (rc < 0)
@@ -163,7 +163,7 @@ static void warm_one(void *arg)
 			report(w, it, "registry %s FAILED earlier: skipped", w->reg_name);
 			return;
 		}
-		rc = w->reg->exists(w->reg, &k);
+		rc = pw_cache_backend_exists(w->reg, &k);
 		if (rc == 0) {
 			it->out = W_IN_REGISTRY;
 			report(w, it, "already in the registry (%s)", ks);
@@ -220,7 +220,7 @@ static void warm_one(void *arg)
 	}
 
 	/* 3. push it */
-	rc = w->reg->put(w->reg, &ent);
+	rc = pw_cache_backend_put(w->reg, &ent);
 	if (rc < 0) {
 		pw_cache_entry_free(&ent);
 		reg_fail(w, it, "pushing", ks);
@@ -459,7 +459,7 @@ out:
 	free(items);
 	free(pj);
 	if (regb)
-		regb->free(regb);
+		pw_cache_backend_free(regb);
 	pw_cache_free(cache);
 	pw_engine_free(engine);
 	pw_oci_client_free(oci);
@@ -612,16 +612,16 @@ static int cache_xfer(const char *cmd, int argc, char **argv, bool to_registry)
 			continue;
 		}
 		pw_cache_key_str(&k, ks);
-		int rc = from->get(from, &k, &ent);
+		int rc = pw_cache_backend_get(from, &k, &ent);
 		if (rc == PW_ENOTFOUND) {
-			fprintf(stderr, "prewarm cache %s: %s: not in the %s tier\n", cmd, ks, from->name);
+			fprintf(stderr, "prewarm cache %s: %s: not in the %s tier\n", cmd, ks, pw_cache_backend_name(from));
 			failed++;
 			continue;
 		}
 		if (rc == 0)
 			rc = pw_cache_verify_entry_for(verifier, &k, &ent);
 		if (rc == 0)
-			rc = to->put(to, &ent);
+			rc = pw_cache_backend_put(to, &ent);
 		if (rc < 0) {
 			fprintf(stderr, "prewarm cache %s: %s: %s\n", cmd, ks, pw_error_last());
 			failed++;
@@ -633,9 +633,9 @@ static int cache_xfer(const char *cmd, int argc, char **argv, bool to_registry)
 	}
 out:
 	if (regb)
-		regb->free(regb);
+		pw_cache_backend_free(regb);
 	if (local)
-		local->free(local);
+		pw_cache_backend_free(local);
 	pw_cache_free(verifier);
 	pw_engine_free(e);
 	free_xfer(&x);
@@ -696,14 +696,14 @@ int pw_cmd_cache_ls_registry(int argc, char **argv)
 		printf("[");
 	else
 		printf("%-129s  %10s\n", "KEY (engine hash-wasm sha256) in the registry", "SIZE");
-	rc = regb->list(regb, ls_reg_one, &c);
+	rc = pw_cache_backend_list(regb, ls_reg_one, &c);
 	if (c.json)
 		printf("]\n");
 	else
 		printf("%u entries, %s\n", c.n, pw_fmt_bytes(c.bytes, sz, sizeof sz));
 	if (rc < 0)
 		fprintf(stderr, "prewarm cache ls: %s\n", pw_error_last());
-	regb->free(regb);
+	pw_cache_backend_free(regb);
 	free_xfer(&x);
 	return rc < 0 ? 1 : 0;
 }

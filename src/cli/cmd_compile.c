@@ -7,8 +7,9 @@
  * --no-import-check: no import check.
  * With a cache option (--cache-dir DIR, --cache-registry ..., see cache_opts.h) the
  * artifact comes from the cache when a tier holds it, else it is compiled and put into
- * every tier; the command says which ("cache hit (local)" / "compiled"); -o is then
- * optional.
+ * every tier; the command says which ("cache hit (local)" / "compiled"), and when it waited
+ * for another process compiling the same module into a shared tier ("after waiting 3 s for
+ * a peer (HOST pid N)"); -o is then optional.
  * Option parsing lives in parse_compile_args(); the work in compile_run().
  */
 #include <stdio.h>
@@ -161,12 +162,18 @@ static int compile_run(compile_args *a)
 	} else if (a->use_cache) {
 		char t1[32];
 		const char *tier = pw_engine_tier_name(pw_engine_get_tier(e));
+		char peer[192] = "", t2[32];
+		if (res.peer_wait_seconds > 0 || res.took_over)
+			snprintf(peer, sizeof peer, " after %s %s for a peer (%s)%s",
+			         res.tier >= 0 ? "waiting" : "having waited", pw_fmt_duration(res.peer_wait_seconds, t2, sizeof t2),
+			         res.peer[0] ? res.peer : "?",
+			         res.tier >= 0 ? "" : res.took_over ? ", whose claim expired" : ", longer than a compile takes");
 		if (res.tier >= 0)
-			printf("cache hit (%s) in %s, %s tier\n", res.tier_name ? res.tier_name : "?",
-			       pw_fmt_duration(res.seconds, t1, sizeof t1), tier);
+			printf("cache hit (%s) in %s%s, %s tier\n", res.tier_name ? res.tier_name : "?",
+			       pw_fmt_duration(res.seconds, t1, sizeof t1), peer, tier);
 		else
-			printf("compiled in %s (stored in the cache), %s tier\n",
-			       pw_fmt_duration(res.compile_seconds, t1, sizeof t1), tier);
+			printf("compiled in %s (stored in the cache)%s, %s tier\n",
+			       pw_fmt_duration(res.compile_seconds, t1, sizeof t1), peer, tier);
 	} else if (!a->quiet) {
 		char t1[32], t2[32], b1[32], b2[32];
 		fprintf(stderr, "prewarm compile: %s -> %s (%s tier, %s of C, translate %s, cc %s, %s artifact, "

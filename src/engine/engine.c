@@ -447,6 +447,17 @@ bool pw_engine_can_compile(const pw_engine *e)
 	return !e->pinned;
 }
 
+/* gcc -O1 measured ~26 s per MB of code on one core; a loaded node is slower. */
+#define OPTIMIZED_SECONDS_FLOOR 10.0
+#define OPTIMIZED_SECONDS_PER_MIB 60.0
+
+double pw_engine_compile_seconds_estimate(const pw_engine *e, size_t wasm_len)
+{
+	if (!e || e->tier == PW_TIER_QUICK)
+		return 0;
+	return OPTIMIZED_SECONDS_FLOOR + OPTIMIZED_SECONDS_PER_MIB * (double)wasm_len / (1024.0 * 1024.0);
+}
+
 static const struct {
 	uint32_t bit;
 	const char *name;

@@ -243,8 +243,9 @@ static int get_or_build(mod_item *m, pw_engine *e)
 		pw_cache_key key;
 		pw_cache_result res = { 0 };
 		pw_cache_key_for(&key, e, b.wasm, b.len);
-		rc = pw_cache_get_or_build(ctx->cache, &key, pw_module_build, &b,
-		                           m->f->subject.subject_digest[0] ? &m->f->subject : NULL, &m->artifact, &res);
+		pw_cache_build_opts bo = { m->f->subject.subject_digest[0] ? &m->f->subject : NULL,
+		                           pw_engine_compile_seconds_estimate(e, b.len) };
+		rc = pw_cache_get_or_build(ctx->cache, &key, pw_module_build, &b, &bo, &m->artifact, &res);
 		if (rc == 0) {
 			m->origin = origin_of(&res);
 			seconds = res.compile_seconds;

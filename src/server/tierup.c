@@ -64,8 +64,9 @@ static void run_job(pw_tierup *t, pw_module *q)
 	uint64_t got = pw_budget_acquire(&t->budget, pw_compile_estimate(q->wasm.len));
 	if (t->o.cache) {
 		pw_cache_key_for(&key, t->o.engine, q->wasm.data, q->wasm.len);
-		rc = pw_cache_get_or_build(t->o.cache, &key, pw_module_build, &b,
-		                           q->subject.subject_digest[0] ? &q->subject : NULL, &art, &res);
+		pw_cache_build_opts bo = { q->subject.subject_digest[0] ? &q->subject : NULL,
+		                           pw_engine_compile_seconds_estimate(t->o.engine, q->wasm.len) };
+		rc = pw_cache_get_or_build(t->o.cache, &key, pw_module_build, &b, &bo, &art, &res);
 		seconds = res.compile_seconds;
 	} else {
 		rc = pw_module_build(&b, &art, &seconds);

@@ -136,7 +136,7 @@ static int cmd_put_loop(int argc, char **argv)
 	ent.meta.compile_seconds = 1;
 	for (unsigned n = 0;; n++) {
 		ent.meta.created = pw_wall_now();
-		if (b->put(b, &ent) < 0) {
+		if (pw_cache_backend_put(b, &ent) < 0) {
 			fprintf(stderr, "cache_tool: put: %s\n", pw_error_last());
 			return 1;
 		}

@@ -192,14 +192,14 @@ static void test_local_put_get(void)
 	unsigned n;
 
 	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
-	CHECK_STR(b->name, "local");
+	CHECK_STR(pw_cache_backend_name(b), "local");
 	CHECK_STR(pw_cache_local_dir(b), dir);
 	make_entry(&e, 1, 1, 5000);
-	CHECK_INT(b->get(b, &e.meta.key, &g), PW_ENOTFOUND);
-	CHECK_INT(b->exists(b, &e.meta.key), PW_ENOTFOUND);
-	CHECK_OK(b->put(b, &e));
-	CHECK_OK(b->exists(b, &e.meta.key));
-	CHECK_OK(b->get(b, &e.meta.key, &g));
+	CHECK_INT(pw_cache_backend_get(b, &e.meta.key, &g), PW_ENOTFOUND);
+	CHECK_INT(pw_cache_backend_exists(b, &e.meta.key), PW_ENOTFOUND);
+	CHECK_OK(pw_cache_backend_put(b, &e));
+	CHECK_OK(pw_cache_backend_exists(b, &e.meta.key));
+	CHECK_OK(pw_cache_backend_get(b, &e.meta.key, &g));
 	CHECK_INT(g.artifact.len, 5000);
 	CHECK(memcmp(g.artifact.data, e.artifact.data, 5000) == 0);
 	CHECK_STR(g.meta.artifact_sha256, e.meta.artifact_sha256);
@@ -212,14 +212,14 @@ static void test_local_put_get(void)
 	CHECK_INT(n, 1);
 	CHECK(bytes > 5000);
 	/* put again (replace): still one entry */
-	CHECK_OK(b->put(b, &e));
+	CHECK_OK(pw_cache_backend_put(b, &e));
 	CHECK_OK(pw_cache_local_usage(b, &bytes, &n));
 	CHECK_INT(n, 1);
-	CHECK_OK(b->remove(b, &e.meta.key));
-	CHECK_INT(b->remove(b, &e.meta.key), PW_ENOTFOUND);
-	CHECK_INT(b->get(b, &e.meta.key, &g), PW_ENOTFOUND);
+	CHECK_OK(pw_cache_backend_remove(b, &e.meta.key));
+	CHECK_INT(pw_cache_backend_remove(b, &e.meta.key), PW_ENOTFOUND);
+	CHECK_INT(pw_cache_backend_get(b, &e.meta.key, &g), PW_ENOTFOUND);
 	pw_cache_entry_free(&e);
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static int list_cb(const pw_cache_listing *l, void *payload)
@@ -247,18 +247,18 @@ static void test_local_list(void)
 	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
 	for (int i = 0; i < 5; i++) {
 		make_entry(&e, 1, i, 200);
-		CHECK_OK(b->put(b, &e));
+		CHECK_OK(pw_cache_backend_put(b, &e));
 		pw_cache_entry_free(&e);
 	}
 	/* files that are not entries are ignored */
 	snprintf(junk, sizeof junk, "%s/v1/README", dir);
 	CHECK_OK(pw_file_write_atomic(junk, "hi", 2, 0644));
-	CHECK_OK(b->list(b, list_cb, &n));
+	CHECK_OK(pw_cache_backend_list(b, list_cb, &n));
 	CHECK_INT(n, 5);
 	n = 0;
-	CHECK_INT(b->list(b, list_stop, &n), 7);
+	CHECK_INT(pw_cache_backend_list(b, list_stop, &n), 7);
 	CHECK_INT(n, 1);
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static void test_local_touch(void)
@@ -271,16 +271,16 @@ static void test_local_touch(void)
 
 	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
 	make_entry(&e, 1, 1, 100);
-	CHECK_OK(b->put(b, &e));
+	CHECK_OK(pw_cache_backend_put(b, &e));
 	entry_path(dir, &e.meta.key, path, sizeof path);
 	set_mtime(path, 1000000);
-	CHECK_OK(b->touch(b, &e.meta.key));
+	CHECK_OK(pw_cache_backend_touch(b, &e.meta.key));
 	CHECK(stat(path, &st) == 0);
 	CHECK_MSG(st.st_mtime > 1000000, "touch did not update mtime");
-	CHECK_OK(b->remove(b, &e.meta.key));
-	CHECK_INT(b->touch(b, &e.meta.key), PW_ENOTFOUND);
+	CHECK_OK(pw_cache_backend_remove(b, &e.meta.key));
+	CHECK_INT(pw_cache_backend_touch(b, &e.meta.key), PW_ENOTFOUND);
 	pw_cache_entry_free(&e);
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static void test_local_corrupt_refused(void)
@@ -293,23 +293,23 @@ static void test_local_corrupt_refused(void)
 
 	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
 	make_entry(&e, 1, 1, 3000);
-	CHECK_OK(b->put(b, &e));
+	CHECK_OK(pw_cache_backend_put(b, &e));
 	entry_path(dir, &e.meta.key, path, sizeof path);
 	CHECK(stat(path, &st) == 0);
 	CHECK(truncate(path, st.st_size - 1) == 0);
-	CHECK_INT(b->get(b, &e.meta.key, &g), PW_EINVALID);
+	CHECK_INT(pw_cache_backend_get(b, &e.meta.key, &g), PW_EINVALID);
 	CHECK_MSG(strstr(pw_error_last(), path) != NULL, "message does not name the file: %s", pw_error_last());
 	CHECK(truncate(path, 10) == 0);
-	CHECK_INT(b->get(b, &e.meta.key, &g), PW_EINVALID);
+	CHECK_INT(pw_cache_backend_get(b, &e.meta.key, &g), PW_EINVALID);
 	CHECK_OK(pw_file_write_atomic(path, "garbage that is long enough to hold a header", 44, 0644));
-	CHECK_INT(b->get(b, &e.meta.key, &g), PW_EINVALID);
+	CHECK_INT(pw_cache_backend_get(b, &e.meta.key, &g), PW_EINVALID);
 	/* a put replaces the bad file */
-	CHECK_OK(b->put(b, &e));
-	CHECK_OK(b->get(b, &e.meta.key, &g));
+	CHECK_OK(pw_cache_backend_put(b, &e));
+	CHECK_OK(pw_cache_backend_get(b, &e.meta.key, &g));
 	CHECK_INT(g.artifact.len, 3000);
 	pw_cache_entry_free(&g);
 	pw_cache_entry_free(&e);
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static void test_local_eviction_order(void)
@@ -326,7 +326,7 @@ static void test_local_eviction_order(void)
 	CHECK_OK(pw_cache_local_new(&b, dir, &o));
 	for (int i = 0; i < 6; i++) {
 		make_entry(&e[i], 1, 100 + i, 1000);
-		CHECK_OK(b->put(b, &e[i]));
+		CHECK_OK(pw_cache_backend_put(b, &e[i]));
 		entry_path(dir, &e[i].meta.key, path, sizeof path);
 		set_mtime(path, 1000000 + i * 10);   /* use order: 0 oldest .. 5 newest */
 	}
@@ -341,8 +341,8 @@ static void test_local_eviction_order(void)
 	CHECK_INT(freed, 3 * entry_size);
 	for (int i = 0; i < 6; i++) {
 		int want = (i == 0 || i >= 4) ? 0 : PW_ENOTFOUND;
-		CHECK_MSG(b->exists(b, &e[i].meta.key) == want, "entry %d: exists=%d want %d", i,
-		          b->exists(b, &e[i].meta.key), want);
+		CHECK_MSG(pw_cache_backend_exists(b, &e[i].meta.key) == want, "entry %d: exists=%d want %d", i,
+		          pw_cache_backend_exists(b, &e[i].meta.key), want);
 	}
 	CHECK_OK(pw_cache_local_usage(b, &bytes, &n));
 	CHECK_INT(n, 3);
@@ -352,7 +352,7 @@ static void test_local_eviction_order(void)
 	CHECK_INT(removed, 0);
 	for (int i = 0; i < 6; i++)
 		pw_cache_entry_free(&e[i]);
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static void test_local_limit_on_put(void)
@@ -371,35 +371,35 @@ static void test_local_limit_on_put(void)
 		pw_cache_backend *m;
 		CHECK_OK(pw_cache_local_new(&m, pw_test_tmpdir(), NULL));
 		make_entry(&e, 1, 0, 4000);
-		CHECK_OK(m->put(m, &e));
+		CHECK_OK(pw_cache_backend_put(m, &e));
 		entry_path(pw_cache_local_dir(m), &e.meta.key, path, sizeof path);
 		CHECK(stat(path, &st) == 0);
 		entry_size = (uint64_t)st.st_size;
 		pw_cache_entry_free(&e);
-		m->free(m);
+		pw_cache_backend_free(m);
 	}
 	memset(&o, 0, sizeof o);
 	o.max_size = 5 * entry_size;
 	CHECK_OK(pw_cache_local_new(&b, dir, &o));
 	for (int i = 0; i < 20; i++) {
 		make_entry(&e, 1, 1000 + i, 4000);
-		CHECK_OK(b->put(b, &e));
+		CHECK_OK(pw_cache_backend_put(b, &e));
 		entry_path(dir, &e.meta.key, path, sizeof path);
 		set_mtime(path, 1000000 + i);
 		CHECK_OK(pw_cache_local_usage(b, &bytes, &n));
 		CHECK_MSG(bytes <= o.max_size, "after put %d: %llu bytes over the limit %llu", i,
 		          (unsigned long long)bytes, (unsigned long long)o.max_size);
 		/* the entry just put is the most recently used: it is still there */
-		CHECK_OK(b->exists(b, &e.meta.key));
+		CHECK_OK(pw_cache_backend_exists(b, &e.meta.key));
 		pw_cache_entry_free(&e);
 	}
 	/* the newest four survive (90% of 5 entries keeps 4) */
 	for (int i = 16; i < 20; i++) {
 		pw_cache_key k;
 		fill_key(&k, 1, 1000 + i);
-		CHECK_OK(b->exists(b, &k));
+		CHECK_OK(pw_cache_backend_exists(b, &k));
 	}
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static void test_local_stale_tmp_removed(void)
@@ -412,7 +412,7 @@ static void test_local_stale_tmp_removed(void)
 
 	CHECK_OK(pw_cache_local_new(&b, dir, &o));
 	make_entry(&e, 1, 1, 10);
-	CHECK_OK(b->put(b, &e));
+	CHECK_OK(pw_cache_backend_put(b, &e));
 	snprintf(old_tmp, sizeof old_tmp, "%s/v1/%.2s/.tmp-dead.1.00000001", dir, e.meta.key.wasm_sha256);
 	snprintf(new_tmp, sizeof new_tmp, "%s/v1/%.2s/.tmp-live.2.00000002", dir, e.meta.key.wasm_sha256);
 	CHECK_OK(pw_file_write_atomic(old_tmp, "partial", 7, 0644));
@@ -421,9 +421,9 @@ static void test_local_stale_tmp_removed(void)
 	CHECK_OK(pw_cache_local_gc(b, 0, NULL, NULL));
 	CHECK(!pw_path_exists(old_tmp));
 	CHECK(pw_path_exists(new_tmp));
-	CHECK_OK(b->exists(b, &e.meta.key));
+	CHECK_OK(pw_cache_backend_exists(b, &e.meta.key));
 	pw_cache_entry_free(&e);
-	b->free(b);
+	pw_cache_backend_free(b);
 }
 
 static void test_local_bad_dir(void)

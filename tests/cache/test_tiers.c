@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "prewarm/cache.h"
+#include "prewarm/cache_backend.h"
 #include "prewarm/engine.h"
 
 /* ---- a fake backend that counts calls ---------------------------------------------- */
@@ -121,17 +122,22 @@ static void fake_free(pw_cache_backend *b)
 	(void)b;
 }
 
+static const pw_cache_backend_type fake_type = {
+	.version = PW_CACHE_BACKEND_VERSION,
+	.name = "fake",
+	.get = fake_get,
+	.exists = fake_exists,
+	.put = fake_put,
+	.touch = fake_touch,
+	.remove = fake_remove,
+	.free = fake_free,
+};
+
 static void fake_init(fake_backend *f, const char *name)
 {
 	memset(f, 0, sizeof *f);
-	f->parent.version = PW_CACHE_BACKEND_VERSION;
+	f->parent.type = &fake_type;
 	f->parent.name = name;
-	f->parent.get = fake_get;
-	f->parent.exists = fake_exists;
-	f->parent.put = fake_put;
-	f->parent.touch = fake_touch;
-	f->parent.remove = fake_remove;
-	f->parent.free = fake_free;
 }
 
 static void fake_clear(fake_backend *f)
@@ -503,7 +509,7 @@ static void expect_refused(fake_backend *f, const char *key_file, const pw_cache
 	CHECK_INT(f->put_calls, 1);       /* replaced */
 	CHECK_INT(call_answer(&art), 42);
 	/* the replacement verifies */
-	CHECK_OK(f->parent.get(&f->parent, key, &got));
+	CHECK_OK(pw_cache_backend_get(&f->parent, key, &got));
 	CHECK_OK(pw_cache_verify_entry_for(c, key, &got));
 	pw_cache_entry_free(&got);
 	/* and is a hit now */
@@ -1044,11 +1050,11 @@ static void test_reject_removes(void)
 	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
 	CHECK_OK(pw_cache_add_backend(c, b));
 	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, 1, NULL), 1);
-	CHECK_OK(b->exists(b, &g_key));
+	CHECK_OK(pw_cache_backend_exists(b, &g_key));
 	CHECK_OK(pw_cache_lookup(c, &g_key, &art, &res));
 	CHECK_INT(res.tier, 0);
 	pw_cache_reject(c, &g_key, "dlopen: invalid ELF header");
-	CHECK_INT(b->exists(b, &g_key), PW_ENOTFOUND);
+	CHECK_INT(pw_cache_backend_exists(b, &g_key), PW_ENOTFOUND);
 	pw_buf_free(&art);
 	CHECK_INT(pw_cache_lookup(c, &g_key, &art, &res), PW_ENOTFOUND);
 	pw_cache_get_stats(c, &st);
@@ -1063,7 +1069,7 @@ static void test_reject_removes(void)
 	CHECK_OK(build(c, &fb, &art, &res));
 	CHECK_INT(fb.calls, 1);
 	CHECK_INT(res.tier, -1);
-	CHECK_OK(b->exists(b, &g_key));
+	CHECK_OK(pw_cache_backend_exists(b, &g_key));
 	CHECK_OK(pw_cache_lookup(c, &g_key, &art, &res));
 	CHECK_INT(res.tier, 0);
 	pw_cache_free(c);

@@ -10,6 +10,8 @@ add_dependencies(cache_tool pw_fixtures)
 pw_add_sh_test(test_cache_concurrent ${CMAKE_SOURCE_DIR}/tests/cache/concurrent.sh)
 pw_add_sh_test(test_cache_crash ${CMAKE_SOURCE_DIR}/tests/cache/crash.sh)
 pw_add_sh_test(test_cache_bad_dir ${CMAKE_SOURCE_DIR}/tests/cache/bad_dir.sh)
+# Single flight across processes: lease files in a shared directory, gcc behind a gate.
+pw_add_sh_test(test_cache_single_flight ${CMAKE_SOURCE_DIR}/tests/cache/single_flight.sh)
 # bench/cache (not built by default; bench/cache/run.sh builds it)
 add_executable(bench_cache EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/bench/cache/bench_cache.c)
 target_link_libraries(bench_cache PRIVATE pw_cache pw_oci pw_engine pw_util)

@@ -68,11 +68,12 @@ check_all() {
 	[ $good = 9 ] && ok "$label: all 9 entries hit from the registry and verify" || bad "$label: $good/9 entries verified"
 }
 check_all "$R1" "registry 1"
-tags=$(curl -s "http://$R1/v2/prewarm-cache/tags/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tags"]))')
+# entries are tagged pw1-..., the claims of single flight across processes pw1c-...
+tags=$(curl -s "http://$R1/v2/prewarm-cache/tags/list" | python3 -c 'import json,sys; print(len([t for t in json.load(sys.stdin)["tags"] if t.startswith("pw1-")]))')
 [ "$tags" = 9 ] && ok "the registry holds exactly 9 entries" || bad "tags: $tags"
 
 # skopeo reads an entry's manifest
-tag=$(curl -s "http://$R1/v2/prewarm-cache/tags/list" | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)["tags"])[0])')
+tag=$(curl -s "http://$R1/v2/prewarm-cache/tags/list" | python3 -c 'import json,sys; print(sorted(t for t in json.load(sys.stdin)["tags"] if t.startswith("pw1-"))[0])')
 raw=$(skopeo inspect --raw --tls-verify=false "docker://$R1/prewarm-cache:$tag" 2>&1)
 echo "$raw" | python3 -c '
 import json, sys

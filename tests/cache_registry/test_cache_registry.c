@@ -444,7 +444,7 @@ static void test_read_only_never_pushes(void)
 	pw_sha256_hex(wasm.data, wasm.len, h);
 	memcpy(k.engine_hash, pw_engine_hash(g_engine), sizeof k.engine_hash);
 	memcpy(k.wasm_sha256, h, sizeof k.wasm_sha256);
-	CHECK_INT(rb->exists(rb, &k), PW_ENOTFOUND);
+	CHECK_INT(pw_cache_backend_exists(rb, &k), PW_ENOTFOUND);
 	pw_cache_free(c);
 	pw_buf_free(&wasm);
 }
@@ -480,7 +480,7 @@ static void test_async_publish_does_not_block(void)
 	CHECK_OK(pw_engine_compile(g_engine, wasm.data, wasm.len, NULL, &e.artifact, NULL));
 	pw_sha256_hex(e.artifact.data, e.artifact.len, e.meta.artifact_sha256);
 	e.meta.artifact_size = e.artifact.len;
-	CHECK_OK(rb->put(rb, &e));  /* returns at once: queued */
+	CHECK_OK(pw_cache_backend_put(rb, &e));  /* returns at once: queued */
 	CHECK_INT(pw_cache_registry_pending(rb), 1);
 	pw_cache_free(c);           /* waits at most 0.5 s, then abandons the publish */
 	close(fd);                  /* the publisher now fails and ends */
