@@ -41,7 +41,7 @@
 
 #define SIGNING_KEY_MAX 4096
 #define PEER_TTL_DEFAULT 30.0
-#define PEER_POLL_MAX 1.0           /* seconds between looks at a peer's claim, at most */
+#define PEER_POLL_MAX 0.5           /* seconds between looks at a peer's claim, at most */
 #define PEER_POLL_PER_TTL 4         /* ... and at least this many looks per ttl */
 #define PEER_RENEWALS_PER_TTL 3     /* a holder renews its claims this often per ttl */
 #define PEER_SKEW_DEFAULT 60.0

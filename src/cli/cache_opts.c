@@ -30,11 +30,13 @@ const char pw_cache_cli_help[] =
 	"                                  the same module into a shared tier (auto: as long as the\n"
 	"                                  compile should take; off: compile at once)\n"
 	"  --cache-claim-ttl SECONDS       life of a compile's claim without renewal (default 30)\n"
+	"  --cache-claim-settle SECONDS    registry claims: wait between writing a claim and reading it\n"
+	"                                  back; above any claimer's read-then-write time (default 1)\n"
 	"Each also as an environment variable, a flag winning over it: PREWARM_CACHE_DIR,\n"
 	"PREWARM_CACHE_MAX_SIZE, PREWARM_CACHE_SIGNING_KEY, PREWARM_NO_CACHE, PREWARM_CACHE_REGISTRY,\n"
 	"PREWARM_CACHE_REGISTRY_CREDENTIALS, PREWARM_CACHE_REGISTRY_CA, PREWARM_CACHE_REGISTRY_INSECURE,\n"
 	"PREWARM_CACHE_REGISTRY_READ_ONLY (booleans 1/true/yes or 0/false/no), PREWARM_CACHE_PEER_WAIT,\n"
-	"PREWARM_CACHE_CLAIM_TTL.\n";
+	"PREWARM_CACHE_CLAIM_TTL, PREWARM_CACHE_CLAIM_SETTLE.\n";
 
 static const char *env_str(const char *name)
 {
@@ -103,6 +105,10 @@ void pw_cache_cli_init(pw_cache_cli_opts *o)
 	if ((v = env_str("PREWARM_CACHE_CLAIM_TTL")) && parse_claim_ttl(v, &o->claim_ttl) < 0) {
 		fprintf(stderr, "prewarm: warning: PREWARM_CACHE_CLAIM_TTL: %s; ignored\n", pw_error_last());
 		o->claim_ttl = 0;
+	}
+	if ((v = env_str("PREWARM_CACHE_CLAIM_SETTLE")) && parse_claim_ttl(v, &o->claim_settle) < 0) {
+		fprintf(stderr, "prewarm: warning: PREWARM_CACHE_CLAIM_SETTLE: %s; ignored\n", pw_error_last());
+		o->claim_settle = 0;
 	}
 }
 
@@ -186,6 +192,11 @@ int pw_cache_cli_parse(pw_cache_cli_opts *o, int argc, char **argv, int *i)
 	} else if (opt_value("--cache-peer-wait", argc, argv, i, &v, &err)) {
 		if (!err && parse_peer_wait(v, &o->peer_wait) < 0) {
 			fprintf(stderr, "prewarm: --cache-peer-wait: %s\n", pw_error_last());
+			err = 1;
+		}
+	} else if (opt_value("--cache-claim-settle", argc, argv, i, &v, &err)) {
+		if (!err && parse_claim_ttl(v, &o->claim_settle) < 0) {
+			fprintf(stderr, "prewarm: --cache-claim-settle: %s\n", pw_error_last());
 			err = 1;
 		}
 	} else if (opt_value("--cache-claim-ttl", argc, argv, i, &v, &err)) {
@@ -336,6 +347,7 @@ int pw_cache_cli_open(pw_cache_cli_opts *o, pw_cache **out)
 		ro.insecure = o->registry_insecure;
 		ro.read_only = o->registry_read_only;
 		ro.async_put = true;
+		ro.claim_settle = o->claim_settle;
 		if (!o->registry_ca || !o->registry_insecure)
 			registry_sources(o, &ro, ca_tmp, sizeof ca_tmp);
 		b = NULL;

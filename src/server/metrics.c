@@ -440,6 +440,10 @@ int pw_metrics_render(pw_metrics *m, pw_buf *b, const pw_cache_stats *cs, const 
 			{ "prewarm_cache_errors_total", "Cache tier failures by tier.", offsetof(__typeof__(cs->tier[0]), errors) },
 			{ "prewarm_cache_rejected_total", "Cache entries that failed verification, by tier.", offsetof(__typeof__(cs->tier[0]), rejected) },
 			{ "prewarm_cache_puts_total", "Entries written, by tier.", offsetof(__typeof__(cs->tier[0]), puts) },
+			{ "prewarm_cache_peer_waits_total", "Misses that found another process building the entry (its claim in the tier) and waited for it.", offsetof(__typeof__(cs->tier[0]), peer_waits) },
+			{ "prewarm_cache_peer_hits_total", "Waits that ended with the peer's entry (no compile here).", offsetof(__typeof__(cs->tier[0]), peer_hits) },
+			{ "prewarm_cache_claim_takeovers_total", "Claims of other processes taken over (expired, released or their owner gone).", offsetof(__typeof__(cs->tier[0]), claim_takeovers) },
+			{ "prewarm_cache_claim_wait_timeouts_total", "Waits for a peer that lasted as long as a compile: compiled here too.", offsetof(__typeof__(cs->tier[0]), claim_wait_timeouts) },
 		};
 		for (size_t k = 0; k < sizeof tc / sizeof tc[0]; k++) {
 			help(b, tc[k].name, "counter", tc[k].help);

@@ -10,6 +10,7 @@ add_dependencies(cache_tool pw_fixtures)
 pw_add_sh_test(test_cache_concurrent ${CMAKE_SOURCE_DIR}/tests/cache/concurrent.sh)
 pw_add_sh_test(test_cache_crash ${CMAKE_SOURCE_DIR}/tests/cache/crash.sh)
 pw_add_sh_test(test_cache_bad_dir ${CMAKE_SOURCE_DIR}/tests/cache/bad_dir.sh)
+pw_add_c_test(test_cache_claims ${CMAKE_SOURCE_DIR}/tests/cache/test_claims.c pw_cache pw_engine pw_util)
 # Single flight across processes: lease files in a shared directory, gcc behind a gate.
 pw_add_sh_test(test_cache_single_flight ${CMAKE_SOURCE_DIR}/tests/cache/single_flight.sh)
 # bench/cache (not built by default; bench/cache/run.sh builds it)

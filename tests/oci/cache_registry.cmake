@@ -7,6 +7,9 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/src/cache/registry.c)
     pw_add_sh_test(test_cache_registry_concurrent ${CMAKE_SOURCE_DIR}/tests/cache_registry/concurrent.sh)
     set_tests_properties(test_cache_registry_concurrent PROPERTIES RUN_SERIAL ON)
   endif()
+  # Single flight across pods sharing the registry: claim manifests, gcc behind a gate.
+  pw_add_sh_test(test_cache_registry_single_flight ${CMAKE_SOURCE_DIR}/tests/cache_registry/single_flight.sh)
+  set_tests_properties(test_cache_registry_single_flight PROPERTIES RUN_SERIAL ON)
 endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/cache_registry/warm.sh AND EXISTS ${CMAKE_SOURCE_DIR}/src/cli/cmd_cache_warm.c)
   add_executable(cache_registry_cli ${CMAKE_SOURCE_DIR}/tests/cache_registry/cli_driver.c
