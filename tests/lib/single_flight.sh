@@ -46,6 +46,7 @@ make_module() { printf '(module (func (export "answer") (result i32) (i32.const 
 sf_one_compile() {
 	local prefix=$1 tier=$2 n=$3 p compiled waited
 	wait_until 120 "$((n - 1)) processes waiting for the claim holder" waiting_in "$prefix.*.err" $((n - 1))
+	wait_until 120 "the holder's compiler (after wasm2c)" at_least "$gate.pids" 1
 	[ "$(lines "$gate.pids")" = 1 ] || fail "$(lines "$gate.pids") compiles started, want 1"
 	touch "$gate"
 	for p in "${bgpids[@]}"; do wait "$p" || fail "a compile failed: $(cat "$prefix".*)"; done
