@@ -72,7 +72,7 @@ nonce=0123456789abcdef0123456789abcdef
 now=$(date +%s)
 foreign() { # DEADLINE SEQ: a lease of a process on another host
   printf '{"format":1,"nonce":"%s","host":"elsewhere","pid":1,"boot_id":"other-boot","pidns":4026531836,"seq":%s,"ttl":%s,"deadline":%s,"state":"building"}' \
-    "$nonce" "$2" "$TTL" "$1"
+    "$nonce" "$2" "$PLANT_TTL" "$1"
 }
 
 # 3. a stale lease of a dead owner elsewhere: its deadline is an hour ago

@@ -86,7 +86,7 @@ ok "claim holder killed with SIGKILL: one pod took over and compiled, the other 
 eng=${tag:5:32}
 now=$(date +%s)
 foreign() { # DEADLINE
-	printf '{"format":1,"nonce":"0123456789abcdef0123456789abcdef","host":"elsewhere","pid":1,"boot_id":"other-boot","pidns":4026531836,"seq":1,"ttl":%s,"deadline":%s,"state":"building"}' "$TTL" "$1"
+	printf '{"format":1,"nonce":"0123456789abcdef0123456789abcdef","host":"elsewhere","pid":1,"boot_id":"other-boot","pidns":4026531836,"seq":1,"ttl":%s,"deadline":%s,"state":"building"}' "$PLANT_TTL" "$1"
 }
 gate_reset; touch "$gate"
 make_module "$work/m3.wasm" 3

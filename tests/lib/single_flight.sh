@@ -6,7 +6,8 @@
 gate=$work/gate
 export PREWARM_GATE=$gate PREWARM_NO_PROBE_CACHE=1
 export PREWARM_CC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../server" && pwd)/gate-cc.sh"
-TTL=2      # claims live 2 s without renewal
+TTL=10     # claims live 10 s without renewal (renewals on a loaded machine under ASan can lag seconds)
+PLANT_TTL=2   # the ttl of claims a test plants as another process
 WAIT=600   # waiters never give up on a live peer, but where a test says otherwise
 bgpids=()
 
