@@ -34,8 +34,9 @@
 extern "C" {
 #endif
 
-/* 3: memory, table and global imports and exports (shim ABI 2). */
-#define PW_ARTIFACT_ABI_VERSION 3
+/* 3: memory, table and global imports and exports (shim ABI 2). 4: element segments are
+ * written before data segments at instantiation (the spec's order). */
+#define PW_ARTIFACT_ABI_VERSION 4
 /* The exported data symbol holding an artifact's description. Its name is the version of
  * the description's format (unchanged since ABI 2), so an older artifact is still read and
  * refused for its ABI version. */

@@ -14,7 +14,11 @@
  * so the three call_indirect failures trap with the spec's three reasons. For the
  * quick tier it also rewrites f32.neg / f64.neg (`x = -(x);`) into a sign-bit flip:
  * tcc computes -x as -0.0 - x, which quiets a signalling NaN and keeps a NaN's
- * sign, where WebAssembly flips the sign bit and nothing else.
+ * sign, where WebAssembly flips the sign bit and nothing else. And it swaps
+ * wasm2c's `init_memories(instance); init_tables(instance);` in the instantiate
+ * function: element segments are written before data segments, the spec's order,
+ * which shows when a data segment traps after an element segment stored into an
+ * imported table (the stored functions stay).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -74,10 +78,20 @@ static char float_neg(const uint8_t *s, size_t n, size_t *name_at, size_t *name_
 	return (char)s[b + 4];
 }
 
+/* The two lines of wasm2c's instantiate function the patch swaps (see the top). */
+static const char init_memories_line[] = "  init_memories(instance);";
+static const char init_tables_line[] = "  init_tables(instance);";
+
+static bool line_is(const uint8_t *line, size_t l, const char *text)
+{
+	return l == strlen(text) && !memcmp(line, text, l);
+}
+
 int pw_compile_patch_loops(const uint8_t *c, size_t len, bool bit_neg, pw_buf *out, size_t *nloops)
 {
 	size_t count = 0, start = 0;
 	bool in_ci = false;
+	bool held_memories = false;   /* init_memories line seen, not written yet */
 	if (pw_buf_reserve(out, len + len / 16 + 256))
 		return pw_error_set(PW_ENOMEM, "compile: out of memory patching the generated C");
 	while (start < len) {
@@ -87,6 +101,15 @@ int pw_compile_patch_loops(const uint8_t *c, size_t len, bool bit_neg, pw_buf *o
 		size_t l = end - start;
 		size_t na, nl_;
 		char fk = bit_neg ? float_neg(line, l, &na, &nl_) : 0;
+		if (held_memories && !line_is(line, l, init_tables_line)) {
+			pw_buf_printf(out, "%s\n", init_memories_line);
+			held_memories = false;
+		}
+		if (line_is(line, l, init_memories_line) && nl) {
+			held_memories = true;
+			start = end + 1;
+			continue;
+		}
 		if (fk)
 			pw_buf_printf(out, "%.*s%.*s = wasm_rt_pw_neg%c(%.*s);", (int)na, (const char *)line, (int)nl_,
 			              (const char *)line + na, fk, (int)nl_, (const char *)line + na);
@@ -98,6 +121,10 @@ int pw_compile_patch_loops(const uint8_t *c, size_t len, bool bit_neg, pw_buf *o
 		}
 		if (nl)
 			pw_buf_puts(out, "\n");
+		if (held_memories) {
+			pw_buf_printf(out, "%s\n", init_memories_line);
+			held_memories = false;
+		}
 		if (l >= 22 && !memcmp(line, "#define CALL_INDIRECT(", 22))
 			in_ci = true;
 		if (in_ci && (l == 0 || line[l - 1] != '\\')) {
@@ -110,6 +137,8 @@ int pw_compile_patch_loops(const uint8_t *c, size_t len, bool bit_neg, pw_buf *o
 		}
 		start = end + 1;
 	}
+	if (held_memories)
+		pw_buf_printf(out, "%s\n", init_memories_line);
 	if (nloops)
 		*nloops = count;
 	return out->data || len == 0 ? 0 : pw_error_set(PW_ENOMEM, "compile: out of memory");

@@ -1303,8 +1303,9 @@ static void test_shared_table(void)
 	expect_trap(ia, "call_at0", (pw_val[]){ 65536 }, 1, "out of bounds memory access");
 	CHECK_INT(call_i(ia, "call_at0", 8, 0, 1), 2);
 
-	/* a module that traps in its second element segment, kept (keep_failed): what its first
-	 * segment stored stays callable; the failed instance itself cannot be called */
+	/* a module that traps in its data segment after its element segment stored into the
+	 * table, kept (keep_failed): what it stored stays callable; the failed instance itself
+	 * cannot be called */
 	pw_buf pw = PW_BUF_INIT, part = PW_BUF_INIT;
 	CHECK_OK(pw_file_read(pw_test_fixture("engine_partial_init.wasm"), 0, &pw));
 	CHECK_OK(pw_engine_compile(g_engine, pw.data, pw.len, im, &part, NULL));
@@ -1360,6 +1361,18 @@ static void test_patch_loops(void)
 	pw_buf_free(&out);
 	CHECK_OK(pw_compile_patch_loops((const uint8_t *)neg, strlen(neg), false, &out, &n));
 	CHECK_STR((const char *)out.data, neg);
+	pw_buf_free(&out);
+
+	/* element segments before data segments: the two init lines swap, nothing else moves */
+	static const char init[] = "  init_globals(instance);\n  init_memories(instance);\n  init_tables(instance);\n"
+	                           "  init_data_instances(instance);\n";
+	CHECK_OK(pw_compile_patch_loops((const uint8_t *)init, strlen(init), false, &out, &n));
+	CHECK_STR((const char *)out.data, "  init_globals(instance);\n  init_tables(instance);\n  init_memories(instance);\n"
+	                                  "  init_data_instances(instance);\n");
+	pw_buf_free(&out);
+	static const char lone[] = "  init_memories(instance);\n  init_globals(instance);\n  init_memories(instance);\n";
+	CHECK_OK(pw_compile_patch_loops((const uint8_t *)lone, strlen(lone), false, &out, &n));
+	CHECK_STR((const char *)out.data, lone);
 	pw_buf_free(&out);
 }
 
