@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <gnutls/gnutls.h>
@@ -36,6 +37,19 @@
 #include "server/server_int.h"
 
 #define DEFAULT_MAX_BODY (8u << 20)
+/* A connection without traffic for this long is closed (slowloris connections included). */
+#define CONNECTION_TIMEOUT_S 60
+/* Per-connection memory of libmicrohttpd (request line, headers, and the read buffer). */
+#define CONNECTION_MEMORY (64 * 1024)
+/* File descriptors kept out of the connection limits: cache files, compilers' pipes,
+ * registry connections, the policies file. */
+#define FDS_RESERVED 256
+/* The readiness port gets this fraction (1/N) of the connections the main port gets. */
+#define READY_CONNECTIONS_DIVISOR 4
+/* At most this many libmicrohttpd messages are logged per window, the rest counted: one
+ * message per bad connection would let a client flood the log. */
+#define MHD_LOG_BURST 10
+#define MHD_LOG_WINDOW_S 10
 
 /* One generation of the main listener: its daemon and the TLS material it was started with. */
 typedef struct pw_lsn {
@@ -540,14 +554,58 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
 	atomic_fetch_sub(&h->inflight, 1);
 }
 
+static pthread_mutex_t g_mhd_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static time_t g_mhd_log_window;
+static unsigned g_mhd_log_count, g_mhd_log_dropped;
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[1024];
+	unsigned dropped = 0;
+	bool log_it;
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&g_mhd_log_mu);
+	if (now - g_mhd_log_window >= MHD_LOG_WINDOW_S) {
+		dropped = g_mhd_log_dropped;
+		g_mhd_log_window = now;
+		g_mhd_log_count = g_mhd_log_dropped = 0;
+	}
+	log_it = g_mhd_log_count < MHD_LOG_BURST;
+	if (log_it)
+		g_mhd_log_count++;
+	else
+		g_mhd_log_dropped++;
+	pthread_mutex_unlock(&g_mhd_log_mu);
+	if (dropped)
+		pw_warn("http", "%u more libmicrohttpd messages in the last %d s not logged", dropped, MHD_LOG_WINDOW_S);
+	if (!log_it)
+		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	size_t n = strlen(msg);
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = '\0';
 	pw_warn("http", "%s", msg);
+}
+
+/* How many connections the main port may hold: the open-file limit (its soft limit raised to
+ * the hard one first) less FDS_RESERVED. libmicrohttpd's default (FD_SETSIZE - 4, about 1000)
+ * let a thousand idle connections (slowloris) lock every client out. */
+static unsigned connection_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return FD_SETSIZE - 4;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl.rlim_cur = rl.rlim_max;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)INT32_MAX)
+		rl.rlim_cur = INT32_MAX;
+	if (rl.rlim_cur <= 2 * FDS_RESERVED)
+		return (unsigned)rl.rlim_cur / 2;
+	return (unsigned)(rl.rlim_cur - FDS_RESERVED);
 }
 
 static int make_addr(const char *addr, unsigned port, struct sockaddr_storage *ss)
@@ -573,6 +631,7 @@ static struct MHD_Daemon *start_daemon(pw_http *h, pw_lsn *l, const char *addr, 
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	bool tls = l && l->cert.len, mtls = tls && l->ca.len;
 	struct MHD_Daemon *d;
+	unsigned limit = connection_limit() / (l ? 1 : READY_CONNECTIONS_DIVISOR);
 
 	if (fd == MHD_INVALID_SOCKET && make_addr(addr, port, &ss) < 0)
 		return NULL;
@@ -585,8 +644,9 @@ static struct MHD_Daemon *start_daemon(pw_http *h, pw_lsn *l, const char *addr, 
 		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL },
 		{ fd == MHD_INVALID_SOCKET ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET, fd, &ss },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, h },
-		{ MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL },
-		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL },
+		{ MHD_OPTION_CONNECTION_LIMIT, limit, NULL },
 		{ threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL },
 		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? l->cert.data : NULL },
 		{ tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, tls ? l->key.data : NULL },
