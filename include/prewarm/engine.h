@@ -91,6 +91,11 @@ typedef struct pw_engine pw_engine;
  * may compile on several threads at once. Also installs the runtime (pw_runtime_init). */
 int pw_engine_new(pw_engine **out, const pw_engine_opts *opts);
 void pw_engine_free(pw_engine *e);
+/* Removes the compile directories in the engine's temp dir left by processes that died
+ * mid-compile (their pid is gone, or is this process's: call it before compiling). Assumes
+ * the temp dir is not shared with another pid namespace (a container's own /tmp is not).
+ * Returns how many were removed; never fails. */
+int pw_engine_sweep_tmp(const pw_engine *e);
 /* Canonical multi-line "key: value" description; stable across runs. */
 const char *pw_engine_description(const pw_engine *e);
 /* sha256 of the description, 64 lower-case hex. */

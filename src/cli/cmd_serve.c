@@ -367,6 +367,9 @@ static int open_engines(const serve_cfg *c, pw_engine **opt, pw_engine **quick)
 		pw_err("serve", "engine: %s", why);
 		return -1;
 	}
+	int swept = pw_engine_sweep_tmp(*opt ? *opt : *quick);
+	if (swept)
+		pw_info("serve", "removed %d compile directories left by killed processes", swept);
 	if (!*opt) {
 		pw_warn("serve", "optimized tier unavailable (%s): every policy runs on quick code (slower); "
 		        "--optimized-engine FILE takes optimized artifacts from the cache", why);

@@ -4,7 +4,10 @@
  * with fixed file names (module.wasm, wasm-rt.h, m.c, m.h, shim.c, a.so) and
  * relative paths, without debug info or build ids, so the same (engine, wasm)
  * gives byte-identical artifacts wherever it runs. The tools' output goes into
- * the error message; the directory is always removed (unless keep_tmp).
+ * the error message; the directory is always removed (unless keep_tmp). Its name carries the
+ * compiling process's pid ("prewarm-compile-<pid>-XXXXXX"), so the directories of a process
+ * killed mid-compile (kill -9, the OOM killer) are found and removed by the next server start
+ * (pw_engine_sweep_tmp).
  * The quick tier compiles m.c + shim.c with tcc into one relocatable m.o and
  * links it with ld (the optimized tier's cc links itself).
  *
@@ -20,15 +23,19 @@
  * which shows when a data segment traps after an element segment stored into an
  * imported table (the stored functions stay).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "engine/engine_int.h"
 
+#define COMPILE_DIR_PREFIX "prewarm-compile-"
 #define MAX_TOOL_OUTPUT (64 * 1024)
 #define MAX_MSG_OUTPUT 2000
 
@@ -297,7 +304,7 @@ int pw_engine_compile_ex(pw_engine *e, const uint8_t *wasm, size_t len, const pw
 	pw_sha256_hex(wasm, len, wasm_hex);
 
 	char dir[4096];
-	snprintf(dir, sizeof dir, "%s/prewarm-compile-XXXXXX", e->tmp_dir);
+	snprintf(dir, sizeof dir, "%s/" COMPILE_DIR_PREFIX "%ld-XXXXXX", e->tmp_dir, (long)getpid());
 	if (!mkdtemp(dir)) {
 		pw_wasm_module_free(m);
 		return pw_error_set_errno(PW_EIO, "compile: mkdtemp %s", dir);
@@ -313,4 +320,37 @@ int pw_engine_compile_ex(pw_engine *e, const uint8_t *wasm, size_t len, const pw
 		pw_rmtree(dir);
 	st->total_seconds = pw_now() - t0;
 	return rc;
+}
+
+/* A compile directory's owner is gone: its pid does not exist, or is ours (a previous process
+ * with the same pid, e.g. pid 1 of a restarted container; called before this process compiles). */
+static bool compile_dir_orphaned(const char *name)
+{
+	char *end;
+	long pid = strtol(name + strlen(COMPILE_DIR_PREFIX), &end, 10);
+	if (end == name + strlen(COMPILE_DIR_PREFIX) || *end != '-' || pid <= 0)
+		return false;   /* another naming (an older version's): not ours to judge */
+	if (pid == (long)getpid())
+		return true;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+int pw_engine_sweep_tmp(const pw_engine *e)
+{
+	DIR *d = opendir(e->tmp_dir);
+	struct dirent *de;
+	int n = 0;
+	char path[4096];
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, COMPILE_DIR_PREFIX, strlen(COMPILE_DIR_PREFIX)) != 0 ||
+		    !compile_dir_orphaned(de->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", e->tmp_dir, de->d_name);
+		if (pw_rmtree(path) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }
