@@ -5,10 +5,13 @@
 # to it by hand). One line per target in OUT/summary.tsv: target, minutes, execs, crashes, and
 # crash inputs kept in OUT/NAME/crash-*.
 #   fuzz/run-long.sh BUILD_DIR OUT MINUTES NAME...
+# Targets that need fixtures (fuzz-wasi) find them in $PREWARM_FIXTURES (default
+# BUILD_DIR/fixtures: build the pw_fixtures target there too).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$1 out=$2 minutes=$3; shift 3
 mkdir -p "$out"
+export PREWARM_FIXTURES=${PREWARM_FIXTURES:-$build/fixtures}
 for n in "$@"; do
   d=$out/$n
   mkdir -p "$d/corpus"
