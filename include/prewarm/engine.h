@@ -22,6 +22,7 @@
 #ifndef PREWARM_ENGINE_H
 #define PREWARM_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,7 +145,7 @@ int pw_engine_compile(pw_engine *e, const uint8_t *wasm, size_t len, const pw_im
 typedef struct pw_compile_opts {
 	/* When non-NULL and set non-zero from another thread, the running tool is killed and the
 	 * compile returns PW_ECANCELED. */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 } pw_compile_opts;
 int pw_engine_compile_ex(pw_engine *e, const uint8_t *wasm, size_t len, const pw_imports *host,
                          const pw_compile_opts *opts, pw_buf *artifact, pw_compile_stats *stats);

@@ -169,7 +169,7 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 
 /* Runs a tool in dir; a failure becomes an error with the tool's output. */
 static int run_tool(char *const argv[], const char *dir, const char *what, double *seconds,
-                    const volatile int *cancel)
+                    const atomic_int *cancel)
 {
 	pw_buf o = PW_BUF_INIT;
 	int st = 0;
@@ -199,7 +199,7 @@ static int run_tool(char *const argv[], const char *dir, const char *what, doubl
 /* Runs command line `cmd` (split on blanks) followed by `flags` and `args` (both
  * NULL-terminated; flags may be NULL) in dir. */
 static int run_cmd(const char *cmd, char *const *flags, char *const *args, const char *dir, const char *what,
-                   double *seconds, const volatile int *cancel)
+                   double *seconds, const atomic_int *cancel)
 {
 	size_t n, nf = 0, na = 0;
 	while (flags && flags[nf])
@@ -223,7 +223,7 @@ static int run_cmd(const char *cmd, char *const *flags, char *const *args, const
 }
 
 static int compile_in(pw_engine *e, const char *dir, const uint8_t *wasm, size_t len, const pw_wasm_module *m,
-                      const char *wasm_hex, const volatile int *cancel, pw_buf *artifact, pw_compile_stats *st)
+                      const char *wasm_hex, const atomic_int *cancel, pw_buf *artifact, pw_compile_stats *st)
 {
 	int rc;
 	if ((rc = write_file(dir, "module.wasm", wasm, len)) ||

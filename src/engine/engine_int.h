@@ -136,7 +136,7 @@ int pw_proc_run(char *const argv[], const char *cwd, pw_buf *out, size_t max_out
 /* Same, killing the child once *cancel (polled every 100 ms; may be NULL) becomes non-zero:
  * then PW_ECANCELED. */
 int pw_proc_run_ex(char *const argv[], const char *cwd, pw_buf *out, size_t max_out, int *status,
-                   const volatile int *cancel);
+                   const atomic_int *cancel);
 /* "exit status 1" / "killed by signal 6 (SIGABRT)" into buf. */
 const char *pw_proc_status_str(int status, char *buf, size_t n);
 /* Splits a command line on blanks into a NULL-terminated malloc'd argv (one block). */

@@ -29,7 +29,7 @@ int pw_proc_run(char *const argv[], const char *cwd, pw_buf *out, size_t max_out
 }
 
 int pw_proc_run_ex(char *const argv[], const char *cwd, pw_buf *out, size_t max_out, int *status,
-                   const volatile int *cancel)
+                   const atomic_int *cancel)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)

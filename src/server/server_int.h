@@ -108,7 +108,7 @@ typedef struct pw_module_build_arg {
 	pw_engine *engine;
 	const uint8_t *wasm;
 	size_t len;
-	const volatile int *cancel;
+	const atomic_int *cancel;
 } pw_module_build_arg;
 int pw_module_build(void *payload, pw_buf *artifact, double *seconds);
 

@@ -41,7 +41,7 @@ struct pw_tierup {
 	pthread_cond_t cv;
 	job *head, **tail;
 	seen *seen;
-	volatile int stop;
+	atomic_int stop;
 	unsigned running;             /* jobs in run_job now */
 	unsigned nthreads;
 	pthread_t *threads;
