@@ -117,8 +117,9 @@ for i in $(seq 1 $RUNS_PUBLISH); do
 	"$PREWARM_BIN" compile "$T/p$i.wasm" --tier quick --cache-dir "$CACHE" "${REGARGS[@]}" >/dev/null 2>&1 &
 	SRV_PID=$!
 	random_sleep 3000   # the compile takes about a second: the kills spread over it and the push
-	kill9
+	kill -KILL "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
 done
+ORPHANS=$(compile_dirs)   # `prewarm compile` does not sweep: they add up until the next serve start
 "$PREWARM_BIN" cache ls --registry --cache-dir "$CACHE" "${REGARGS[@]}" >"$T/regls" 2>&1 || fail "publish: registry ls: $(cat "$T/regls")"
 n=$(grep -c '^[0-9a-f]\{64\}-' "$T/regls" || true)
 # every entry the registry lists must come back verified (a fresh local dir pulls it)
