@@ -114,6 +114,9 @@ int pw_mkdtemp(char **out, const char *prefix);
  * An empty document gives PW_ENOTFOUND.
  */
 int pw_yaml_to_json(void **out, const char *yaml, size_t len, const char *origin);
+/* Every document of `yaml` (a stream with "---" separators) as a JSON array, same rules;
+ * no document at all gives PW_ENOTFOUND. */
+int pw_yaml_to_json_all(void **out, const char *yaml, size_t len, const char *origin);
 
 /* ---- time ---------------------------------------------------------------------------- */
 /* Monotonic seconds. */

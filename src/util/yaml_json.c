@@ -208,48 +208,76 @@ static int node_to_json(yj *y, yaml_node_t *n, int depth, json_t **out)
 	}
 }
 
-int pw_yaml_to_json(void **out, const char *text, size_t len, const char *origin)
+/* Loads the documents of `text`: one (`all` false: a second one is an error) or every one
+ * into a JSON array (`all` true; an empty document is null). */
+static int load_docs(json_t **out, const char *text, size_t len, const char *origin, bool all)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yj y = { &doc, origin ? origin : "YAML", 0 };
+	json_t *docs = all ? json_array() : NULL;
 	json_t *root = NULL;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
-	if (!yaml_parser_initialize(&parser))
+	if (!yaml_parser_initialize(&parser)) {
+		json_decref(docs);
 		return pw_error_set(PW_ENOMEM, "%s: yaml_parser_initialize failed", y.origin);
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, &doc)) {
-		rc = pw_error_set(PW_EINVALID, "%s: line %zu column %zu: %s%s%s", y.origin,
-		                  parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-		                  parser.problem ? parser.problem : "YAML syntax error",
-		                  parser.context ? " " : "", parser.context ? parser.context : "");
-		yaml_parser_delete(&parser);
-		return rc;
 	}
-	yaml_node_t *top = yaml_document_get_root_node(&doc);
-	if (!top)
-		rc = pw_error_set(PW_ENOTFOUND, "%s: empty document", y.origin);
-	else
-		rc = node_to_json(&y, top, 0, &root);
-	yaml_document_delete(&doc);
-	if (rc == 0) {
-		/* a second document would be silently ignored: refuse it */
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	for (size_t n = 0;; n++) {
 		if (!yaml_parser_load(&parser, &doc)) {
-			rc = pw_error_set(PW_EINVALID, "%s: line %zu: %s", y.origin, parser.problem_mark.line + 1,
-			                  parser.problem ? parser.problem : "YAML syntax error");
-		} else {
-			if (yaml_document_get_root_node(&doc))
-				rc = pw_error_set(PW_EINVALID, "%s: more than one YAML document (expected one)", y.origin);
-			yaml_document_delete(&doc);
+			rc = pw_error_set(PW_EINVALID, "%s: line %zu column %zu: %s%s%s", y.origin,
+			                  parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+			                  parser.problem ? parser.problem : "YAML syntax error",
+			                  parser.context ? " " : "", parser.context ? parser.context : "");
+			break;
 		}
+		yaml_node_t *top = yaml_document_get_root_node(&doc);
+		if (!top) {   /* the end of the stream */
+			yaml_document_delete(&doc);
+			if (n == 0)
+				rc = pw_error_set(PW_ENOTFOUND, "%s: empty document", y.origin);
+			break;
+		}
+		if (!all && n == 1) {
+			/* a second document would be silently ignored: refuse it */
+			yaml_document_delete(&doc);
+			rc = pw_error_set(PW_EINVALID, "%s: more than one YAML document (expected one)", y.origin);
+			break;
+		}
+		json_t *v = NULL;
+		rc = node_to_json(&y, top, 0, &v);
+		yaml_document_delete(&doc);
+		if (rc < 0)
+			break;
+		if (all)
+			json_array_append_new(docs, v);
+		else
+			root = v;
 	}
 	yaml_parser_delete(&parser);
 	if (rc < 0) {
 		json_decref(root);
+		json_decref(docs);
 		return rc;
 	}
-	*out = root;
+	*out = all ? docs : root;
 	return 0;
+}
+
+int pw_yaml_to_json(void **out, const char *text, size_t len, const char *origin)
+{
+	json_t *v = NULL;
+	int rc = load_docs(&v, text, len, origin, false);
+	*out = v;
+	return rc;
+}
+
+int pw_yaml_to_json_all(void **out, const char *text, size_t len, const char *origin)
+{
+	json_t *v = NULL;
+	int rc = load_docs(&v, text, len, origin, true);
+	*out = v;
+	return rc;
 }

@@ -1,0 +1,3 @@
+# The Kubernetes client against a recorded kube-apiserver (tests/k8s/apiserver.py serving
+# tests/k8s/fixtures over HTTPS with openssl-made certificates; see tests/k8s/fixtures/README.md).
+pw_add_c_test(test_k8s ${CMAKE_CURRENT_LIST_DIR}/test_k8s.c pw_k8s pw_util)
