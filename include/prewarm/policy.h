@@ -176,6 +176,13 @@ typedef struct pw_host_env_opts {
 	 * fetching policies. The host calls get their own client with short timeouts. */
 	const char *docker_config_path;
 	const char *sources_path;
+	/* The kubernetes family. kubernetes_objects: answer from this file of objects (YAML or
+	 * JSON; `prewarm eval --allow-context-aware`); a bad file fails pw_host_env_new. Else the
+	 * API server is found from `kubeconfig` (NULL: $KUBECONFIG, ~/.kube/config, in-cluster),
+	 * when the first policy with contextAwareResources is created; a configuration that fails
+	 * then is logged and answered as a host error to the calls, never fatal. */
+	const char *kubernetes_objects;
+	const char *kubeconfig;
 } pw_host_env_opts;
 
 typedef struct pw_host_env pw_host_env;

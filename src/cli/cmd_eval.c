@@ -34,6 +34,7 @@
 
 #define MAX_INPUT (64u << 20)
 #define MAX_CAPS 64
+#define MAX_RESOURCES 64
 
 static void usage(FILE *f)
 {
@@ -157,6 +158,10 @@ typedef struct eval_args {
 	const char *execution_mode, *entrypoint, *input, *data;   /* -e; the raw Rego mode */
 	const char *caps[MAX_CAPS];
 	size_t ncaps;
+	const char *objects, *kubeconfig;
+	pw_policy_resource resources[MAX_RESOURCES];
+	char *resource_text[MAX_RESOURCES];
+	size_t nresources;
 	bool caps_given, raw, audit, monitor, allowed_to_mutate;
 	double timeout;
 	int log_level;
@@ -276,7 +281,9 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 		} else if (!strcmp(o, "--request") || !strcmp(o, "--settings") || !strcmp(o, "--mode") ||
 		           !strcmp(o, "--message") || !strcmp(o, "--timeout") ||
 		           !strcmp(o, "--host-capability") || !strcmp(o, "--sources-path") ||
-		           !strcmp(o, "--docker-config-json-path") || !strcmp(o, "--log-level")) {
+		           !strcmp(o, "--docker-config-json-path") || !strcmp(o, "--log-level") ||
+		           !strcmp(o, "--allow-context-aware") || !strcmp(o, "--kubeconfig") ||
+		           !strcmp(o, "--context-aware-resource")) {
 			const char *v = VAL();
 			if (!v) {
 				fprintf(stderr, "prewarm eval: %s needs a value\n", o);
@@ -292,6 +299,23 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 				a->sources = v;
 			} else if (!strcmp(o, "--docker-config-json-path")) {
 				a->docker_config = v;
+			} else if (!strcmp(o, "--allow-context-aware")) {
+				a->objects = v;
+			} else if (!strcmp(o, "--kubeconfig")) {
+				a->kubeconfig = v;
+			} else if (!strcmp(o, "--context-aware-resource")) {
+				const char *slash = strrchr(v, '/');
+				if (!slash || slash == v || !slash[1] || a->nresources == MAX_RESOURCES) {
+					fprintf(stderr, "prewarm eval: --context-aware-resource: '%s' is not APIVERSION/KIND "
+					        "(at most %d)\n", v, MAX_RESOURCES);
+					return 2;
+				}
+				char *t = strdup(v);
+				if (!t)
+					return 2;
+				t[slash - v] = '\0';
+				a->resource_text[a->nresources] = t;
+				a->resources[a->nresources++] = (pw_policy_resource){ t, t + (slash - v) + 1 };
 			} else if (!strcmp(o, "--mode")) {
 				if (!strcmp(v, "monitor")) {
 					a->monitor = true;
@@ -345,11 +369,59 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 		usage(stderr);
 		return 2;
 	}
+	if (a->objects && a->kubeconfig) {
+		fprintf(stderr, "prewarm eval: --allow-context-aware and --kubeconfig exclude each other\n");
+		return 2;
+	}
 	if (a->raw && a->audit) {
 		fprintf(stderr, "prewarm eval: --raw and --audit exclude each other\n");
 		return 2;
 	}
 	return -1;
+}
+
+/* kwctl's --allow-context-aware: the kinds the policy's metadata lists in
+ * contextAwareResources are granted; the policy is made again with them. */
+static int grant_metadata_resources(pw_policy **pol, pw_policy_spec *spec, pw_artifact *art)
+{
+	const char *meta = pw_policy_metadata(*pol);
+	json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
+	json_t *list = json_object_get(m, "contextAwareResources");
+	size_t n = json_array_size(list), k = 0;
+	if (n == 0) {
+		pw_warn("eval", "the policy's metadata lists no contextAwareResources: no Kubernetes kind is granted "
+		        "(--context-aware-resource grants one)");
+		json_decref(m);
+		return 0;
+	}
+	pw_policy_resource *res = calloc(n, sizeof *res);
+	if (!res) {
+		json_decref(m);
+		return pw_error_set(PW_ENOMEM, "out of memory");
+	}
+	size_t i;
+	json_t *r;
+	json_array_foreach(list, i, r) {
+		const char *av = json_string_value(json_object_get(r, "apiVersion"));
+		const char *kind = json_string_value(json_object_get(r, "kind"));
+		if (av && kind) {
+			res[k++] = (pw_policy_resource){ av, kind };
+			pw_info("eval", "granted Kubernetes %s/%s (policy metadata)", av, kind);
+		}
+	}
+	spec->context_aware = res;
+	spec->ncontext_aware = k;
+	pw_policy *again = NULL;
+	int rc = pw_policy_new(&again, spec, art);
+	free(res);
+	spec->context_aware = NULL;
+	spec->ncontext_aware = 0;
+	json_decref(m);
+	if (rc < 0)
+		return rc;
+	pw_policy_free(*pol);
+	*pol = again;
+	return 0;
 }
 
 int pw_cmd_eval(int argc, char **argv)
@@ -402,7 +474,8 @@ int pw_cmd_eval(int argc, char **argv)
 	if ((rc = pw_file_read(path, 0, &bytes)) < 0 || (rc = load_artifact(&a, &co, &bytes, &art)) < 0)
 		goto fail;
 
-	pw_host_env_opts eo = { .docker_config_path = a.docker_config, .sources_path = a.sources };
+	pw_host_env_opts eo = { .docker_config_path = a.docker_config, .sources_path = a.sources,
+	                        .kubernetes_objects = a.objects, .kubeconfig = a.kubeconfig };
 	if ((rc = pw_host_env_new(&env, &eo)) < 0)
 		goto fail;
 	pw_policy_spec spec = {
@@ -418,7 +491,14 @@ int pw_cmd_eval(int argc, char **argv)
 		.workers = 1,
 		.execution_mode = a.execution_mode,
 	};
+	if (a.nresources) {
+		spec.context_aware = a.resources;
+		spec.ncontext_aware = a.nresources;
+	}
 	if ((rc = pw_policy_new(&pol, &spec, art)) < 0)
+		goto fail;
+	if (!a.nresources && (a.objects || a.kubeconfig) &&
+	    (rc = grant_metadata_resources(&pol, &spec, art)) < 0)
 		goto fail;
 	if (rego_raw) {
 		if ((rc = pw_policy_rego_eval(pol, 0, a.entrypoint, a.input ? (const char *)req.data : NULL, req.len,
@@ -457,6 +537,8 @@ out:
 	free(answer);
 	free(msg);
 	pw_policy_free(pol);
+	for (size_t i = 0; i < a.nresources; i++)
+		free(a.resource_text[i]);
 	pw_host_env_free(env);
 	pw_artifact_free(art);
 	pw_buf_free(&bytes);

@@ -86,8 +86,11 @@ static const char serve_help[] =
 	"                                  [KUBEWARDEN_SIGSTORE_TRUST_CONFIG_PATH]\n"
 	"  --sigstore-cache-dir DIR        accepted, unused (no sigstore data is fetched)\n"
 	"                                  [KUBEWARDEN_SIGSTORE_CACHE_DIR]\n"
-	"  --ignore-kubernetes-connection-failure  accepted: Prewarm does not connect to Kubernetes\n"
-	"                                  [KUBEWARDEN_IGNORE_KUBERNETES_CONNECTION_FAILURE]\n"
+	"  --ignore-kubernetes-connection-failure  accepted: a Kubernetes client that cannot be\n"
+	"                                  configured never fails the start, the context-aware calls\n"
+	"                                  answer why [KUBEWARDEN_IGNORE_KUBERNETES_CONNECTION_FAILURE]\n"
+	"  --kubeconfig FILE               the cluster of context-aware policies (default: $KUBECONFIG,\n"
+	"                                  ~/.kube/config, then in-cluster) [KUBEWARDEN_KUBECONFIG]\n"
 	"  --enable-pprof                  accepted, logged: no /debug/pprof endpoints (use perf)\n"
 	"                                  [KUBEWARDEN_ENABLE_PPROF]\n"
 	"  --daemon                        refused (exit 2): run in the foreground [KUBEWARDEN_DAEMON]\n"
@@ -131,6 +134,7 @@ typedef struct serve_cfg {
 	const char *policies, *download_dir, *sources, *docker_config, *addr, *cert, *key, *always_ns;
 	const char *log_level, *log_fmt, *client_ca, *daemon_pid, *daemon_out, *daemon_err;
 	const char *tiering, *optimized_engine, *sigstore_cache, *sigstore_trust, *verification;
+	const char *kubeconfig;
 	unsigned port, ready_port, workers, compile_jobs, tierup_jobs;
 	double policy_timeout, watch_interval, shutdown_timeout;
 	uint64_t max_body, compile_memory, instance_memory;
@@ -171,6 +175,7 @@ static const opt_def defs[] = {
 	FE("sigstore-trust-config", O_STR, sigstore_trust, "KUBEWARDEN_SIGSTORE_TRUST_CONFIG_PATH", NULL),
 	FE("verification-path", O_STR, verification, "KUBEWARDEN_VERIFICATION_CONFIG_PATH", NULL),
 	F("ignore-kubernetes-connection-failure", O_FLAG, ignore_k8s_failure),
+	F("kubeconfig", O_STR, kubeconfig),
 	F("enable-pprof", O_FLAG, enable_pprof),
 	F("daemon", O_FLAG, daemon),
 	F("daemon-pid-file", O_STR, daemon_pid),
@@ -424,7 +429,8 @@ static void log_compat(const serve_cfg *c, bool otlp)
 	if (c->enable_pprof)
 		pw_info("serve", "--enable-pprof: accepted, no /debug/pprof endpoints in Prewarm (profile with perf)");
 	if (c->ignore_k8s_failure)
-		pw_debug("serve", "--ignore-kubernetes-connection-failure: accepted (Prewarm does not connect to Kubernetes)");
+		pw_debug("serve", "--ignore-kubernetes-connection-failure: accepted (a Kubernetes client that cannot be "
+		         "configured never fails the start: context-aware calls answer why)");
 	if (c->daemon_pid || c->daemon_out || c->daemon_err)
 		pw_debug("serve", "--daemon-pid-file/--daemon-stdout-file/--daemon-stderr-file: ignored without --daemon");
 }
@@ -652,7 +658,8 @@ int pw_cmd_serve(int argc, char **argv)
 		pw_err("serve", "%s", pw_error_last());
 		goto out;
 	}
-	pw_host_env_opts eo = { .docker_config_path = c.docker_config, .sources_path = c.sources };
+	pw_host_env_opts eo = { .docker_config_path = c.docker_config, .sources_path = c.sources,
+	                        .kubeconfig = c.kubeconfig };
 	if (pw_host_env_new(&host_env, &eo) < 0) {
 		pw_err("serve", "%s", pw_error_last());
 		goto out;

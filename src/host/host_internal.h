@@ -134,5 +134,7 @@ bool pw_policy__capability_allowed(const struct pw_policy *p, const char *bindin
                                    const char *ns, const char *op);
 /* The host-capability environment the policy was created with (NULL = none). */
 pw_host_env *pw_policy__host_env(const struct pw_policy *p);
+/* Is apiVersion/kind among the policy's contextAwareResources? */
+bool pw_policy__resource_allowed(const struct pw_policy *p, const char *api_version, const char *kind);
 
 #endif

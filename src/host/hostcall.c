@@ -66,6 +66,7 @@ static const pw_hostcap_op *const families[] = {
 	pw_hostcap_net_ops,
 	pw_hostcap_sigstore_ops,
 	pw_hostcap_crypto_ops,
+	pw_hostcap_kubernetes_ops,
 };
 
 static bool known_capability(const char *ns, const char *op)

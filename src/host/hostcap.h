@@ -34,7 +34,24 @@ struct pw_host_env {
 	struct pw_hostcap_cache *oci_digest;   /* oci/v1/manifest_digest answers */
 	struct pw_hostcap_cache *oci_manifest; /* oci/v1/oci_manifest answers */
 	struct pw_hostcap_cache *oci_config;   /* oci/v1/oci_manifest_config answers */
+	/* the kubernetes family (cap_kubernetes.c): the client, made once by
+	 * pw_host_env__kubernetes(); k8s_error says why there is none */
+	pthread_mutex_t k8s_lock;
+	bool k8s_tried;
+	struct pw_k8s *k8s;
+	char *k8s_error;
+	char *kubeconfig;
 };
+
+/* The environment's Kubernetes client, configured on first use (the first policy with
+ * contextAwareResources, or the first kubernetes call): NULL when it cannot be, with *why
+ * (owned by env) saying so. Thread-safe. */
+struct pw_k8s *pw_host_env__kubernetes(pw_host_env *env, const char **why);
+/* Sets up and frees the kubernetes members of env (cap_kubernetes.c): with
+ * opts->kubernetes_objects the file is read now (its errors fail); free works on a
+ * zeroed env. */
+int pw_hostcap_kubernetes_init(pw_host_env *env, const pw_host_env_opts *opts);
+void pw_hostcap_kubernetes_free(pw_host_env *env);
 
 /* One host call as a handler sees it. Everything is borrowed for the call's duration. */
 typedef struct pw_hostcap_call {
@@ -65,6 +82,7 @@ typedef struct pw_hostcap_op {
 /* The families (each table ends with { NULL }). Add yours here and in hostcall.c. */
 extern const pw_hostcap_op pw_hostcap_oci_ops[];
 extern const pw_hostcap_op pw_hostcap_net_ops[];
+extern const pw_hostcap_op pw_hostcap_kubernetes_ops[];
 extern const pw_hostcap_op pw_hostcap_crypto_ops[];
 extern const pw_hostcap_op pw_hostcap_sigstore_ops[];
 

@@ -33,6 +33,10 @@ int pw_host_env_new(pw_host_env **out, const pw_host_env_opts *opts)
 	pw_host_env *e = calloc(1, sizeof *e);
 	if (!e)
 		return pw_error_set(PW_ENOMEM, "host capabilities: out of memory");
+	if (pw_hostcap_kubernetes_init(e, opts) < 0) {
+		pw_host_env_free(e);
+		return pw_error_prefix("host capabilities");
+	}
 	pw_oci_client_opts co = {
 		.connect_timeout = HOSTCAP_OCI_CONNECT_TIMEOUT,
 		.timeout = HOSTCAP_OCI_TIMEOUT,
@@ -65,5 +69,6 @@ void pw_host_env_free(pw_host_env *e)
 	pw_hostcap_cache_free(e->oci_digest);
 	pw_hostcap_cache_free(e->oci_manifest);
 	pw_hostcap_cache_free(e->oci_config);
+	pw_hostcap_kubernetes_free(e);
 	free(e);
 }

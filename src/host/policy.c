@@ -25,6 +25,7 @@
 
 #include "host/host_internal.h"
 #include "host/opa_internal.h"
+#include "host/hostcap.h"
 
 #define DEFAULT_TIMEOUT 2.0
 
@@ -46,6 +47,8 @@ struct pw_policy {
 	char **caps;
 	size_t ncaps;
 	bool caps_all;
+	char **resources;          /* contextAwareResources: "apiVersion", "kind" pairs */
+	size_t nresources;
 	pw_host_env *host_env;     /* borrowed */
 	pw_artifact *artifact;
 	pw_policy_abi abi;
@@ -239,6 +242,21 @@ int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a)
 			p->ncaps = i + 1;
 		}
 	}
+	if (spec->ncontext_aware) {
+		if (!(p->resources = calloc(2 * spec->ncontext_aware, sizeof *p->resources)))
+			goto fail;
+		p->nresources = spec->ncontext_aware;
+		for (size_t i = 0; i < spec->ncontext_aware; i++) {
+			const pw_policy_resource *r = &spec->context_aware[i];
+			if (!(p->resources[2 * i] = strdup(r->api_version ? r->api_version : "")) ||
+			    !(p->resources[2 * i + 1] = strdup(r->kind ? r->kind : "")))
+				goto fail;
+		}
+		/* the Kubernetes client is made now, with the policies that need it */
+		const char *why;
+		if (p->host_env)
+			pw_host_env__kubernetes(p->host_env, &why);
+	}
 	if ((rc = choose_abi(p, spec->execution_mode)) < 0)
 		goto fail;
 	if (p->instances == PW_POLICY_REUSE && p->abi == PW_POLICY_ABI_WASI)
@@ -279,6 +297,9 @@ void pw_policy_free(pw_policy *p)
 	for (size_t i = 0; i < p->ncaps; i++)
 		free(p->caps[i]);
 	free(p->caps);
+	for (size_t i = 0; i < 2 * p->nresources; i++)
+		free(p->resources[i]);
+	free(p->resources);
 	json_decref(p->settings);
 	free(p->settings_text);
 	free(p->message);
@@ -307,6 +328,14 @@ bool pw_policy__capability_allowed(const struct pw_policy *p, const char *bindin
 {
 	return pw_host_capability_allowed((const char *const *)p->caps, p->ncaps, p->caps_all,
 	                                  binding, ns, op);
+}
+
+bool pw_policy__resource_allowed(const struct pw_policy *p, const char *api_version, const char *kind)
+{
+	for (size_t i = 0; p && i < p->nresources; i++)
+		if (!strcmp(p->resources[2 * i], api_version) && !strcmp(p->resources[2 * i + 1], kind))
+			return true;
+	return false;
 }
 
 pw_host_env *pw_policy__host_env(const struct pw_policy *p)

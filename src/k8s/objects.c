@@ -29,7 +29,7 @@ static int add_object(pw_k8s *k, json_t *o, const char *list_av, const char *lis
 		return pw_error_set(PW_EINVALID, "%s: object %zu is not a mapping", path, *index);
 	const char *kind = json_string_value(json_object_get(o, "kind"));
 	json_t *items = json_object_get(o, "items");
-	if (kind && strlen(kind) > 4 && !strcmp(kind + strlen(kind) - 4, "List") && json_is_array(items)) {
+	if (kind && strlen(kind) >= 4 && !strcmp(kind + strlen(kind) - 4, "List") && json_is_array(items)) {
 		const char *av = json_string_value(json_object_get(o, "apiVersion"));
 		pw_buf ik = PW_BUF_INIT;
 		if (strcmp(kind, "List") != 0)

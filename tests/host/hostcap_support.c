@@ -35,6 +35,12 @@ const char *hc_abi_name(int wasi) { return wasi ? "WASI" : "waPC"; }
 
 pw_policy *hc_policy(int wasi, const char *const *caps, size_t ncaps, pw_host_env *env)
 {
+	return hc_policy_resources(wasi, caps, ncaps, env, NULL, 0);
+}
+
+pw_policy *hc_policy_resources(int wasi, const char *const *caps, size_t ncaps, pw_host_env *env,
+                               const pw_policy_resource *resources, size_t nresources)
+{
 	pw_artifact *a = artifact(wasi);
 	if (!a)
 		return NULL;
@@ -43,6 +49,8 @@ pw_policy *hc_policy(int wasi, const char *const *caps, size_t ncaps, pw_host_en
 		.host_capabilities = caps,
 		.nhost_capabilities = ncaps,
 		.host_env = env,
+		.context_aware = resources,
+		.ncontext_aware = nresources,
 		.timeout_seconds = 60,
 	};
 	pw_policy *p = NULL;

@@ -15,6 +15,9 @@
  * capability; ncaps 0 with non-NULL caps = none), answering from env (may be NULL).
  * NULL on failure (pw_error_last()). Compiled once per process. */
 pw_policy *hc_policy(int wasi, const char *const *caps, size_t ncaps, pw_host_env *env);
+/* The same with contextAwareResources. */
+pw_policy *hc_policy_resources(int wasi, const char *const *caps, size_t ncaps, pw_host_env *env,
+                               const pw_policy_resource *resources, size_t nresources);
 
 /* Has the policy call binding/ns/op with `payload`; returns what the host answered (the
  * answer when *ok is 1, the host error text when 0), malloc'd; NULL when the evaluation

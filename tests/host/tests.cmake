@@ -52,3 +52,5 @@ pw_quick_variant(test_opa_policy test_opa_policy)
 # OPA's JavaScript SDK (npm, installed into the build tree) against prewarm eval -e opa.
 pw_add_sh_test(test_opa_differential ${CMAKE_SOURCE_DIR}/tests/host/test_opa_differential.sh)
 set_tests_properties(test_opa_differential PROPERTIES LABELS no-asan)
+pw_add_c_test(test_hostcap_k8s ${CMAKE_SOURCE_DIR}/tests/host/test_hostcap_k8s.c pw_test_hostcap)
+target_include_directories(test_hostcap_k8s PRIVATE ${CMAKE_SOURCE_DIR}/tests)
