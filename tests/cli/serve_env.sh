@@ -64,7 +64,8 @@ grep 'no OTLP exporter' "$LOG" | grep -q 'OTEL_EXPORTER_OTLP_ENDPOINT.*OTEL_EXPO
 	|| fail "the OTLP warning does not name the settings seen"
 grep 'no OTLP exporter' "$LOG" | grep -q 'localhost:4317' && fail "the OTLP warning prints a value (it may hold credentials)"
 head -1 "$LOG" | python3 -c 'import json,sys; json.loads(sys.stdin.readline())' || fail "otlp: log is not JSON lines"
-metrics | grep -q '^prewarm_ready 1' || fail "/metrics not served with metrics on"
+m=$(metrics)
+grep -q '^prewarm_ready 1' <<<"$m" || fail "/metrics not served with metrics on"
 [ "$(entries "$T/c1")" -ge 1 ] || fail "PREWARM_CACHE_DIR got no entries"
 grep -q 'policy:pol.*compiled in' "$LOG" || fail "first start did not compile"
 stop
