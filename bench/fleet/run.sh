@@ -46,12 +46,15 @@ pod() {
 now() { date +%s.%N; }
 # fleet SCENARIO REP N ARGS-MAKER: starts N pods at once; prints seconds until the last exits
 fleet() {
-	local scen=$1 rep=$2 n=$3 i t0 t1
+	local scen=$1 rep=$2 n=$3 i t0 t1 pids=()
 	shift 3
 	rm -f "$tmp/$scen-$rep".*.out "$tmp/$scen-$rep".*.err
 	t0=$(now)
-	for i in $(seq 1 "$n"); do pod "$scen-$rep.$i" $("$@" "$rep" "$i") & done
-	wait
+	for i in $(seq 1 "$n"); do
+		pod "$scen-$rep.$i" $("$@" "$rep" "$i") &
+		pids+=($!)
+	done
+	wait "${pids[@]}"   # the pods only: a bare wait would also wait for the registry
 	t1=$(now)
 	python3 -c "print(f'{$t1 - $t0:.2f}')"
 }
