@@ -9,7 +9,7 @@
 # BUILD_DIR/fixtures: build the pw_fixtures target there too).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=$1 out=$2 minutes=$3; shift 3
+build=$(cd "$1" && pwd) out=$2 minutes=$3; shift 3
 mkdir -p "$out"
 export PREWARM_FIXTURES=${PREWARM_FIXTURES:-$build/fixtures}
 for n in "$@"; do
