@@ -242,7 +242,8 @@ typedef struct pw_registry_cache_opts {
 	bool async_put;
 	double publish_deadline;
 	/* Claims (single flight across processes): seconds between writing a claim and reading
-	 * it back; longer than any claimer's read-then-write takes (0 = 1 s). */
+	 * it back; longer than any claimer's read-then-write takes (0 = 3x this process's own
+	 * read-then-write, within 0.1-1 s). */
 	double claim_settle;
 	/* Text for the engine-description annotation (e.g. pw_engine_description()); NULL = the
 	 * description embedded in the artifact (ABI version, engine hash, wasm sha256). */

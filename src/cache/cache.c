@@ -42,7 +42,9 @@
 #define SIGNING_KEY_MAX 4096
 #define PEER_TTL_DEFAULT 30.0
 #define PEER_POLL_MAX 0.5           /* seconds between looks at a peer's claim, at most */
-#define PEER_POLL_PER_TTL 4         /* ... and at least this many looks per ttl */
+#define PEER_POLL_PER_TTL 4         /* ... and at least this many looks per ttl; */
+#define PEER_POLL_MIN 0.1           /* unless set, a waiter looks this soon first, */
+#define PEER_POLL_FRACTION 0.1      /* ... then every this much of its wait so far */
 #define PEER_RENEWALS_PER_TTL 3     /* a holder renews its claims this often per ttl */
 #define PEER_SKEW_DEFAULT 60.0
 
@@ -70,6 +72,7 @@ struct pw_cache {
 	inflight *flying;
 	double peer_max_wait;          /* pw_cache_opts.peers, defaults applied */
 	double peer_ttl, peer_poll, peer_skew;
+	bool peer_poll_set;            /* the caller chose the poll: no backing off */
 };
 
 /* ---- backend dispatch ---------------------------------------------------------------- */
@@ -141,8 +144,9 @@ int pw_cache_new(pw_cache **out, const pw_cache_opts *opts)
 	pthread_cond_init(&c->cv, NULL);
 	c->peer_max_wait = opts ? opts->peers.max_wait : 0;
 	c->peer_ttl = opts && opts->peers.ttl > 0 ? opts->peers.ttl : PEER_TTL_DEFAULT;
-	c->peer_poll = opts && opts->peers.poll > 0 ? opts->peers.poll : c->peer_ttl / PEER_POLL_PER_TTL;
-	if (c->peer_poll > PEER_POLL_MAX && !(opts && opts->peers.poll > 0))
+	c->peer_poll_set = opts && opts->peers.poll > 0;
+	c->peer_poll = c->peer_poll_set ? opts->peers.poll : c->peer_ttl / PEER_POLL_PER_TTL;
+	if (c->peer_poll > PEER_POLL_MAX && !c->peer_poll_set)
 		c->peer_poll = PEER_POLL_MAX;
 	c->peer_skew = opts && opts->peers.skew > 0 ? opts->peers.skew : PEER_SKEW_DEFAULT;
 	if (opts && opts->signing_key_file) {
@@ -389,7 +393,7 @@ static int give(pw_buf *dst, pw_buf *src)
 /* Every usable tier in order; the run's lookups/misses are the callers' to count. 0 with
  * *out, res->tier and res->tier_name set on a verified hit, else PW_ENOTFOUND. */
 static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw_buf *out,
-                        pw_cache_result *res)
+                        pw_cache_result *res, unsigned *refused)
 {
 	pw_cache_entry ent;
 	int rc;
@@ -414,6 +418,8 @@ static int lookup_tiers(pw_cache *c, const pw_cache_key *key, const char *ks, pw
 			pw_cache_entry_free(&ent);
 			COUNT(c, i, rejected, 1);
 			count_run(c, &c->run.rejected);
+			if (refused)
+				*refused |= 1u << i;
 			continue;
 		}
 		if (rc < 0) {
@@ -467,7 +473,7 @@ int pw_cache_lookup(pw_cache *c, const pw_cache_key *key, pw_buf *artifact, pw_c
 		return pw_error_set(PW_EINVALID, "pw_cache_lookup: NULL cache, key or artifact");
 	pw_cache_key_str(key, ks);
 	count_run(c, &c->run.lookups);
-	rc = lookup_tiers(c, key, ks, &out, res);
+	rc = lookup_tiers(c, key, ks, &out, res, NULL);
 	if (rc < 0) {
 		count_run(c, &c->run.misses);
 		return rc;
@@ -568,6 +574,7 @@ typedef struct peer_flight {
 	bool held[PW_CACHE_MAX_TIERS];
 	bool stop, renewing;
 	pthread_t renewer;
+	unsigned refused;              /* bit i: the lookup before the claim refused tier i's entry */
 } peer_flight;
 
 static void flight_init(peer_flight *fl, pw_cache *c, const pw_cache_key *key, const char *ks)
@@ -687,14 +694,41 @@ static void sleep_seconds(double sec)
 		;
 }
 
-/* True when some usable tier shows the entry (cheap: stat, HEAD). */
-static bool entry_in_some_tier(pw_cache *c, const pw_cache_key *key)
+/*
+ * Seconds until a waiter looks for the entry again, `waited` seconds into its wait. Unless the
+ * caller set the poll, it starts short and grows with the wait (a tenth of it, up to the
+ * poll): a peer's entry is seen within ~10% of the time it took, and a long compile is not
+ * polled at 10 Hz by every waiter. The claim itself is read again only every poll (its
+ * liveness changes on the ttl's scale).
+ */
+static double peer_poll_after(const pw_cache *c, double waited)
+{
+	if (c->peer_poll_set)
+		return c->peer_poll;
+	double t = PEER_POLL_FRACTION * waited;
+	return t < PEER_POLL_MIN ? PEER_POLL_MIN : t > c->peer_poll ? c->peer_poll : t;
+}
+
+/* True when some usable tier outside the `skip` bits shows the entry (cheap: stat, HEAD). */
+static bool entry_in_some_tier(pw_cache *c, const pw_cache_key *key, unsigned skip)
 {
 	for (unsigned i = 0; i < c->ntiers; i++)
-		if (tier_usable(c, i, false) && pw_cache_backend_exists(c->tiers[i], key) == 0)
+		if (!(skip & (1u << i)) && tier_usable(c, i, false) && pw_cache_backend_exists(c->tiers[i], key) == 0)
 			return true;
 	pw_error_clear();
 	return false;
+}
+
+/* Polls the tiers for fl's entry until `until` (pw_now()'s clock), `t0` being when the wait
+ * began: 0 with the entry in *out. Looks at least once. */
+static int poll_entry(pw_cache *c, peer_flight *fl, double t0, double until, pw_buf *out, pw_cache_result *res)
+{
+	do {
+		sleep_seconds(peer_poll_after(c, pw_now() - t0));
+		if (entry_in_some_tier(c, &fl->key, 0) && lookup_tiers(c, &fl->key, fl->ks, out, res, NULL) == 0)
+			return 0;
+	} while (pw_now() < until);
+	return PW_ENOTFOUND;
 }
 
 /*
@@ -765,8 +799,8 @@ static int await_peers(pw_cache *c, peer_flight *fl, double max_wait, pw_buf *ou
 				        res->peer_wait_seconds, who);
 				return PW_ENOTFOUND;
 			}
-			sleep_seconds(c->peer_poll);
-			if (entry_in_some_tier(c, &fl->key) && lookup_tiers(c, &fl->key, ks, out, res) == 0) {
+			double look = pw_now() + c->peer_poll, end = t0 + max_wait;
+			if (poll_entry(c, fl, t0, look < end ? look : end, out, res) == 0) {
 				COUNT(c, i, peer_hits, 1);
 				res->peer_wait_seconds = pw_now() - t0;
 				snprintf(res->peer, sizeof res->peer, "%s", who);
@@ -776,6 +810,10 @@ static int await_peers(pw_cache *c, peer_flight *fl, double max_wait, pw_buf *ou
 	}
 	if (res->peer[0])
 		res->peer_wait_seconds = pw_now() - t0;
+	/* A peer may have published and released between our lookup and our claim: look again
+	 * before building (one stat, one HEAD), in the tiers whose entry we did not refuse. */
+	if (entry_in_some_tier(c, &fl->key, fl->refused) && lookup_tiers(c, &fl->key, ks, out, res, NULL) == 0)
+		return 0;
 	return PW_ENOTFOUND;
 }
 
@@ -796,15 +834,17 @@ static int lookup_or_build(pw_cache *c, const pw_cache_key *key, pw_cache_build_
 	double t0 = pw_now(), secs = -1;
 	peer_flight fl;
 	bool flying = false;
+	unsigned refused = 0;
 	int rc;
 
 	pw_cache_key_str(key, ks);
-	if (lookup_tiers(c, key, ks, out, res) == 0) {
+	if (lookup_tiers(c, key, ks, out, res, &refused) == 0) {
 		res->seconds = pw_now() - t0;
 		return 0;
 	}
 	if (o->expected_seconds > 0 && c->peer_max_wait >= 0 && any_tier_claims(c)) {
 		flight_init(&fl, c, key, ks);
+		fl.refused = refused;
 		flying = true;
 		if (await_peers(c, &fl, c->peer_max_wait > 0 ? c->peer_max_wait : o->expected_seconds, out, res) == 0) {
 			flight_end(&fl, false);

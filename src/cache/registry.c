@@ -25,7 +25,8 @@
  * tag wins, so claiming is Fischer's timed mutual exclusion: read the tag; if it holds no
  * live claim, PUT ours, wait `claim_settle` seconds, read it back: the claim there is the
  * winner, the same one for every claimer (the last writer). It is exact when every
- * claimer's read-to-PUT takes less than claim_settle; a slower one costs a duplicate compile
+ * claimer's read-to-PUT takes less than claim_settle (unless set, a multiple of our own
+ * read-to-PUT, see claim_settle()); a slower one costs a duplicate compile
  * (compiles are reproducible: both publish the same entry), never a wrong one. Release
  * writes a released claim (works where deletes are disabled).
  */
@@ -49,7 +50,9 @@
 #define DEFAULT_TIMEOUT 30.0
 #define DEFAULT_CONNECT_TIMEOUT 5.0
 #define DEFAULT_PUBLISH_DEADLINE 30.0
-#define DEFAULT_CLAIM_SETTLE 1.0
+#define CLAIM_SETTLE_MAX 1.0      /* the settle when not set: at most this, */
+#define CLAIM_SETTLE_MIN 0.1      /* at least this, */
+#define CLAIM_SETTLE_FACTOR 3.0   /* ... and this many times our own read-then-write */
 #define LOW_SPEED_SECONDS 10
 #define REQUEST_RETRIES 2
 #define RETRY_BACKOFF 0.2
@@ -78,7 +81,8 @@ typedef struct shared {
 	pw_oci_ref *repo;         /* host + repo */
 	char *desc;               /* engine description annotation, or NULL */
 	bool read_only;
-	double claim_settle;      /* seconds between a claim's PUT and its read-back */
+	double claim_settle;      /* seconds between a claim's PUT and its read-back; 0 = measured */
+	bool empty_blob_pushed;   /* the claims' empty config/layer blob is in the repository */
 	pending *queue, *queue_tail;
 	unsigned queued;          /* queued + being published */
 	bool stop;
@@ -652,6 +656,18 @@ static int read_claim(shared *s, const pw_cache_key *key, pw_cache_claim *holder
 	return 0;
 }
 
+/* The claims' empty config and layer blob, pushed once per process (again after a failed
+ * claim write: the registry may have collected it). */
+static int push_empty_blob(shared *s)
+{
+	if (__atomic_load_n(&s->empty_blob_pushed, __ATOMIC_ACQUIRE))
+		return 0;
+	int rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
+	if (rc == 0)
+		__atomic_store_n(&s->empty_blob_pushed, true, __ATOMIC_RELEASE);
+	return rc;
+}
+
 static int write_claim(shared *s, const pw_cache_key *key, const pw_cache_claim *c)
 {
 	char ks[PW_CACHE_KEY_STR_LEN + 1];
@@ -673,11 +689,13 @@ static int write_claim(shared *s, const pw_cache_key *key, const pw_cache_claim 
 	if (!body)
 		rc = pw_error_set(PW_ENOMEM, "registry: building the claim of %s failed", ks);
 	if (rc == 0)
-		rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
+		rc = push_empty_blob(s);
 	if (rc == 0)
 		rc = claim_ref(s, key, &r);
 	if (rc == 0)
 		rc = pw_oci_manifest_put(s->client, r, PW_OCI_MT_MANIFEST, body, strlen(body), NULL);
+	if (rc < 0)   /* the blob may have been collected since: push it again next time */
+		__atomic_store_n(&s->empty_blob_pushed, false, __ATOMIC_RELEASE);
 	pw_oci_ref_free(r);
 	free(body);
 	json_decref(m);
@@ -692,15 +710,34 @@ static void sleep_seconds(double sec)
 		;
 }
 
+/*
+ * How long a claim written `rw` seconds after its read settles before the read-back. Set:
+ * that. Measured: a multiple of our own read-then-write, the best estimate of every
+ * claimer's against the same registry at the same moment (a loopback registry answers in
+ * milliseconds, one across a cluster in tens of them), within [MIN, MAX]. A claimer slower
+ * than that costs a second compile, never a wrong artifact.
+ */
+static double claim_settle(const shared *s, double rw)
+{
+	if (s->claim_settle > 0)
+		return s->claim_settle;
+	double t = CLAIM_SETTLE_FACTOR * rw;
+	return t < CLAIM_SETTLE_MIN ? CLAIM_SETTLE_MIN : t > CLAIM_SETTLE_MAX ? CLAIM_SETTLE_MAX : t;
+}
+
 static int reg_claim(pw_cache_backend *b, const pw_cache_key *key, const pw_cache_claim *mine,
                      const pw_cache_claim *stale, pw_cache_claim *holder)
 {
 	shared *s = ((registry_backend *)b)->s;   /* called through registry_type only */
 	pw_cache_claim cur;
+	double t0;
 	int rc;
 
 	if (s->read_only)
 		return pw_error_set(PW_EUNSUPPORTED, "registry cache: read-only, no claims");
+	if ((rc = push_empty_blob(s)) < 0)   /* before the read: only read-then-PUT is timed */
+		return rc;
+	t0 = pw_now();
 	rc = read_claim(s, key, &cur);
 	if (rc == 0 && !cur.released && !(stale && !strcmp(cur.nonce, stale->nonce) && cur.seq == stale->seq)) {
 		*holder = cur;
@@ -710,7 +747,7 @@ static int reg_claim(pw_cache_backend *b, const pw_cache_key *key, const pw_cach
 		return rc;
 	if ((rc = write_claim(s, key, mine)) < 0)
 		return rc;
-	sleep_seconds(s->claim_settle);
+	sleep_seconds(claim_settle(s, pw_now() - t0));
 	if ((rc = read_claim(s, key, &cur)) < 0)
 		return rc == PW_ENOTFOUND ? pw_error_set(PW_ERROR, "registry: a claim just written is gone") : rc;
 	if (!strcmp(cur.nonce, mine->nonce))
@@ -783,7 +820,7 @@ int pw_cache_registry_new(pw_cache_backend **out, const pw_registry_cache_opts *
 	s->read_only = opts->read_only;
 	rb->async = opts->async_put;
 	rb->deadline = opts->publish_deadline > 0 ? opts->publish_deadline : DEFAULT_PUBLISH_DEADLINE;
-	s->claim_settle = opts->claim_settle > 0 ? opts->claim_settle : DEFAULT_CLAIM_SETTLE;
+	s->claim_settle = opts->claim_settle > 0 ? opts->claim_settle : 0;
 	if (opts->engine_description && !(s->desc = strdup(opts->engine_description))) {
 		rc = pw_error_set(PW_ENOMEM, "out of memory");
 		goto fail;

@@ -16,7 +16,7 @@
  *   --cache-peer-wait SECONDS|auto|off   wait for a peer process compiling the same key into a
  *                                        shared tier (auto: what the compile should take)
  *   --cache-claim-ttl SECONDS            life of a compile's claim without renewal (30)
- *   --cache-claim-settle SECONDS         registry claims: write, wait this long, read back (1)
+ *   --cache-claim-settle SECONDS         registry claims: write, wait this long, read back (measured)
  * Every flag also takes the form --flag=VALUE, and has an environment variable read by
  * pw_cache_cli_init (a flag wins over its variable): PREWARM_CACHE_DIR,
  * PREWARM_CACHE_MAX_SIZE, PREWARM_CACHE_SIGNING_KEY, PREWARM_NO_CACHE,
@@ -65,7 +65,7 @@ typedef struct pw_cache_cli_opts {
 	bool registry_read_only;          /* --cache-registry-read-only */
 	double peer_wait;                 /* --cache-peer-wait: 0 auto, PW_CACHE_PEER_WAIT_OFF, or seconds */
 	double claim_ttl;                 /* --cache-claim-ttl; 0 = the cache's default (30 s) */
-	double claim_settle;              /* --cache-claim-settle; 0 = the registry tier's default (1 s) */
+	double claim_settle;              /* --cache-claim-settle; 0 = the registry tier's default (measured) */
 	/* Set by the command (serve: Kubewarden's mounts), used only for the registry tier: */
 	const char *fallback_credentials; /* when no --cache-registry-credentials: a Docker config
 	                                     (--docker-config-json-path) */

@@ -8,7 +8,9 @@
  * pid namespace expire at once, one in another pid namespace is not judged by its pid);
  * lease files between two claimers (create, refuse, take over, renew lost, release); and a
  * build that expects nothing (the quick tier) never claims nor waits while a build that
- * expects time waits for a live peer's lease, then builds.
+ * expects time waits for a live peer's lease, then builds; and a claimer that wins just after
+ * a peer published and released (its lookup missed a moment before) takes the peer's entry
+ * instead of building.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,8 @@
 #include "harness.h"
 #include "prewarm/cache.h"
 #include "prewarm/cache_backend.h"
+#include "prewarm/engine.h"
+#include "prewarm/util.h"
 
 /* the cache's private claim helpers (src/cache/cache_int.h) */
 void pw_cache__claim_init(pw_cache_claim *mine, double ttl);
@@ -297,6 +301,129 @@ static void test_waits_for_a_live_peer_then_builds(void)
 	pw_buf_free(&art);
 }
 
+/*
+ * A local tier over which a peer publishes the entry and releases its claim in the moment
+ * between our lookup (a miss) and our claim: its claim() first has the peer (another cache
+ * over the same directory) publish, then claims in the real local backend.
+ */
+typedef struct late_peer {
+	pw_cache_backend parent;
+	pw_cache_backend *inner;
+	pw_cache *peer;
+	const pw_cache_key *key;
+	const pw_buf *art;
+	int claims;
+} late_peer;
+
+static pw_cache_backend *inner_of(pw_cache_backend *b)
+{
+	return ((late_peer *)b)->inner;
+}
+
+static int lp_get(pw_cache_backend *b, const pw_cache_key *k, pw_cache_entry *out)
+{
+	return pw_cache_backend_get(inner_of(b), k, out);
+}
+
+static int lp_exists(pw_cache_backend *b, const pw_cache_key *k)
+{
+	return pw_cache_backend_exists(inner_of(b), k);
+}
+
+static int lp_put(pw_cache_backend *b, const pw_cache_entry *e)
+{
+	return pw_cache_backend_put(inner_of(b), e);
+}
+
+static int lp_remove(pw_cache_backend *b, const pw_cache_key *k)
+{
+	return pw_cache_backend_remove(inner_of(b), k);
+}
+
+static void lp_free(pw_cache_backend *b)
+{
+	pw_cache_backend_free(inner_of(b));
+	free(b);
+}
+
+static int lp_claim(pw_cache_backend *b, const pw_cache_key *k, const pw_cache_claim *mine,
+                    const pw_cache_claim *stale, pw_cache_claim *holder)
+{
+	late_peer *lp = (late_peer *)b;
+	if (lp->claims++ == 0 && pw_cache_publish(lp->peer, lp->key, lp->art->data, lp->art->len, 1.0, NULL) != 1)
+		return pw_error_set(PW_ERROR, "the peer could not publish: %s", pw_error_last());
+	return lp->inner->type->claim(lp->inner, k, mine, stale, holder);
+}
+
+static int lp_renew(pw_cache_backend *b, const pw_cache_key *k, const pw_cache_claim *mine)
+{
+	return inner_of(b)->type->renew(inner_of(b), k, mine);
+}
+
+static void lp_release(pw_cache_backend *b, const pw_cache_key *k, const pw_cache_claim *mine)
+{
+	inner_of(b)->type->release(inner_of(b), k, mine);
+}
+
+static const pw_cache_backend_type late_peer_type = {
+	.version = PW_CACHE_BACKEND_VERSION,
+	.name = "late-peer",
+	.get = lp_get,
+	.exists = lp_exists,
+	.put = lp_put,
+	.remove = lp_remove,
+	.free = lp_free,
+	.claim = lp_claim,
+	.renew = lp_renew,
+	.release = lp_release,
+};
+
+static void test_entry_published_before_our_claim_is_taken(void)
+{
+	pw_cache_build_opts slow = { NULL, 60 };
+	pw_cache_result res;
+	pw_cache_stats st;
+	pw_buf wasm = PW_BUF_INIT, art = PW_BUF_INIT, got = PW_BUF_INIT;
+	counting_build cb = { 0 };
+	pw_engine *e = NULL;
+	pw_cache *c = NULL, *peer = NULL;
+	pw_cache_backend *pb = NULL;
+	late_peer *lp = calloc(1, sizeof *lp);
+	pw_cache_key k;
+	const char *dir = pw_test_tmpdir();
+
+	CHECK(lp != NULL);
+	CHECK_OK(pw_file_read(pw_test_fixture("cache_small.wasm"), 0, &wasm));
+	CHECK_OK(pw_engine_new(&e, NULL));
+	CHECK_OK(pw_engine_compile(e, wasm.data, wasm.len, NULL, &art, NULL));
+	pw_cache_key_for(&k, e, wasm.data, wasm.len);
+	CHECK_OK(pw_cache_new(&peer, NULL));
+	CHECK_OK(pw_cache_local_new(&pb, dir, NULL));
+	CHECK_OK(pw_cache_add_backend(peer, pb));
+	lp->parent.type = &late_peer_type;
+	lp->peer = peer;
+	lp->key = &k;
+	lp->art = &art;
+	CHECK_OK(pw_cache_local_new(&lp->inner, dir, NULL));
+	CHECK_OK(pw_cache_new(&c, NULL));
+	CHECK_OK(pw_cache_add_backend(c, &lp->parent));
+
+	CHECK_OK(pw_cache_get_or_build(c, &k, garbage_build, &cb, &slow, &got, &res));
+	CHECK_INT(lp->claims, 1);
+	CHECK_INT(cb.calls, 0);        /* not built: the peer's entry was taken */
+	CHECK_INT(res.tier, 0);
+	CHECK(got.len == art.len && !memcmp(got.data, art.data, art.len));
+	pw_cache_get_stats(c, &st);
+	CHECK_INT(st.tier[0].hits, 1);
+	CHECK_INT(st.tier[0].misses, 1);
+	pw_cache_free(c);
+	pw_cache_free(peer);
+	pw_engine_free(e);
+	pw_buf_free(&wasm);
+	pw_buf_free(&art);
+	pw_buf_free(&got);
+}
+
 int main(int argc, char **argv)
 {
 	static const pw_test tests[] = {
@@ -308,6 +435,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_lease_files),
 		PW_TEST(test_quick_builds_never_wait),
 		PW_TEST(test_waits_for_a_live_peer_then_builds),
+		PW_TEST(test_entry_published_before_our_claim_is_taken),
 	};
 	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
