@@ -66,24 +66,35 @@ args_registry() { echo --cache-dir "$tmp/reg-$1-$2" $(reg "fleet-$1"); }
 args_shared() { echo --cache-dir "$tmp/shared-$1"; }
 args_nosf() { echo --cache-dir "$tmp/nosf-$1-$2" $(reg "nosf-$1") --cache-peer-wait off; }
 compiles() { cat "$tmp/$1-$2".*.out | grep -c '^compiled' || true; }
+# the seconds the compiles of SCENARIO REP took as they ran (their mean x the modules: the
+# compile time on the fleet's critical path, slowed by whatever else the machine ran)
+compile_secs() {
+	cat "$tmp/$1-$2".*.out | python3 -c '
+import re, sys
+t = [float(m.group(1)) * (0.001 if m.group(2) == "ms" else 1)
+     for m in (re.match(r"compiled in ([0-9.]+) (ms|s)", l) for l in sys.stdin) if m]
+print(f"{sum(t) / len(t) * int(sys.argv[1]):.2f}" if t else 0)' "${#mods[@]}"
+}
 failures() { cat "$tmp/$1-$2".*.out | grep -c '^FAILED' || true; }
 
 echo "fleet: $pods pods, ${#mods[@]} modules ($(for m in "${mods[@]}"; do printf '%s %s KB; ' "$(basename "$m")" $(( $(stat -c %s "$m") / 1024 )); done))"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); pods at nice 10; registry: docker-registry on loopback"
-declare -A T C
+declare -A T C K
 for rep in $(seq 1 "$reps"); do
-	T[one,$rep]=$(fleet one "$rep" 1 args_one); C[one,$rep]=$(compiles one "$rep")
+	T[one,$rep]=$(fleet one "$rep" 1 args_one); C[one,$rep]=$(compiles one "$rep"); K[one,$rep]=$(compile_secs one "$rep")
 	fleet warmup "$rep" 1 args_warmup >/dev/null   # fills the registry repository warm-REP
 	T[warm,$rep]=$(fleet warm "$rep" 1 args_warm); C[warm,$rep]=$(compiles warm "$rep")
 	T[registry,$rep]=$(fleet registry "$rep" "$pods" args_registry); C[registry,$rep]=$(compiles registry "$rep")
+	K[registry,$rep]=$(compile_secs registry "$rep")
 	T[shared,$rep]=$(fleet shared "$rep" "$pods" args_shared); C[shared,$rep]=$(compiles shared "$rep")
+	K[shared,$rep]=$(compile_secs shared "$rep")
 	if [ "${NO_SF:-0}" = 1 ]; then
 		T[nosf,$rep]=$(fleet nosf "$rep" "$pods" args_nosf); C[nosf,$rep]=$(compiles nosf "$rep")
 	fi
 	for s in one warm registry shared nosf; do
 		[ -n "${T[$s,$rep]:-}" ] || continue
 		f=$(failures "$s" "$rep")
-		echo "rep $rep: $s ${T[$s,$rep]} s, ${C[$s,$rep]} compiles, $f failed"
+		echo "rep $rep: $s ${T[$s,$rep]} s, ${C[$s,$rep]} compiles (${K[$s,$rep]:-0} s of compiling on the critical path), $f failed"
 	done
 done
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -94,16 +105,20 @@ T = {}
 C = {}
 $(for k in "${!T[@]}"; do echo "T['$k'] = ${T[$k]}"; done)
 $(for k in "${!C[@]}"; do echo "C['$k'] = ${C[$k]}"; done)
+K = {}
+$(for k in "${!K[@]}"; do echo "K['$k'] = ${K[$k]}"; done)
 def med(s, d): return statistics.median(d[f"{s},{r}"] for r in range(1, reps + 1) if f"{s},{r}" in d)
 one = med("one", T)
 print()
-print("| scenario | pods | all ready (s, median) | / one compile | compiles per module (median) |")
-print("|---|---|---|---|---|")
+print("| scenario | pods | all ready (s, median) | / one compile | compiles per module (median) | compiling on the critical path (s) | the rest: protocol, start, download (s) |")
+print("|---|---|---|---|---|---|---|")
 names = {"one": "one pod, nothing cached (one compile)", "warm": "one pod, warm registry",
          "registry": "fleet, one registry", "shared": "fleet, one shared directory",
          "nosf": "fleet, one registry, --cache-peer-wait off"}
 for s in ["one", "warm", "registry", "shared", "nosf"]:
     if not any(k.startswith(s + ",") for k in T): continue
     n = 1 if s in ("one", "warm") else pods
-    print(f"| {names[s]} | {n} | {med(s, T):.2f} | {med(s, T) / one:.2f}x | {med(s, C) / nmods:g} |")
+    k = med(s, K) if any(k.startswith(s + ",") for k in K) else 0
+    rest = statistics.median(T[f"{s},{r}"] - K.get(f"{s},{r}", 0) for r in range(1, reps + 1) if f"{s},{r}" in T)
+    print(f"| {names[s]} | {n} | {med(s, T):.2f} | {med(s, T) / one:.2f}x | {med(s, C) / nmods:g} | {k:.2f} | {rest:.2f} |")
 PY
