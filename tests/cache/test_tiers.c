@@ -229,6 +229,21 @@ static pw_cache *new_cache_counted(const char **dir, char stats[PATH_MAX])
 	return c;
 }
 
+/* new_cache_counted() over the real local backend in DIR (*b, owned by the cache). */
+static pw_cache *local_cache_counted(const char **dir, char stats[PATH_MAX], pw_cache_backend **b)
+{
+	pw_cache *c = new_cache_counted(dir, stats);
+
+	if (!c)
+		return NULL;
+	if (pw_cache_local_new(b, *dir, NULL) < 0 || pw_cache_add_backend(c, *b) < 0) {
+		pw_test_fail(__FILE__, __LINE__, "the local tier: %s", pw_error_last());
+		pw_cache_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 static int lookup(pw_cache *c, const pw_buf *wasm, pw_buf *art, pw_cache_result *res)
 {
 	pw_buf_free(art);
@@ -268,24 +283,41 @@ static bool same_bytes(const pw_buf *a, const pw_buf *b)
 	return a->len == b->len && a->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
-/* A new cache (signed with key_file unless NULL) over the fakes a then b (b may be NULL),
- * each reset and named; NULL (the test has failed) on error. */
-static pw_cache *cache_over(const char *key_file, fake_backend *a, const char *an, fake_backend *b,
-                            const char *bn)
+/* A new cache (signed with key_file unless NULL) over the fakes a then b (b may be NULL)
+ * as they are, entries and counters kept; NULL (the test has failed) on error. */
+static pw_cache *cache_with(const char *key_file, fake_backend *a, fake_backend *b)
 {
 	pw_cache *c = new_cache(key_file);
 
 	if (!c)
 		return NULL;
-	fake_init(a, an);
-	if (b)
-		fake_init(b, bn);
 	if (pw_cache_add_backend(c, &a->parent) < 0 || (b && pw_cache_add_backend(c, &b->parent) < 0)) {
 		pw_test_fail(__FILE__, __LINE__, "pw_cache_add_backend: %s", pw_error_last());
 		pw_cache_free(c);
 		return NULL;
 	}
 	return c;
+}
+
+/* cache_with() over the fakes a and b (may be NULL), each reset and named first. */
+static pw_cache *cache_over(const char *key_file, fake_backend *a, const char *an, fake_backend *b,
+                            const char *bn)
+{
+	fake_init(a, an);
+	if (b)
+		fake_init(b, bn);
+	return cache_with(key_file, a, b);
+}
+
+/* The end of a test: frees the cache, empties the fakes (b may be NULL), frees ART (may be
+ * NULL). */
+static void teardown(pw_cache *c, fake_backend *a, fake_backend *b, pw_buf *art)
+{
+	pw_cache_free(c);
+	fake_clear(a);
+	if (b)
+		fake_clear(b);
+	pw_buf_free(art);
 }
 
 /* Eight threads on one module at once: through pw_cache_get_or_build(g_key, fb), or through
@@ -329,6 +361,22 @@ static int run_threads(pw_cache *c, fake_builder *fb, thr t[8])
 	return n == 8 ? 0 : -1;
 }
 
+/* Every thread succeeded with the bytes WANT (NULL: whatever the first thread got); the
+ * test has failed otherwise. */
+static void expect_threads_got(const thr t[8], const pw_buf *want)
+{
+	for (int i = 0; i < 8; i++) {
+		CHECK_MSG(t[i].rc == 0, "thread %d: %s", i, t[i].err);
+		CHECK(same_bytes(&t[i].art, want ? want : &t[0].art));
+	}
+}
+
+static void free_threads(thr t[8])
+{
+	for (int i = 0; i < 8; i++)
+		pw_buf_free(&t[i].art);
+}
+
 /* ---- tests --------------------------------------------------------------------------- */
 
 static void test_local_compile_then_hit(void)
@@ -338,19 +386,14 @@ static void test_local_compile_then_hit(void)
 	pw_cache_result res;
 	pw_cache_stats st;
 	pw_buf a1 = PW_BUF_INIT, a2 = PW_BUF_INIT;
-	const char *dir = pw_test_tmpdir();
+	const char *dir;
 	char stats[PATH_MAX];
-	pw_cache_opts o;
 	pw_cache_totals t;
 
 	if (setup() < 0)
 		return;
-	snprintf(stats, sizeof stats, "%s/stats", dir);
-	o.signing_key_file = NULL;
-	o.stats_dir = stats;
-	CHECK_OK(pw_cache_new(&c, &o));
-	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
-	CHECK_OK(pw_cache_add_backend(c, b));
+	c = local_cache_counted(&dir, stats, &b);
+	CHECK(c);
 	CHECK_OK(lookup(c, &g_wasm, &a1, &res));
 	CHECK_INT(res.tier, -1);
 	CHECK_STR(res.tier_name, "compile");
@@ -390,21 +433,18 @@ static void test_tiers_copy_up(void)
 
 	if (setup() < 0)
 		return;
-	fake_init(&up, "up");
-	fake_init(&down, "down");
 	/* fill only the lower tier */
-	c = new_cache(NULL);
+	c = cache_over(NULL, &down, "down", NULL, NULL);
 	CHECK(c);
-	CHECK_OK(pw_cache_add_backend(c, &down.parent));
 	CHECK_OK(lookup(c, &g_wasm, &art, &res));
 	CHECK_INT(res.tier, -1);
 	CHECK_INT(down.put_calls, 1);
 	pw_cache_free(c);
 	down.get_calls = down.put_calls = 0;
 
-	c = new_cache(NULL);
-	CHECK_OK(pw_cache_add_backend(c, &up.parent));
-	CHECK_OK(pw_cache_add_backend(c, &down.parent));
+	fake_init(&up, "up");
+	c = cache_with(NULL, &up, &down);
+	CHECK(c);
 	CHECK_OK(lookup(c, &g_wasm, &art, &res));
 	CHECK_INT(res.tier, 1);
 	CHECK_STR(res.tier_name, "down");
@@ -427,10 +467,7 @@ static void test_tiers_copy_up(void)
 	CHECK_INT(up.put_calls, 2);
 	CHECK_INT(down.put_calls, 1);
 	CHECK_INT(call_answer(&art), 7);
-	pw_cache_free(c);
-	fake_clear(&up);
-	fake_clear(&down);
-	pw_buf_free(&art);
+	teardown(c, &up, &down, &art);
 }
 
 static void test_tier_failure_marks_failed(void)
@@ -443,12 +480,9 @@ static void test_tier_failure_marks_failed(void)
 
 	if (setup() < 0)
 		return;
-	fake_init(&bad, "bad");
-	fake_init(&good, "good");
+	c = cache_over(NULL, &bad, "bad", &good, "good");
+	CHECK(c);
 	bad.fail_get = 1;
-	c = new_cache(NULL);
-	CHECK_OK(pw_cache_add_backend(c, &bad.parent));
-	CHECK_OK(pw_cache_add_backend(c, &good.parent));
 	CHECK_OK(lookup(c, &g_wasm, &art, &res));
 	CHECK_INT(res.tier, -1);
 	CHECK_INT(bad.get_calls, 1);
@@ -465,10 +499,9 @@ static void test_tier_failure_marks_failed(void)
 	fake_clear(&good);
 
 	/* a tier whose put fails still serves hits but is not written again */
-	fake_init(&bad, "full");
+	c = cache_over(NULL, &bad, "full", NULL, NULL);
+	CHECK(c);
 	bad.fail_put = 1;
-	c = new_cache(NULL);
-	CHECK_OK(pw_cache_add_backend(c, &bad.parent));
 	CHECK_OK(lookup(c, &g_wasm, &art, &res));
 	CHECK_INT(res.tier, -1);
 	CHECK_OK(lookup(c, &g_wasm2, &art, &res));
@@ -519,39 +552,7 @@ static void expect_refused(fake_backend *f, const char *key_file, const pw_cache
 	pw_buf_free(&art);
 }
 
-/* The good entry of g_wasm, produced by the cache itself through a fake tier: its key and
- * a copy of the entry (the caller frees it). 0, or -1 with the test failed or skipped. */
-static int good_entry(pw_cache_key *key, pw_cache_entry *good)
-{
-	static fake_backend f;
-	pw_cache *c;
-	pw_cache_result res;
-	pw_buf art = PW_BUF_INIT;
-	int rc = -1;
-
-	memset(good, 0, sizeof *good);
-	if (setup() < 0)
-		return -1;
-	fake_init(&f, "fake");
-	c = new_cache(NULL);
-	if (!c)
-		return -1;
-	if (pw_cache_add_backend(c, &f.parent) == 0 && lookup(c, &g_wasm, &art, &res) == 0 && f.n == 1) {
-		*key = f.entries[0].meta.key;
-		good->meta = f.entries[0].meta;
-		rc = pw_buf_append(&good->artifact, f.entries[0].artifact.data, f.entries[0].artifact.len);
-	}
-	pw_cache_free(c);
-	fake_clear(&f);
-	pw_buf_free(&art);
-	if (rc < 0)
-		pw_test_fail(__FILE__, __LINE__, "making the good entry: %s", pw_error_last());
-	else if (pw_cache_verify_entry_for(NULL, key, good) < 0)
-		pw_test_fail(__FILE__, __LINE__, "the good entry does not verify: %s", pw_error_last());
-	return pw_test_stopped() ? -1 : 0;
-}
-
-/* A copy of the good entry in E (the caller frees it). */
+/* A copy of the entry FROM in E (the caller frees it). */
 static int copy_entry(const pw_cache_entry *from, pw_cache_entry *e)
 {
 	memset(e, 0, sizeof *e);
@@ -559,25 +560,40 @@ static int copy_entry(const pw_cache_entry *from, pw_cache_entry *e)
 	return pw_buf_append(&e->artifact, from->artifact.data, from->artifact.len);
 }
 
-/* The entry of g_wasm2 (another module), made by the cache: key and entry in KEY2 and E. */
-static int other_module_entry(pw_cache_key *key2, pw_cache_entry *e)
+/* The entry of WASM, produced by the cache itself through a fake tier: its key in KEY and a
+ * copy of it in E (the caller frees it). 0, or -1 (E empty). */
+static int make_entry(const pw_buf *wasm, pw_cache_key *key, pw_cache_entry *e)
 {
-	static fake_backend g;
+	static fake_backend f;
 	pw_cache *c = new_cache(NULL);
 	pw_cache_result res;
 	pw_buf art = PW_BUF_INIT;
 	int rc = -1;
+
+	memset(e, 0, sizeof *e);
 	if (!c)
 		return -1;
-	fake_init(&g, "g");
-	if (pw_cache_add_backend(c, &g.parent) == 0 && lookup(c, &g_wasm2, &art, &res) == 0 && g.n == 1) {
-		*key2 = g.entries[0].meta.key;
-		rc = copy_entry(&g.entries[0], e);
+	fake_init(&f, "fake");
+	if (pw_cache_add_backend(c, &f.parent) == 0 && lookup(c, wasm, &art, &res) == 0 && f.n == 1) {
+		*key = f.entries[0].meta.key;
+		rc = copy_entry(&f.entries[0], e);
 	}
-	pw_cache_free(c);
-	fake_clear(&g);
-	pw_buf_free(&art);
+	teardown(c, &f, NULL, &art);
 	return rc;
+}
+
+/* The good entry of g_wasm (make_entry), checked to verify. 0, or -1 with the test failed
+ * or skipped. */
+static int good_entry(pw_cache_key *key, pw_cache_entry *good)
+{
+	memset(good, 0, sizeof *good);
+	if (setup() < 0)
+		return -1;
+	if (make_entry(&g_wasm, key, good) < 0)
+		pw_test_fail(__FILE__, __LINE__, "making the good entry: %s", pw_error_last());
+	else if (pw_cache_verify_entry_for(NULL, key, good) < 0)
+		pw_test_fail(__FILE__, __LINE__, "the good entry does not verify: %s", pw_error_last());
+	return pw_test_stopped() ? -1 : 0;
 }
 
 /* E, stored under KEY, must fail verification (a message holding MSG, when given) and be
@@ -634,7 +650,7 @@ static int renamed_entry(pw_cache_key *key, pw_cache_entry *e)
 	if (good_copy(key, e) < 0)
 		return -1;
 	pw_cache_entry_free(e);
-	if (other_module_entry(&key2, e) < 0 || !strcmp(key2.wasm_sha256, key->wasm_sha256)) {
+	if (make_entry(&g_wasm2, &key2, e) < 0 || !strcmp(key2.wasm_sha256, key->wasm_sha256)) {
 		pw_test_fail(__FILE__, __LINE__, "another module's entry: %s", pw_error_last());
 		return -1;
 	}
@@ -693,14 +709,25 @@ static const char *signing_key_file(void)
 	return keyfile;
 }
 
+/* good_copy() and the signing key file; NULL when the test stopped. */
+static const char *good_copy_and_key(pw_cache_key *key, pw_cache_entry *e)
+{
+	if (good_copy(key, e) < 0)
+		return NULL;
+	const char *keyfile = signing_key_file();
+	if (pw_test_stopped()) {
+		pw_cache_entry_free(e);
+		return NULL;
+	}
+	return keyfile;
+}
+
 static void test_refused_unsigned_with_key(void)
 {
 	pw_cache_entry e;
 	pw_cache_key key;
-	if (good_copy(&key, &e) < 0)
-		return;
-	const char *keyfile = signing_key_file();
-	if (!pw_test_stopped())
+	const char *keyfile = good_copy_and_key(&key, &e);
+	if (keyfile)
 		refuse_entry(&key, &e, keyfile, NULL, "unsigned with a key");
 }
 
@@ -708,12 +735,11 @@ static void test_refused_signed_with_another_key(void)
 {
 	pw_cache_entry e;
 	pw_cache_key key;
-	if (good_copy(&key, &e) < 0)
+	const char *keyfile = good_copy_and_key(&key, &e);
+	if (!keyfile)
 		return;
-	const char *keyfile = signing_key_file();
 	pw_cache_sign((const uint8_t *)"other", 5, &e.meta, e.meta.signature);
-	if (!pw_test_stopped())
-		refuse_entry(&key, &e, keyfile, NULL, "signed with another key");
+	refuse_entry(&key, &e, keyfile, NULL, "signed with another key");
 }
 
 /* Correctly signed: accepted (the key file's trailing newline is not part of the key). */
@@ -721,10 +747,8 @@ static void test_signed_entry_accepted(void)
 {
 	pw_cache_entry e;
 	pw_cache_key key;
-	if (good_copy(&key, &e) < 0)
-		return;
-	const char *keyfile = signing_key_file();
-	if (pw_test_stopped())
+	const char *keyfile = good_copy_and_key(&key, &e);
+	if (!keyfile)
 		return;
 	pw_cache_sign((const uint8_t *)"s3cret", 6, &e.meta, e.meta.signature);
 	pw_cache *cs = new_cache(keyfile);
@@ -764,18 +788,15 @@ static void test_same_key_compiles_once(void)
 	CHECK(c);
 	CHECK_OK(run_threads(c, NULL, t));
 	pw_cache_get_stats(c, &st);
-	for (int i = 0; i < 8; i++) {
-		CHECK_MSG(t[i].rc == 0, "thread %d: %s", i, t[i].err);
-		CHECK(same_bytes(&t[i].art, &t[0].art));
-	}
+	expect_threads_got(t, NULL);
+	if (pw_test_stopped())
+		return;
 	/* one compile whatever the interleaving: later threads either waited for it or hit */
 	CHECK_INT(st.compiles, 1);
 	CHECK_INT(f.put_calls, 1);
 	CHECK_INT(call_answer(&t[3].art), 42);
-	for (int i = 0; i < 8; i++)
-		pw_buf_free(&t[i].art);
-	pw_cache_free(c);
-	fake_clear(&f);
+	free_threads(t);
+	teardown(c, &f, NULL, NULL);
 }
 
 static void test_no_tiers_compiles(void)
@@ -838,10 +859,7 @@ static void test_build_miss_then_hit(void)
 	CHECK_INT(res.tier, 0);
 	pw_cache_get_stats(c, &st);
 	CHECK_INT(st.compiles, 1);
-	pw_cache_free(c);
-	fake_clear(&up);
-	fake_clear(&down);
-	pw_buf_free(&art);
+	teardown(c, &up, &down, &art);
 }
 
 static void test_build_same_key_once(void)
@@ -857,19 +875,16 @@ static void test_build_same_key_once(void)
 	c = cache_over(NULL, &f, "fake", NULL, NULL);
 	CHECK(c);
 	CHECK_OK(run_threads(c, &fb, t));
-	for (int i = 0; i < 8; i++) {
-		CHECK_MSG(t[i].rc == 0, "thread %d: %s", i, t[i].err);
-		CHECK(same_bytes(&t[i].art, &g_art));
-	}
+	expect_threads_got(t, &g_art);
+	if (pw_test_stopped())
+		return;
 	CHECK_INT(fb.calls, 1);
 	CHECK_INT(f.put_calls, 1);
 	pw_cache_get_stats(c, &st);
 	CHECK_INT(st.compiles, 1);
 	CHECK_INT(call_answer(&t[5].art), 42);
-	for (int i = 0; i < 8; i++)
-		pw_buf_free(&t[i].art);
-	pw_cache_free(c);
-	fake_clear(&f);
+	free_threads(t);
+	teardown(c, &f, NULL, NULL);
 
 	/* a failing build: every thread gets its error, nothing is published */
 	fb.bytes = NULL;
@@ -926,9 +941,7 @@ static void test_build_errors(void)
 	CHECK_OK(build(c, &fb, &art, &res));
 	CHECK_INT(f.put_calls, 1);
 	CHECK_INT(call_answer(&art), 42);
-	pw_cache_free(c);
-	fake_clear(&f);
-	pw_buf_free(&art);
+	teardown(c, &f, NULL, &art);
 }
 
 static void test_lookup_missing(void)
@@ -978,12 +991,13 @@ static void test_publish_then_lookup(void)
 	pw_cache_result res;
 	pw_cache_stats st;
 	pw_buf art = PW_BUF_INIT;
-	char keyfile[PATH_MAX];
+	const char *keyfile;
 
 	if (setup_artifacts() < 0)
 		return;
-	snprintf(keyfile, sizeof keyfile, "%s/key", pw_test_tmpdir());
-	CHECK_OK(pw_file_write_atomic(keyfile, "s3cret\n", 7, 0600));
+	keyfile = signing_key_file();
+	if (pw_test_stopped())
+		return;
 	memset(&subject, 0, sizeof subject);
 	snprintf(subject.subject_digest, sizeof subject.subject_digest, "sha256:%064d", 7);
 	snprintf(subject.subject_media_type, sizeof subject.subject_media_type,
@@ -1025,10 +1039,7 @@ static void test_publish_then_lookup(void)
 	/* a write-failed tier is not written again */
 	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, 2.5, NULL), 1);
 	CHECK_INT(down.put_calls, 1);
-	pw_cache_free(c);
-	fake_clear(&up);
-	fake_clear(&down);
-	pw_buf_free(&art);
+	teardown(c, &up, &down, &art);
 }
 
 static void test_reject_removes(void)
@@ -1045,10 +1056,8 @@ static void test_reject_removes(void)
 
 	if (setup_artifacts() < 0)
 		return;
-	c = new_cache_counted(&dir, stats);
+	c = local_cache_counted(&dir, stats, &b);
 	CHECK(c);
-	CHECK_OK(pw_cache_local_new(&b, dir, NULL));
-	CHECK_OK(pw_cache_add_backend(c, b));
 	CHECK_INT(pw_cache_publish(c, &g_key, g_art.data, g_art.len, 1, NULL), 1);
 	CHECK_OK(pw_cache_backend_exists(b, &g_key));
 	CHECK_OK(pw_cache_lookup(c, &g_key, &art, &res));
