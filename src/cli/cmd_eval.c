@@ -237,127 +237,117 @@ out:
 	return rc;
 }
 
-static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv)
+/* The options that take a value: the Rego and execution-mode ones, then the rest. */
+static const char *const valued_options[] = {
+	"-e", "--execution-mode", "--entrypoint", "--input", "--data",
+	"--request", "--settings", "--mode", "--message", "--timeout", "--host-capability",
+	"--sources-path", "--docker-config-json-path", "--log-level", "--allow-context-aware",
+	"--kubeconfig", "--context-aware-resource", NULL,
+};
+
+static bool takes_value(const char *o)
 {
-	for (int i = 1; i < argc; i++) {
-		int r = pw_cache_cli_parse(co, argc, argv, &i);
-		if (r < 0)
-			return 2;
-		if (r > 0)
-			continue;
-		const char *o = argv[i];
-		bool has_val = i + 1 < argc;
-#define VAL() (has_val ? argv[++i] : NULL)
-		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(o, "--raw")) {
-			a->raw = true;
-		} else if (!strcmp(o, "--audit")) {
-			a->audit = true;
-		} else if (!strcmp(o, "--allowed-to-mutate")) {
-			a->allowed_to_mutate = true;
-		} else if (!strcmp(o, "-e") || !strcmp(o, "--execution-mode") || !strcmp(o, "--entrypoint") ||
-		           !strcmp(o, "--input") || !strcmp(o, "--data")) {
-			const char *v = VAL();
-			if (!v) {
-				fprintf(stderr, "prewarm eval: %s needs a value\n", o);
-				return 2;
-			}
-			pw_policy_abi abi;
-			if (o[1] == 'e' || !strcmp(o, "--execution-mode")) {
-				if (pw_policy_abi_parse(v, &abi) < 0) {
-					fprintf(stderr, "prewarm eval: %s: %s\n", o, pw_error_last());
-					return 2;
-				}
-				a->execution_mode = v;
-			} else if (!strcmp(o, "--entrypoint")) {
-				a->entrypoint = v;
-			} else if (!strcmp(o, "--input")) {
-				a->input = v;
-			} else {
-				a->data = v;
-			}
-		} else if (!strcmp(o, "--request") || !strcmp(o, "--settings") || !strcmp(o, "--mode") ||
-		           !strcmp(o, "--message") || !strcmp(o, "--timeout") ||
-		           !strcmp(o, "--host-capability") || !strcmp(o, "--sources-path") ||
-		           !strcmp(o, "--docker-config-json-path") || !strcmp(o, "--log-level") ||
-		           !strcmp(o, "--allow-context-aware") || !strcmp(o, "--kubeconfig") ||
-		           !strcmp(o, "--context-aware-resource")) {
-			const char *v = VAL();
-			if (!v) {
-				fprintf(stderr, "prewarm eval: %s needs a value\n", o);
-				return 2;
-			}
-			if (!strcmp(o, "--request")) {
-				a->request = v;
-			} else if (!strcmp(o, "--settings")) {
-				a->settings = v;
-			} else if (!strcmp(o, "--message")) {
-				a->message = v;
-			} else if (!strcmp(o, "--sources-path")) {
-				a->sources = v;
-			} else if (!strcmp(o, "--docker-config-json-path")) {
-				a->docker_config = v;
-			} else if (!strcmp(o, "--allow-context-aware")) {
-				a->objects = v;
-			} else if (!strcmp(o, "--kubeconfig")) {
-				a->kubeconfig = v;
-			} else if (!strcmp(o, "--context-aware-resource")) {
-				const char *slash = strrchr(v, '/');
-				if (!slash || slash == v || !slash[1] || a->nresources == MAX_RESOURCES) {
-					fprintf(stderr, "prewarm eval: --context-aware-resource: '%s' is not APIVERSION/KIND "
-					        "(at most %d)\n", v, MAX_RESOURCES);
-					return 2;
-				}
-				char *t = strdup(v);
-				if (!t)
-					return 2;
-				t[slash - v] = '\0';
-				a->resource_text[a->nresources] = t;
-				a->resources[a->nresources++] = (pw_policy_resource){ t, t + (slash - v) + 1 };
-			} else if (!strcmp(o, "--mode")) {
-				if (!strcmp(v, "monitor")) {
-					a->monitor = true;
-				} else if (strcmp(v, "protect") != 0) {
-					fprintf(stderr, "prewarm eval: --mode must be protect or monitor, not '%s'\n", v);
-					return 2;
-				}
-			} else if (!strcmp(o, "--timeout")) {
-				if (pw_parse_duration(v, &a->timeout) < 0 || a->timeout < 0) {
-					fprintf(stderr, "prewarm eval: --timeout: bad duration '%s'\n", v);
-					return 2;
-				}
-				if (a->timeout == 0)
-					a->timeout = -1;
-			} else if (!strcmp(o, "--log-level")) {
-				if ((a->log_level = pw_log_level_parse(v)) < 0) {
-					fprintf(stderr, "prewarm eval: --log-level: unknown level '%s'\n", v);
-					return 2;
-				}
-			} else {
-				if (a->ncaps == MAX_CAPS) {
-					fprintf(stderr, "prewarm eval: more than %d --host-capability\n", MAX_CAPS);
-					return 2;
-				}
-				if (pw_host_capability_pattern_check(v) < 0) {
-					fprintf(stderr, "prewarm eval: --host-capability: %s\n", pw_error_last());
-					return 2;
-				}
-				a->caps[a->ncaps++] = v;
-				a->caps_given = true;
-			}
-		} else if (o[0] == '-' && o[1]) {
-			fprintf(stderr, "prewarm eval: unknown option '%s'\n", o);
-			return 2;
-		} else if (!a->policy) {
-			a->policy = o;
-		} else {
-			fprintf(stderr, "prewarm eval: unexpected argument '%s'\n", o);
+	for (const char *const *p = valued_options; *p; p++)
+		if (!strcmp(o, *p))
+			return true;
+	return false;
+}
+
+/* --context-aware-resource APIVERSION/KIND; 0, or 2 (said on stderr). */
+static int add_resource(eval_args *a, const char *v)
+{
+	const char *slash = strrchr(v, '/');
+	if (!slash || slash == v || !slash[1] || a->nresources == MAX_RESOURCES) {
+		fprintf(stderr, "prewarm eval: --context-aware-resource: '%s' is not APIVERSION/KIND "
+		        "(at most %d)\n", v, MAX_RESOURCES);
+		return 2;
+	}
+	char *t = strdup(v);
+	if (!t)
+		return 2;
+	t[slash - v] = '\0';
+	a->resource_text[a->nresources] = t;
+	a->resources[a->nresources++] = (pw_policy_resource){ t, t + (slash - v) + 1 };
+	return 0;
+}
+
+/* --host-capability PATTERN; 0, or 2 (said on stderr). */
+static int add_capability(eval_args *a, const char *v)
+{
+	if (a->ncaps == MAX_CAPS) {
+		fprintf(stderr, "prewarm eval: more than %d --host-capability\n", MAX_CAPS);
+		return 2;
+	}
+	if (pw_host_capability_pattern_check(v) < 0) {
+		fprintf(stderr, "prewarm eval: --host-capability: %s\n", pw_error_last());
+		return 2;
+	}
+	a->caps[a->ncaps++] = v;
+	a->caps_given = true;
+	return 0;
+}
+
+/* Option O (one of valued_options) with its value V; 0, or 2 (said on stderr). */
+static int set_option(eval_args *a, const char *o, const char *v)
+{
+	pw_policy_abi abi;
+
+	if (!strcmp(o, "-e") || !strcmp(o, "--execution-mode")) {
+		if (pw_policy_abi_parse(v, &abi) < 0) {
+			fprintf(stderr, "prewarm eval: %s: %s\n", o, pw_error_last());
 			return 2;
 		}
-#undef VAL
+		a->execution_mode = v;
+	} else if (!strcmp(o, "--entrypoint")) {
+		a->entrypoint = v;
+	} else if (!strcmp(o, "--input")) {
+		a->input = v;
+	} else if (!strcmp(o, "--data")) {
+		a->data = v;
+	} else if (!strcmp(o, "--request")) {
+		a->request = v;
+	} else if (!strcmp(o, "--settings")) {
+		a->settings = v;
+	} else if (!strcmp(o, "--message")) {
+		a->message = v;
+	} else if (!strcmp(o, "--sources-path")) {
+		a->sources = v;
+	} else if (!strcmp(o, "--docker-config-json-path")) {
+		a->docker_config = v;
+	} else if (!strcmp(o, "--allow-context-aware")) {
+		a->objects = v;
+	} else if (!strcmp(o, "--kubeconfig")) {
+		a->kubeconfig = v;
+	} else if (!strcmp(o, "--context-aware-resource")) {
+		return add_resource(a, v);
+	} else if (!strcmp(o, "--mode")) {
+		if (!strcmp(v, "monitor")) {
+			a->monitor = true;
+		} else if (strcmp(v, "protect") != 0) {
+			fprintf(stderr, "prewarm eval: --mode must be protect or monitor, not '%s'\n", v);
+			return 2;
+		}
+	} else if (!strcmp(o, "--timeout")) {
+		if (pw_parse_duration(v, &a->timeout) < 0 || a->timeout < 0) {
+			fprintf(stderr, "prewarm eval: --timeout: bad duration '%s'\n", v);
+			return 2;
+		}
+		if (a->timeout == 0)
+			a->timeout = -1;
+	} else if (!strcmp(o, "--log-level")) {
+		if ((a->log_level = pw_log_level_parse(v)) < 0) {
+			fprintf(stderr, "prewarm eval: --log-level: unknown level '%s'\n", v);
+			return 2;
+		}
+	} else {
+		return add_capability(a, v);
 	}
+	return 0;
+}
+
+/* The options that exclude or need each other; -1 when they fit, else 2 (said on stderr). */
+static int check_args(const eval_args *a)
+{
 	bool rego_raw = a->entrypoint || a->input || a->data;
 	if (rego_raw && a->request) {
 		fprintf(stderr, "prewarm eval: --request and the raw Rego options (--entrypoint, --input, "
@@ -378,6 +368,46 @@ static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv
 		return 2;
 	}
 	return -1;
+}
+
+/* The command line into A and CO; -1 to go on, else the exit code (usage or error said). */
+static int parse_args(eval_args *a, pw_cache_cli_opts *co, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		int r = pw_cache_cli_parse(co, argc, argv, &i);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		const char *o = argv[i];
+		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(o, "--raw")) {
+			a->raw = true;
+		} else if (!strcmp(o, "--audit")) {
+			a->audit = true;
+		} else if (!strcmp(o, "--allowed-to-mutate")) {
+			a->allowed_to_mutate = true;
+		} else if (takes_value(o)) {
+			const char *v = i + 1 < argc ? argv[++i] : NULL;
+			if (!v) {
+				fprintf(stderr, "prewarm eval: %s needs a value\n", o);
+				return 2;
+			}
+			if ((r = set_option(a, o, v)) != 0)
+				return r;
+		} else if (o[0] == '-' && o[1]) {
+			fprintf(stderr, "prewarm eval: unknown option '%s'\n", o);
+			return 2;
+		} else if (!a->policy) {
+			a->policy = o;
+		} else {
+			fprintf(stderr, "prewarm eval: unexpected argument '%s'\n", o);
+			return 2;
+		}
+	}
+	return check_args(a);
 }
 
 /* kwctl's --allow-context-aware: the kinds the policy's metadata lists in
@@ -424,6 +454,124 @@ static int grant_metadata_resources(pw_policy **pol, pw_policy_spec *spec, pw_ar
 	return 0;
 }
 
+/* The request, or for the raw Rego mode the input and data, and the settings. */
+static int load_inputs(const eval_args *a, char **settings, pw_buf *req, pw_buf *data)
+{
+	int rc;
+
+	if (a->settings && (rc = load_settings(a->settings, settings)) < 0)
+		return rc;
+	if (a->request) {
+		if ((rc = read_input(a->request, req)) < 0)
+			pw_error_prefix("--request %s", a->request);
+		return rc;
+	}
+	if (a->input && (rc = read_json_file("--input", a->input, req)) < 0)
+		return rc;
+	if (a->data && (rc = read_json_file("--data", a->data, data)) < 0)
+		return rc;
+	return 0;
+}
+
+/* The policy's bytes: a local file (or file://) as it is, anything else pulled into a fresh
+ * *tmpdir first (*fetched names the file). */
+static int read_policy(const eval_args *a, char **tmpdir, char **fetched, pw_buf *bytes)
+{
+	const char *path = a->policy;
+	size_t plen = strlen(path);
+	bool looks_local = !strstr(path, "://") &&
+	                   (!strchr(path, '/') || path[0] == '/' || path[0] == '.' ||
+	                    (plen > 5 && !strcmp(path + plen - 5, ".wasm")));
+	int rc;
+
+	if (looks_local && access(path, F_OK) != 0)
+		return pw_error_set_errno(PW_ENOTFOUND, "%s", path);
+	if (strncmp(path, "file://", 7) != 0 && access(path, F_OK) != 0) {
+		if ((rc = pw_mkdtemp(tmpdir, "prewarm-eval")) < 0 || (rc = fetch_ref(a, *tmpdir, fetched)) < 0)
+			return rc;
+		path = *fetched;
+	} else if (!strncmp(path, "file://", 7)) {
+		path += 7;
+	}
+	return pw_file_read(path, 0, bytes);
+}
+
+/* The policy as the Policy Server would make it from the options, with the kinds its
+ * metadata lists granted when context-aware access is given without explicit kinds. */
+static int make_policy(const eval_args *a, const char *settings, pw_host_env *env, pw_artifact *art,
+                       pw_policy **pol)
+{
+	pw_policy_spec spec = {
+		.id = "eval",
+		.settings_json = settings,
+		.mode = a->monitor ? PW_POLICY_MONITOR : PW_POLICY_PROTECT,
+		.allowed_to_mutate = a->allowed_to_mutate,
+		.message = a->message,
+		.timeout_seconds = a->timeout,
+		.host_capabilities = a->caps_given ? a->caps : NULL,
+		.nhost_capabilities = a->ncaps,
+		.host_env = env,
+		.workers = 1,
+		.execution_mode = a->execution_mode,
+	};
+	int rc;
+
+	if (a->nresources) {
+		spec.context_aware = a->resources;
+		spec.ncontext_aware = a->nresources;
+	}
+	if ((rc = pw_policy_new(pol, &spec, art)) < 0)
+		return rc;
+	if (!a->nresources && (a->objects || a->kubeconfig))
+		return grant_metadata_resources(pol, &spec, art);
+	return 0;
+}
+
+/* Prints ANSWER as JSON re-dumped with DUMP_FLAGS (as it is when it does not parse). */
+static void print_answer(const char *answer, size_t load_flags, size_t dump_flags)
+{
+	json_t *j = json_loads(answer, load_flags, NULL);
+	char *text = j ? json_dumps(j, dump_flags) : NULL;
+	printf("%s\n", text ? text : answer);
+	free(text);
+	json_decref(j);
+	fflush(stdout);
+}
+
+/* The raw Rego mode: the result set, compact, as OPA's SDKs return it. */
+static int eval_rego_raw(const eval_args *a, pw_policy *pol, const pw_buf *input, const pw_buf *data)
+{
+	char *answer = NULL;
+	int rc = pw_policy_rego_eval(pol, 0, a->entrypoint, a->input ? (const char *)input->data : NULL, input->len,
+	                             a->data ? (const char *)data->data : NULL, data->len, &answer);
+	if (rc == 0)
+		print_answer(answer, JSON_DECODE_ANY, JSON_COMPACT | JSON_ENCODE_ANY);
+	free(answer);
+	return rc;
+}
+
+/* Validates the settings, then evaluates the request; the answer pretty-printed. */
+static int eval_request(const eval_args *a, pw_policy *pol, const pw_buf *req)
+{
+	pw_eval_kind kind = a->raw ? PW_EVAL_VALIDATE_RAW : a->audit ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE;
+	pw_eval_result res;
+	char *answer = NULL, *msg = NULL;
+	int rc;
+
+	if ((rc = pw_policy_validate_settings(pol, 0, &msg)) < 0) {
+		if (rc == PW_EINVALID)
+			pw_error_set(rc, "%s: settings are not valid: %s", a->policy, msg ? msg : "(no message)");
+		goto out;
+	}
+	if ((rc = pw_policy_evaluate(pol, 0, (const char *)req->data, req->len, kind, &answer, &res)) < 0)
+		goto out;
+	print_answer(answer, 0, JSON_INDENT(2));
+out:
+	free(answer);
+	free(msg);
+	return rc;
+}
+
 int pw_cmd_eval(int argc, char **argv)
 {
 	eval_args a = { .log_level = PW_LOG_WARN };
@@ -436,106 +584,26 @@ int pw_cmd_eval(int argc, char **argv)
 	}
 	pw_log_configure((pw_log_level)a.log_level, PW_LOG_TEXT);
 
-	ex = 1;
-	char *settings = NULL, *tmpdir = NULL, *fetched = NULL, *answer = NULL, *msg = NULL;
+	char *settings = NULL, *tmpdir = NULL, *fetched = NULL;
 	pw_buf bytes = PW_BUF_INIT, req = PW_BUF_INIT, data = PW_BUF_INIT;
 	pw_artifact *art = NULL;
 	pw_policy *pol = NULL;
 	pw_host_env *env = NULL;
-	int rc;
-
-	if (a.settings && (rc = load_settings(a.settings, &settings)) < 0)
-		goto fail;
-	bool rego_raw = !a.request;
-	if (rego_raw && a.input && (rc = read_json_file("--input", a.input, &req)) < 0)
-		goto fail;
-	if (rego_raw && a.data && (rc = read_json_file("--data", a.data, &data)) < 0)
-		goto fail;
-	if (!rego_raw && (rc = read_input(a.request, &req)) < 0) {
-		pw_error_prefix("--request %s", a.request);
-		goto fail;
-	}
-	const char *path = a.policy;
-	size_t plen = strlen(path);
-	bool looks_local = !strstr(path, "://") &&
-	                   (!strchr(path, '/') || path[0] == '/' || path[0] == '.' ||
-	                    (plen > 5 && !strcmp(path + plen - 5, ".wasm")));
-	if (looks_local && access(path, F_OK) != 0) {
-		rc = pw_error_set_errno(PW_ENOTFOUND, "%s", path);
-		goto fail;
-	}
-	if (strncmp(path, "file://", 7) != 0 && access(path, F_OK) != 0) {
-		if ((rc = pw_mkdtemp(&tmpdir, "prewarm-eval")) < 0 || (rc = fetch_ref(&a, tmpdir, &fetched)) < 0)
-			goto fail;
-		path = fetched;
-	} else if (!strncmp(path, "file://", 7)) {
-		path += 7;
-	}
-	if ((rc = pw_file_read(path, 0, &bytes)) < 0 || (rc = load_artifact(&a, &co, &bytes, &art)) < 0)
-		goto fail;
-
 	pw_host_env_opts eo = { .docker_config_path = a.docker_config, .sources_path = a.sources,
 	                        .kubernetes_objects = a.objects, .kubeconfig = a.kubeconfig };
-	if ((rc = pw_host_env_new(&env, &eo)) < 0)
+
+	if (load_inputs(&a, &settings, &req, &data) < 0 || read_policy(&a, &tmpdir, &fetched, &bytes) < 0 ||
+	    load_artifact(&a, &co, &bytes, &art) < 0 || pw_host_env_new(&env, &eo) < 0 ||
+	    make_policy(&a, settings, env, art, &pol) < 0)
 		goto fail;
-	pw_policy_spec spec = {
-		.id = "eval",
-		.settings_json = settings,
-		.mode = a.monitor ? PW_POLICY_MONITOR : PW_POLICY_PROTECT,
-		.allowed_to_mutate = a.allowed_to_mutate,
-		.message = a.message,
-		.timeout_seconds = a.timeout,
-		.host_capabilities = a.caps_given ? a.caps : NULL,
-		.nhost_capabilities = a.ncaps,
-		.host_env = env,
-		.workers = 1,
-		.execution_mode = a.execution_mode,
-	};
-	if (a.nresources) {
-		spec.context_aware = a.resources;
-		spec.ncontext_aware = a.nresources;
-	}
-	if ((rc = pw_policy_new(&pol, &spec, art)) < 0)
+	if ((a.request ? eval_request(&a, pol, &req) : eval_rego_raw(&a, pol, &req, &data)) < 0)
 		goto fail;
-	if (!a.nresources && (a.objects || a.kubeconfig) &&
-	    (rc = grant_metadata_resources(&pol, &spec, art)) < 0)
-		goto fail;
-	if (rego_raw) {
-		if ((rc = pw_policy_rego_eval(pol, 0, a.entrypoint, a.input ? (const char *)req.data : NULL, req.len,
-		                              a.data ? (const char *)data.data : NULL, data.len, &answer)) < 0)
-			goto fail;
-		json_t *j = json_loads(answer, JSON_DECODE_ANY, NULL);
-		char *compact = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-		printf("%s\n", compact ? compact : answer);
-		free(compact);
-		json_decref(j);
-		fflush(stdout);
-		ex = 0;
-		goto out;
-	}
-	if ((rc = pw_policy_validate_settings(pol, 0, &msg)) < 0) {
-		if (rc == PW_EINVALID)
-			pw_error_set(rc, "%s: settings are not valid: %s", a.policy, msg ? msg : "(no message)");
-		goto fail;
-	}
-	pw_eval_kind kind = a.raw ? PW_EVAL_VALIDATE_RAW : a.audit ? PW_EVAL_AUDIT : PW_EVAL_VALIDATE;
-	pw_eval_result res;
-	if ((rc = pw_policy_evaluate(pol, 0, (const char *)req.data, req.len, kind, &answer, &res)) < 0)
-		goto fail;
-	/* pretty-print the answer */
-	json_t *j = json_loads(answer, 0, NULL);
-	char *pretty = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-	printf("%s\n", pretty ? pretty : answer);
-	free(pretty);
-	json_decref(j);
-	fflush(stdout);
 	ex = 0;
 	goto out;
 fail:
 	fprintf(stderr, "prewarm eval: %s\n", pw_error_last()[0] ? pw_error_last() : "failed");
+	ex = 1;
 out:
-	free(answer);
-	free(msg);
 	pw_policy_free(pol);
 	for (size_t i = 0; i < a.nresources; i++)
 		free(a.resource_text[i]);
