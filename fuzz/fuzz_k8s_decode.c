@@ -4,7 +4,9 @@
  * sends (label and field selectors, field masks, the host-call requests answered from a file
  * of objects). Input: one selector byte, then the text: 0 watch event (then the object is
  * trimmed with a mask), 1 list, 2 discovery, 3 label selector, 4 field selector, 5 a
- * kubernetes host call "OP\n" + JSON payload against a small file of objects, else Status.
+ * kubernetes host call "OP\n" + JSON payload against a small file of objects, 7 a file of
+ * objects whose kinds become the data documents of context-aware Rego policies
+ * (pw_k8s_inventory, both layouts), else Status.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +46,40 @@ static pw_k8s *objects_client(void)
 	return k;
 }
 
+/* The text as a file of objects; the inventories of (up to 8 of) the kinds in it. */
+static void inventories(const char *text, size_t len)
+{
+	char path[] = "/tmp/fuzz-k8s-inventory-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return;
+	pw_write_all(fd, text, len);
+	close(fd);
+	pw_k8s *k = NULL;
+	if (pw_k8s_new_from_file(&k, path) == 0) {
+		const char *res[16];
+		size_t n = 0, i;
+		json_t *o;
+		json_array_foreach(k->objects, i, o) {
+			const char *av = json_string_value(json_object_get(o, "apiVersion"));
+			const char *kind = json_string_value(json_object_get(o, "kind"));
+			if (av && kind && n < 8) {
+				res[2 * n] = av;
+				res[2 * n + 1] = kind;
+				n++;
+			}
+		}
+		for (int gk = 0; gk < 2; gk++) {
+			pw_buf out = PW_BUF_INIT;
+			pw_k8s_inventory(k, NULL, gk, res, n, &out);
+			pw_buf_free(&out);
+		}
+	}
+	pw_error_clear();
+	pw_k8s_free(k);
+	unlink(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	pw_log_configure(PW_LOG_ERROR, PW_LOG_TEXT);
@@ -57,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char masks_json[] = "[\"spec.containers.image\", \"status\", \"a.b.c\"]";
 	json_t *mj = json_loads(masks_json, 0, NULL);
 	json_t *masks = k8s_masks_tree(mj);
-	switch (data[0] % 7) {
+	switch (data[0] % 8) {
 	case 0: {
 		k8s_event ev;
 		if (k8s_decode_event(text, len, &ev) == 0) {
@@ -93,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 	case 4: {
 		k8s_selector *sel = NULL;
-		int rc = data[0] % 7 == 3 ? k8s_label_selector_parse(&sel, z) : k8s_field_selector_parse(&sel, z);
+		int rc = data[0] % 8 == 3 ? k8s_label_selector_parse(&sel, z) : k8s_field_selector_parse(&sel, z);
 		if (rc == 0) {
 			json_t *o = json_pack("{s:{s:s,s:s,s:{s:s}},s:{s:s}}", "metadata", "name", "a", "namespace", "b",
 			                      "labels", "app", "web", "status", "phase", "Running");
@@ -117,6 +153,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	}
+	case 7:
+		inventories(text, len);
+		break;
 	default:
 		free(k8s_status_text(text, len));
 	}

@@ -81,6 +81,21 @@ typedef bool (*pw_k8s_allowed_fn)(void *arg, const char *api_version, const char
 int pw_k8s_answer(pw_k8s *k, const char *why, const char *op, const uint8_t *payload, size_t len,
                   pw_k8s_allowed_fn allowed, void *arg, pw_buf *answer);
 
+/*
+ * The data document of a context-aware Rego policy: every object of each (apiVersion, kind)
+ * pair in `resources` (2 * n strings: its contextAwareResources), listed as
+ * list_resources_all lists it (the watched cache; the file in file mode), arranged as
+ * Kubewarden's rego runtime does: for OPA (gatekeeper false) the value of data.kubernetes,
+ * {PLURAL: {NAMESPACE: {NAME: obj}}} for namespaced kinds and {PLURAL: {NAME: obj}} for
+ * cluster-wide ones; for Gatekeeper the value of data.inventory, {"cluster": {APIVERSION:
+ * {KIND: {NAME: obj}}}, "namespace": {NAMESPACE: {APIVERSION: {KIND: {NAME: obj}}}}}.
+ * Compact JSON with sorted keys appended to `out`. On failure `out` gets the error text,
+ * naming the kind that could not be listed ("cannot build the Kubernetes context of the
+ * policy: listing v1/Pod: ..."); `k` NULL fails with `why`. Thread-safe.
+ */
+int pw_k8s_inventory(pw_k8s *k, const char *why, bool gatekeeper, const char *const *resources, size_t n,
+                     pw_buf *out);
+
 /* Counters (tests, metrics): API requests made by the client, by kind. */
 typedef struct pw_k8s_stats {
 	uint64_t lists;        /* list requests (pages included) */
