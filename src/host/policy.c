@@ -6,7 +6,9 @@
  * section (executionMode kubewarden-wapc / wasi / opa / gatekeeper), else the exports
  * (__guest_call -> waPC, _start -> WASI; a Rego module needs a mode, as in kwctl). OPA and
  * Gatekeeper policies run through the OPA ABI (opa.c) with the input and data Kubewarden's
- * rego runtime builds, and their result sets are shaped as it does (answer.c).
+ * rego runtime builds (with contextAwareResources, data.kubernetes / data.inventory from the
+ * Kubernetes client, src/k8s/inventory.c), and their result sets are shaped as it does
+ * (answer.c).
  *
  * Instances: by default every request runs in a fresh instance created from the loaded
  * artifact (for waPC: _start then wapc_init, then one __guest_call), so neither state nor
@@ -26,6 +28,7 @@
 #include "host/host_internal.h"
 #include "host/opa_internal.h"
 #include "host/hostcap.h"
+#include "prewarm/k8s.h"
 
 #define DEFAULT_TIMEOUT 2.0
 
@@ -522,9 +525,49 @@ int pw_policy_validate_settings(pw_policy *p, unsigned worker, char **message)
 	return 0;
 }
 
+/* The data of a Rego policy with contextAwareResources, built per evaluation from the
+ * Kubernetes client's cache (policy-evaluator's stack.rs / runtime.rs): OPA the settings with
+ * "kubernetes" set to the inventory (a user's own "kubernetes" setting is overwritten, with a
+ * warning), Gatekeeper {"inventory": ...}. On failure `data` holds the error text. */
+static int rego_context_data(pw_policy *p, pw_policy_slot *s, bool gk, pw_buf *data)
+{
+	const char *why = NULL;
+	pw_k8s *k = pw_host_env__kubernetes(p->host_env, &why);
+	pw_buf inv = PW_BUF_INIT;
+	int rc = pw_k8s_inventory(k, why, gk, (const char *const *)p->resources, p->nresources, &inv);
+	if (rc < 0) {
+		pw_buf_append(data, inv.data, inv.len);
+		pw_buf_free(&inv);
+		return rc;
+	}
+	char *rest = NULL;
+	if (!gk) {
+		json_t *settings = json_is_object(p->settings) ? json_copy(p->settings) : json_object();
+		if (settings && json_object_del(settings, "kubernetes") == 0)
+			pw_warn(s->call.log_tag, "the setting 'kubernetes' is overwritten with the Kubernetes context data");
+		rest = settings ? json_dumps(settings, JSON_COMPACT) : NULL;
+		json_decref(settings);
+	}
+	if (!gk && !rest) {
+		pw_buf_free(&inv);
+		pw_buf_puts(data, "out of memory");
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+	}
+	/* rest is "{...}": the inventory goes in as its first member */
+	pw_buf_puts(data, gk ? "{\"inventory\":" : "{\"kubernetes\":");
+	pw_buf_append(data, inv.data, inv.len);
+	pw_buf_puts(data, gk || !strcmp(rest, "{}") ? "}" : ",");
+	if (!gk && strcmp(rest, "{}") != 0)
+		pw_buf_puts(data, rest + 1);
+	free(rest);
+	pw_buf_free(&inv);
+	return 0;
+}
+
 /* policy-evaluator's rego runtime: OPA input {"request": request} with the settings as data;
- * Gatekeeper input {"parameters": settings, "review": request} with {} as data (no
- * context-aware inventory), and no raw requests. */
+ * Gatekeeper input {"parameters": settings, "review": request} with {} as data, and no raw
+ * requests. With contextAwareResources the data also has the Kubernetes context
+ * (rego_context_data); it changes from one request to the next, so no instance is kept. */
 static int evaluate_rego(pw_policy *p, pw_policy_slot *s, const pw_shape_opts *o, const pw_host_req *r,
                          char **response, pw_eval_result *result)
 {
@@ -539,7 +582,23 @@ static int evaluate_rego(pw_policy *p, pw_policy_slot *s, const pw_shape_opts *o
 	if (!input)
 		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
 	const char *data = gk ? "{}" : p->settings_text;
-	int rc = run_rego(p, s, true, p->entrypoint, data, strlen(data), input, strlen(input));
+	size_t data_len = strlen(data);
+	pw_buf ctx = PW_BUF_INIT;
+	int rc;
+	if (p->nresources) {
+		if ((rc = rego_context_data(p, s, gk, &ctx)) < 0) {
+			free(input);
+			pw_warn(s->call.log_tag, "%s", ctx.data ? (const char *)ctx.data : pw_error_last());
+			rc = pw_host_error_answer(o, r, ctx.data ? (const char *)ctx.data : pw_error_last(), rc,
+			                          response, result);
+			pw_buf_free(&ctx);
+			return rc;
+		}
+		data = (const char *)ctx.data;
+		data_len = ctx.len;
+	}
+	rc = run_rego(p, s, p->nresources == 0, p->entrypoint, data, data_len, input, strlen(input));
+	pw_buf_free(&ctx);
 	free(input);
 	if (rc < 0) {
 		pw_warn(s->call.log_tag, "evaluation failed: %s", pw_error_last());

@@ -50,6 +50,10 @@ pw_opa_fixture(opa_policy_classic policy_spec.json --minor 1)
 pw_opa_fixture(opa_policy_meta policy_spec.json --metadata "{\"protocolVersion\":\"v1\",\"executionMode\":\"opa\"}")
 pw_opa_fixture(opa_gatekeeper gatekeeper_spec.json --metadata "{\"protocolVersion\":\"v1\",\"executionMode\":\"gatekeeper\"}")
 pw_opa_fixture(opa_missing_builtins missing_builtins_spec.json)
+# Context-aware Rego (contextAwareResources v1/Namespace): their answers depend on the
+# Kubernetes data document (tests/k8s/test_k8s.c, tests/k8s/eval_context_aware.sh).
+pw_opa_fixture(opa_context context_spec.json --metadata "{\"protocolVersion\":\"v1\",\"executionMode\":\"opa\",\"contextAwareResources\":[{\"apiVersion\":\"v1\",\"kind\":\"Namespace\"}]}")
+pw_opa_fixture(opa_gatekeeper_context gatekeeper_context_spec.json --metadata "{\"protocolVersion\":\"v1\",\"executionMode\":\"gatekeeper\",\"contextAwareResources\":[{\"apiVersion\":\"v1\",\"kind\":\"Namespace\"}]}")
 pw_opa_fixture(opa_builtins builtin_cases.json)
 pw_opa_fixture(opa_builtins_classic builtin_cases.json --minor 1)
 add_custom_target(pw_opa_fixtures ALL DEPENDS ${_pw_opa_fixtures})

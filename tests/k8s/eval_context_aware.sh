@@ -2,7 +2,8 @@
 # `prewarm eval --allow-context-aware FILE` through the real binary: the repo's host test
 # policy (waPC and WASI) makes kubernetes host calls answered from a file of objects;
 # --context-aware-resource grants kinds (the test policy has no metadata to take them from);
-# a kind not granted gets Kubewarden's refusal; a bad file or bad flags exit 1 / 2.
+# a kind not granted gets Kubewarden's refusal; context-aware Rego policies (OPA and
+# Gatekeeper) read the file's objects as their data; a bad file or bad flags exit 1 / 2.
 set -u
 BIN=${PREWARM_BIN:?PREWARM_BIN not set}
 FIX=${PREWARM_FIXTURES:?PREWARM_FIXTURES not set}
@@ -78,6 +79,39 @@ for m in "$FIX/host_wapc.wasm" "$FIX/host_wasi.wasm"; do
 	A=$(answer "$T/$n-gate.out")
 	grep -q "^err:Policy has not been granted access to the 'kubernetes/list_resources_by_namespace' host capability" <<<"$A" ||
 		bad "$n gate answer: $A"
+done
+
+# Rego policies (generated fixtures, contextAwareResources v1/Namespace in their metadata, as
+# kwctl grants them): OPA reads data.kubernetes.namespaces.default, Gatekeeper
+# data.inventory.cluster.v1.Namespace.default; both reject a Pod of a namespace without a
+# team label and allow it once the namespace has one (cluster.yaml labels it team: blue).
+cat > "$T/noteam.yaml" <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: default, creationTimestamp: "2026-11-01T08:00:00Z", labels: {kubernetes.io/metadata.name: default}}
+YAML
+cat > "$T/pod.json" <<'JSON'
+{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u2", "operation": "CREATE",
+ "namespace": "default", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+ "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}}}}
+JSON
+verdict() {
+	python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["response"]
+print(r["allowed"], (r.get("status") or {}).get("message"))
+PY
+}
+for m in opa_context opa_gatekeeper_context; do
+	[ $m = opa_context ] && where=data.kubernetes.namespaces || where=data.inventory
+	"$BIN" eval "$FIX/$m.wasm" --request "$T/pod.json" $C --allow-context-aware "$T/noteam.yaml" > "$T/$m-no.out" 2> "$T/$m-no.err" ||
+		bad "$m noteam: exit $?: $(head -c 400 "$T/$m-no.err")"
+	V=$(verdict "$T/$m-no.out")
+	[ "$V" = "False namespace default has no team label ($where)" ] || bad "$m noteam verdict: $V"
+	"$BIN" eval "$FIX/$m.wasm" --request "$T/pod.json" $C --allow-context-aware "$T/cluster.yaml" > "$T/$m-yes.out" 2> "$T/$m-yes.err" ||
+		bad "$m team: exit $?"
+	V=$(verdict "$T/$m-yes.out")
+	[ "$V" = "True None" ] || bad "$m team verdict: $V"
 done
 
 # bad input: the file is named, exit 1; bad flags exit 2

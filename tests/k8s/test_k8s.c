@@ -824,6 +824,95 @@ static void test_rego_inventory_from_file(void)
 	pw_k8s_free(k);
 }
 
+/* prewarm eval of a generated Rego fixture (tests/host/opa/context_spec.json, gatekeeper_context_spec.json) with --kubeconfig
+ * KC and `extra` flags on a Pod created in namespace default: the AdmissionResponse. */
+static json_t *eval_rego(const char *fixture, const char *kc, const char *extra)
+{
+	const char *bin = getenv("PREWARM_BIN"), *fix = getenv("PREWARM_FIXTURES");
+	if (!bin || !fix)
+		return NULL;
+	const char *d = pw_test_tmpdir();
+	char req[4200], out[4200], cmd[16384];
+	snprintf(req, sizeof req, "%s/pod-request.json", d);
+	snprintf(out, sizeof out, "%s/eval.out", d);
+	write_file(req, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u-7\","
+	                "\"operation\":\"CREATE\",\"namespace\":\"default\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+	                "\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"default\"}}}}");
+	snprintf(cmd, sizeof cmd, "'%s' eval '%s/%s' --request '%s' --cache-dir '%s/cache' %s%s%s %s > '%s' 2> '%s.err'", bin, fix,
+	         fixture, req, d, kc ? "--kubeconfig '" : "", kc ? kc : "", kc ? "'" : "", extra ? extra : "", out, out);
+	if (system(cmd) != 0)
+		return NULL;
+	json_t *j = json_load_file(out, 0, NULL);
+	json_t *r = json_incref(json_object_get(j, "response"));
+	json_decref(j);
+	return r;
+}
+
+static void test_rego_policies_eval(void)
+{
+	if (!getenv("PREWARM_BIN")) {
+		pw_test_skip("PREWARM_BIN not set");
+		return;
+	}
+	server s;
+	pw_k8s *k = NULL;
+	if (!start_with_client(&s, inventory_scenario("namespaces-list.json"), &k))
+		return;
+	pw_k8s_free(k);
+	const char *kc = kubeconfig_token(&s, "tok-1");
+	/* OPA: data.kubernetes.namespaces.default has no team label: rejected by the policy */
+	json_t *r = eval_rego("opa_context.wasm", kc, NULL);
+	CHECK_MSG(r, "prewarm eval failed");
+	CHECK(json_is_false(json_object_get(r, "allowed")));
+	CHECK_STR(json_string_value(at(r, "status", "message", NULL)), "namespace default has no team label (data.kubernetes.namespaces)");
+	CHECK_INT(json_integer_value(at(r, "status", "code", NULL)), 403);
+	CHECK_STR(json_string_value(json_object_get(r, "uid")), "u-7");
+	json_decref(r);
+	/* Gatekeeper: data.inventory.cluster.v1.Namespace.default, the same verdict as a violation */
+	r = eval_rego("opa_gatekeeper_context.wasm", kc, NULL);
+	CHECK_MSG(r, "prewarm eval failed");
+	CHECK(json_is_false(json_object_get(r, "allowed")));
+	CHECK_STR(json_string_value(at(r, "status", "message", NULL)), "namespace default has no team label (data.inventory)");
+	json_decref(r);
+	/* a kind the API server refuses: an error answer naming it, for both modes */
+	const char *fixtures[] = { "opa_context.wasm", "opa_gatekeeper_context.wasm" };
+	for (size_t i = 0; i < 2; i++) {
+		r = eval_rego(fixtures[i], kc, "--context-aware-resource v1/Namespace --context-aware-resource v1/Pod");
+		CHECK_MSG(r, "prewarm eval %s failed", fixtures[i]);
+		CHECK(json_is_false(json_object_get(r, "allowed")));
+		CHECK_INT(json_integer_value(at(r, "status", "code", NULL)), 500);
+		const char *m = json_string_value(at(r, "status", "message", NULL));
+		CHECK_MSG(m && strstr(m, "cannot build the Kubernetes context of the policy: listing v1/Pod: ") &&
+		          strstr(m, "pods is forbidden"), "%s", m ? m : "(none)");
+		json_decref(r);
+	}
+	/* without contextAwareResources nothing changes: no list, the settings as data */
+	size_t lists = count_requests(&s, "GET", "/api/v1/namespaces?limit=500");
+	r = eval_rego("opa_policy_meta.wasm", kc, NULL);
+	CHECK_MSG(r, "prewarm eval failed");
+	CHECK(json_is_true(json_object_get(r, "allowed")));
+	CHECK_STR(json_string_value(json_array_get(json_object_get(r, "warnings"), 0)), "checked by rego");
+	json_decref(r);
+	CHECK_INT(count_requests(&s, "GET", "/api/v1/namespaces?limit=500"), lists);
+	r = eval_rego("opa_context.wasm", NULL, NULL);
+	CHECK_MSG(r, "prewarm eval failed");
+	CHECK(json_is_true(json_object_get(r, "allowed")));
+	json_decref(r);
+	server_stop(&s);
+	/* the namespace has the label: both policies allow */
+	if (!start_with_client(&s, inventory_scenario("namespaces-list-team.json"), &k))
+		return;
+	pw_k8s_free(k);
+	kc = kubeconfig_token(&s, "tok-1");
+	for (size_t i = 0; i < 2; i++) {
+		r = eval_rego(fixtures[i], kc, NULL);
+		CHECK_MSG(r, "prewarm eval %s failed", fixtures[i]);
+		CHECK_MSG(json_is_true(json_object_get(r, "allowed")), "%s", fixtures[i]);
+		json_decref(r);
+	}
+	server_stop(&s);
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -840,6 +929,7 @@ int main(int argc, char **argv)
 		PW_TEST(test_get_resource_and_can_i),
 		PW_TEST(test_rego_inventories),
 		PW_TEST(test_rego_inventory_from_file),
+		PW_TEST(test_rego_policies_eval),
 	};
 	return pw_test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -15,7 +15,9 @@ JSON texts in the module's heap; each entrypoint does one thing, given in the sp
                                         [] when the input is undefined
   {"name": "boom", "kind": "abort", "message": "..."}   calls opa_abort(message)
   {"name": "main", "kind": "match", "needle": "...", "then": <result set>, "else": <result set>}
-        the result set `then` when the input's JSON text contains `needle`, else `else`
+        the result set `then` when the input's JSON text contains `needle`, else `else`;
+        with "data_needle": "..." also the data's JSON text must contain it (the host passes
+        data as compact JSON with sorted keys, so a needle can spell a path of the document)
   {"name": "c", "kind": "const", "result": <result set>}
 
 Usage: gen_opa_fixture.py SPEC.json OUT.wasm [--minor N] [--metadata JSON] [--wat2wasm PATH]
@@ -95,6 +97,8 @@ def main():
             words[1], words[2] = put(ep["needle"])
             words[3], words[4] = put(compact(ep["then"]))
             words[5], words[6] = put(compact(ep["else"]))
+            if ep.get("data_needle"):
+                words[7], words[8] = put(ep["data_needle"])
         for w in words:
             table.extend(w.to_bytes(4, "little"))
     while len(blob) % 8:
@@ -200,9 +204,14 @@ def main():
       (then (call $opa_abort (i32.load offset=12 (local.get $e))) (unreachable)))
     (if (i32.eq (local.get $k) (i32.const 4))
       (then
-        (if (i32.and (i32.ne (local.get $input) (i32.const 0))
-                     (call $contains (call $text (local.get $input)) (call $len (local.get $input))
-                                     (i32.load offset=4 (local.get $e)) (i32.load offset=8 (local.get $e))))
+        (if (i32.and (i32.and (i32.ne (local.get $input) (i32.const 0))
+                              (call $contains (call $text (local.get $input)) (call $len (local.get $input))
+                                              (i32.load offset=4 (local.get $e)) (i32.load offset=8 (local.get $e))))
+                     (i32.or (i32.eqz (i32.load offset=32 (local.get $e)))
+                             (i32.and (i32.ne (local.get $data) (i32.const 0))
+                                      (call $contains (call $text (local.get $data)) (call $len (local.get $data))
+                                                      (i32.load offset=28 (local.get $e))
+                                                      (i32.load offset=32 (local.get $e))))))
           (then (return (call $mkval (i32.load offset=12 (local.get $e)) (i32.load offset=16 (local.get $e))))))
         (return (call $mkval (i32.load offset=20 (local.get $e)) (i32.load offset=24 (local.get $e))))))''')
     w.append('''    (if (i32.eq (local.get $k) (i32.const 2))
