@@ -454,11 +454,13 @@ static void *start_thread(void *p)
 
 /* Runs the startup pipeline in a thread while this one keeps taking signals.
  * 1 ready, 0 start failed (logged), -1 SIGTERM/SIGINT arrived first, 2 SIGTERM/SIGINT
- * arrived as the start ended (ready: stop the normal way). */
+ * arrived as the start ended (ready: stop the normal way). A SIGHUP during the start is
+ * kept for once it is ready: the start may have read the policies file before it changed. */
 static int start_interruptible(pw_server *srv, const sigset_t *sigs)
 {
 	start_arg a = { .srv = srv };
 	pthread_t t;
+	bool hup = false;
 	atomic_init(&a.done, false);
 	if (pthread_create(&t, NULL, start_thread, &a) != 0) {
 		pw_err("serve", "pthread_create failed");
@@ -477,14 +479,18 @@ static int start_interruptible(pw_server *srv, const sigset_t *sigs)
 				pw_err("serve", "start failed: %s", a.error);
 			return a.rc < 0 ? 0 : 2;
 		}
-		if (sig == SIGHUP)
-			pw_info("serve", "SIGHUP ignored: still starting (the start reads the current policies file)");
+		if (sig == SIGHUP && !hup) {
+			hup = true;
+			pw_info("serve", "SIGHUP received while starting: reloading once ready");
+		}
 	}
 	pthread_join(t, NULL);
 	if (a.rc < 0) {
 		pw_err("serve", "start failed: %s", a.error);
 		return 0;
 	}
+	if (hup)   /* blocked in every thread: pending until watch_until_stopped takes it */
+		kill(getpid(), SIGHUP);
 	return 1;
 }
 

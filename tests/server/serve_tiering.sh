@@ -13,6 +13,8 @@
 #      optimized artifacts that the cache holds without compiling.
 #   5. --tiering off: the start waits for the optimized compile; nothing quick.
 #   6. SIGTERM while a background compile runs: the compiler is killed, exit 0, nothing left.
+#   7. SIGHUP while starting, after the start read a policies file that then changed: the
+#      reload runs once the server is ready, and the new policy serves.
 . "$(dirname "$0")/lib.sh"
 command -v tcc >/dev/null || { echo "SKIP: tcc not installed (the quick tier)"; exit 77; }
 
@@ -147,4 +149,26 @@ done
 n=$(find "$T/cache6/v1" -name '*.pwa' | wc -l)
 [ "$n" = 1 ] || fail "case 6: expected only the quick entry in the cache, found $n entries"
 ok "SIGTERM during a tier-up: compiler killed, exit 0"
+
+# 7. SIGHUP during the start (the compile held at the gate, so the start has read the file)
+rm -f "$GATE" "$GATE.pids"
+cp "$T/policies.yml" "$T/p7.yml"
+start_server "$T/log7" --policies "$T/p7.yml" --cache-dir "$T/cache7" --no-watch --tiering off
+for i in $(seq 1 600); do [ -s "$GATE.pids" ] && break; sleep 0.1; done
+[ -s "$GATE.pids" ] || fail "case 7: the start's compile never began"
+printf 'pol2:\n  module: file://%s\n' "$W" >>"$T/p7.yml"
+kill -HUP "$SRV_PID"
+for i in $(seq 1 300); do grep -q 'SIGHUP received while starting' "$LOG" && break; sleep 0.1; done
+grep -q 'SIGHUP received while starting: reloading once ready' "$LOG" || fail "case 7: SIGHUP not taken"
+touch "$GATE"
+wait_ready
+for i in $(seq 1 600); do
+	post /validate/pol2 "$(review u7 accept)"
+	[ "$CODE" = 200 ] && break
+	sleep 0.1
+done
+[ "$CODE" = 200 ] && grep -q <<<"$BODY_OUT" '"allowed":true' || fail "case 7: pol2 not served after the start: $CODE $BODY_OUT"
+kill -TERM "$SRV_PID"; wait_exit
+[ "$EXIT_CODE" = 0 ] || fail "case 7: exit $EXIT_CODE"
+ok "SIGHUP while starting: the reload runs once ready, the new policy serves"
 echo "serve_tiering: all passed"
