@@ -24,7 +24,7 @@ wait_until() {
 	local n=$((limit * 10))
 	while ! "$@"; do
 		n=$((n - 1))
-		[ $n -gt 0 ] || fail "timed out waiting for: $what; $(tail -n 3 "$work"/*.err 2>/dev/null | tail -n 30)"
+		[ $n -gt 0 ] || fail "timed out waiting for: $what; compiles started: $(lines "$gate.pids"); reports: $(cat "$work"/*.out 2>/dev/null | tail -n 10); $(tail -n 3 "$work"/*.err 2>/dev/null | tail -n 30)"
 		sleep 0.1
 	done
 }
