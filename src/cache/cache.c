@@ -769,8 +769,12 @@ static int await_peers(pw_cache *c, peer_flight *fl, double max_wait, pw_buf *ou
 				break;
 			}
 			if (rc != PW_EMISMATCH) {
-				pw_debug("cache", "%s: tier %s takes no claim (%s); building without one", ks, name,
-				         pw_error_last());
+				if (rc == PW_EUNSUPPORTED)   /* by configuration (read-only): nothing to say */
+					pw_debug("cache", "%s: tier %s takes no claim (%s); building without one", ks, name,
+					         pw_error_last());
+				else
+					pw_warn("cache", "%s: tier %s takes no claim (%s); building without one", ks, name,
+					        pw_error_last());
 				break;
 			}
 			bool retried = have_stale;   /* a takeover just lost: wait a poll before judging again */

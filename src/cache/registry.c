@@ -59,6 +59,7 @@
 #define CLAIM_ARTIFACT_TYPE "application/vnd.prewarm.claim.v1"
 #define CLAIM_ANN "io.prewarm.claim"
 #define CLAIM_MANIFEST_MAX 16384
+#define EMPTY_BLOB_RETRY_DELAY 0.2
 
 static const pw_cache_backend_type registry_type;
 
@@ -656,6 +657,8 @@ static int read_claim(shared *s, const pw_cache_key *key, pw_cache_claim *holder
 	return 0;
 }
 
+static void sleep_seconds(double sec);
+
 /* The claims' empty config and layer blob, pushed once per process (again after a failed
  * claim write: the registry may have collected it). */
 static int push_empty_blob(shared *s)
@@ -663,6 +666,11 @@ static int push_empty_blob(shared *s)
 	if (__atomic_load_n(&s->empty_blob_pushed, __ATOMIC_ACQUIRE))
 		return 0;
 	int rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
+	if (rc < 0) {   /* peers push the same blob at the same moment: once more, it may be there */
+		pw_debug("cache", "registry: pushing the claims' empty blob: %s; trying again", pw_error_last());
+		sleep_seconds(EMPTY_BLOB_RETRY_DELAY);
+		rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
+	}
 	if (rc == 0)
 		__atomic_store_n(&s->empty_blob_pushed, true, __ATOMIC_RELEASE);
 	return rc;
@@ -735,16 +743,22 @@ static int reg_claim(pw_cache_backend *b, const pw_cache_key *key, const pw_cach
 
 	if (s->read_only)
 		return pw_error_set(PW_EUNSUPPORTED, "registry cache: read-only, no claims");
-	if ((rc = push_empty_blob(s)) < 0)   /* before the read: only read-then-PUT is timed */
-		return rc;
-	t0 = pw_now();
-	rc = read_claim(s, key, &cur);
-	if (rc == 0 && !cur.released && !(stale && !strcmp(cur.nonce, stale->nonce) && cur.seq == stale->seq)) {
-		*holder = cur;
-		return PW_EMISMATCH;
+	/* The claim's blob is pushed by claimers only (not by every waiter at once), and before
+	 * the read that is timed: read, push if we may claim, read again, PUT. */
+	for (int pass = 0;; pass++) {
+		t0 = pw_now();
+		rc = read_claim(s, key, &cur);
+		if (rc == 0 && !cur.released && !(stale && !strcmp(cur.nonce, stale->nonce) && cur.seq == stale->seq)) {
+			*holder = cur;
+			return PW_EMISMATCH;
+		}
+		if (rc < 0 && rc != PW_ENOTFOUND)
+			return rc;
+		if (__atomic_load_n(&s->empty_blob_pushed, __ATOMIC_ACQUIRE) || pass > 0)
+			break;
+		if ((rc = push_empty_blob(s)) < 0)
+			return rc;
 	}
-	if (rc < 0 && rc != PW_ENOTFOUND)
-		return rc;
 	if ((rc = write_claim(s, key, mine)) < 0)
 		return rc;
 	sleep_seconds(claim_settle(s, pw_now() - t0));
