@@ -769,12 +769,9 @@ static int await_peers(pw_cache *c, peer_flight *fl, double max_wait, pw_buf *ou
 				break;
 			}
 			if (rc != PW_EMISMATCH) {
-				if (rc == PW_EUNSUPPORTED)   /* by configuration (read-only): nothing to say */
-					pw_debug("cache", "%s: tier %s takes no claim (%s); building without one", ks, name,
-					         pw_error_last());
-				else
-					pw_warn("cache", "%s: tier %s takes no claim (%s); building without one", ks, name,
-					        pw_error_last());
+				/* by configuration (read-only): nothing to warn about */
+				pw_log(rc == PW_EUNSUPPORTED ? PW_LOG_DEBUG : PW_LOG_WARN, "cache",
+				       "%s: tier %s takes no claim (%s); building without one", ks, name, pw_error_last());
 				break;
 			}
 			bool retried = have_stale;   /* a takeover just lost: wait a poll before judging again */

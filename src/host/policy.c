@@ -43,6 +43,8 @@ struct pw_policy {
 	char *id;
 	json_t *settings;
 	char *settings_text;
+	char *context_members;     /* OPA with contextAwareResources: the settings' members but
+	                            * "kubernetes", as JSON text without the braces */
 	pw_policy_mode mode;
 	bool allowed_to_mutate;
 	char *message;
@@ -149,6 +151,8 @@ static int metadata_abi(pw_policy *p, pw_policy_abi *abi)
 
 /* policies.yml executionMode / prewarm eval -e, else the metadata, else the exports (a Rego
  * module without either is refused: OPA and Gatekeeper feed it different input, as kwctl). */
+static int opa_context_members(pw_policy *p);
+
 static int choose_abi(pw_policy *p, const char *override)
 {
 	pw_artifact *a = p->artifact;
@@ -262,6 +266,8 @@ int pw_policy_new(pw_policy **out, const pw_policy_spec *spec, pw_artifact *a)
 	}
 	if ((rc = choose_abi(p, spec->execution_mode)) < 0)
 		goto fail;
+	if (p->nresources && p->abi == PW_POLICY_ABI_OPA && (rc = opa_context_members(p)) < 0)
+		goto fail;
 	if (p->instances == PW_POLICY_REUSE && p->abi == PW_POLICY_ABI_WASI)
 		p->instances = PW_POLICY_FRESH;  /* a WASI command runs _start once per instance */
 	rc = PW_ENOMEM;
@@ -305,6 +311,7 @@ void pw_policy_free(pw_policy *p)
 	free(p->resources);
 	json_decref(p->settings);
 	free(p->settings_text);
+	free(p->context_members);
 	free(p->message);
 	free(p->metadata);
 	pw_opa_free(p->opa);
@@ -525,11 +532,34 @@ int pw_policy_validate_settings(pw_policy *p, unsigned worker, char **message)
 	return 0;
 }
 
+/* An OPA policy with contextAwareResources gets its settings as data with "kubernetes" set to
+ * the Kubernetes context: the other members' text, made once (a user's own "kubernetes"
+ * setting is overwritten, with a warning, as policy-evaluator's runtime.rs does). */
+static int opa_context_members(pw_policy *p)
+{
+	json_t *settings = json_copy(p->settings);
+	char *text;
+
+	if (!settings)
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+	if (json_object_del(settings, "kubernetes") == 0)
+		pw_warn("policy", "%s: the setting 'kubernetes' is overwritten with the Kubernetes context data", p->id);
+	text = json_dumps(settings, JSON_COMPACT);
+	json_decref(settings);
+	if (!text)
+		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
+	size_t n = strlen(text);   /* "{...}": keep what is between the braces */
+	memmove(text, text + 1, n - 2);
+	text[n - 2] = '\0';
+	p->context_members = text;
+	return 0;
+}
+
 /* The data of a Rego policy with contextAwareResources, built per evaluation from the
  * Kubernetes client's cache (policy-evaluator's stack.rs / runtime.rs): OPA the settings with
- * "kubernetes" set to the inventory (a user's own "kubernetes" setting is overwritten, with a
- * warning), Gatekeeper {"inventory": ...}. On failure `data` holds the error text. */
-static int rego_context_data(pw_policy *p, pw_policy_slot *s, bool gk, pw_buf *data)
+ * "kubernetes" set to the inventory (opa_context_members), Gatekeeper {"inventory": ...}. On
+ * failure `data` holds the error text. */
+static int rego_context_data(pw_policy *p, bool gk, pw_buf *data)
 {
 	const char *why = NULL;
 	pw_k8s *k = pw_host_env__kubernetes(p->host_env, &why);
@@ -540,26 +570,14 @@ static int rego_context_data(pw_policy *p, pw_policy_slot *s, bool gk, pw_buf *d
 		pw_buf_free(&inv);
 		return rc;
 	}
-	char *rest = NULL;
-	if (!gk) {
-		json_t *settings = json_is_object(p->settings) ? json_copy(p->settings) : json_object();
-		if (settings && json_object_del(settings, "kubernetes") == 0)
-			pw_warn(s->call.log_tag, "the setting 'kubernetes' is overwritten with the Kubernetes context data");
-		rest = settings ? json_dumps(settings, JSON_COMPACT) : NULL;
-		json_decref(settings);
-	}
-	if (!gk && !rest) {
-		pw_buf_free(&inv);
-		pw_buf_puts(data, "out of memory");
-		return pw_error_set(PW_ENOMEM, "policy %s: out of memory", p->id);
-	}
-	/* rest is "{...}": the inventory goes in as its first member */
+	/* the inventory goes in as the first member */
 	pw_buf_puts(data, gk ? "{\"inventory\":" : "{\"kubernetes\":");
 	pw_buf_append(data, inv.data, inv.len);
-	pw_buf_puts(data, gk || !strcmp(rest, "{}") ? "}" : ",");
-	if (!gk && strcmp(rest, "{}") != 0)
-		pw_buf_puts(data, rest + 1);
-	free(rest);
+	if (!gk && p->context_members[0]) {
+		pw_buf_puts(data, ",");
+		pw_buf_puts(data, p->context_members);
+	}
+	pw_buf_puts(data, "}");
 	pw_buf_free(&inv);
 	return 0;
 }
@@ -586,7 +604,7 @@ static int evaluate_rego(pw_policy *p, pw_policy_slot *s, const pw_shape_opts *o
 	pw_buf ctx = PW_BUF_INIT;
 	int rc;
 	if (p->nresources) {
-		if ((rc = rego_context_data(p, s, gk, &ctx)) < 0) {
+		if ((rc = rego_context_data(p, gk, &ctx)) < 0) {
 			free(input);
 			pw_warn(s->call.log_tag, "%s", ctx.data ? (const char *)ctx.data : pw_error_last());
 			rc = pw_host_error_answer(o, r, ctx.data ? (const char *)ctx.data : pw_error_last(), rc,
