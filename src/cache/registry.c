@@ -660,17 +660,12 @@ static int read_claim(shared *s, const pw_cache_key *key, pw_cache_claim *holder
 static void sleep_seconds(double sec);
 
 /* The claims' empty config and layer blob, pushed once per process (again after a failed
- * claim write: the registry may have collected it). */
+ * claim write: the registry may have collected it, or refused it to a concurrent push). */
 static int push_empty_blob(shared *s)
 {
 	if (__atomic_load_n(&s->empty_blob_pushed, __ATOMIC_ACQUIRE))
 		return 0;
 	int rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
-	if (rc < 0) {   /* peers push the same blob at the same moment: once more, it may be there */
-		pw_debug("cache", "registry: pushing the claims' empty blob: %s; trying again", pw_error_last());
-		sleep_seconds(EMPTY_BLOB_RETRY_DELAY);
-		rc = pw_oci_blob_push(s->client, s->repo, "{}", 2, PW_OCI_EMPTY_DIGEST);
-	}
 	if (rc == 0)
 		__atomic_store_n(&s->empty_blob_pushed, true, __ATOMIC_RELEASE);
 	return rc;
@@ -697,13 +692,21 @@ static int write_claim(shared *s, const pw_cache_key *key, const pw_cache_claim 
 	if (!body)
 		rc = pw_error_set(PW_ENOMEM, "registry: building the claim of %s failed", ks);
 	if (rc == 0)
-		rc = push_empty_blob(s);
-	if (rc == 0)
 		rc = claim_ref(s, key, &r);
-	if (rc == 0)
-		rc = pw_oci_manifest_put(s->client, r, PW_OCI_MT_MANIFEST, body, strlen(body), NULL);
-	if (rc < 0)   /* the blob may have been collected since: push it again next time */
+	/* Peers push the same empty blob at the same moment, and distribution can then refuse a
+	 * manifest naming it (HTTP 400 DIGEST_INVALID) or the push itself: push again, PUT again,
+	 * once. */
+	for (int attempt = 0; rc == 0; attempt++) {
+		if ((rc = push_empty_blob(s)) == 0 &&
+		    (rc = pw_oci_manifest_put(s->client, r, PW_OCI_MT_MANIFEST, body, strlen(body), NULL)) == 0)
+			break;
 		__atomic_store_n(&s->empty_blob_pushed, false, __ATOMIC_RELEASE);
+		if (attempt > 0)
+			break;
+		pw_debug("cache", "registry: writing the claim of %s: %s; trying again", ks, pw_error_last());
+		sleep_seconds(EMPTY_BLOB_RETRY_DELAY);
+		rc = 0;
+	}
 	pw_oci_ref_free(r);
 	free(body);
 	json_decref(m);
